@@ -1,0 +1,73 @@
+"""Pick the implementation of each operator: PyTorch reference or Triton kernel.
+
+HAM_KERNELS=auto (default) uses kernels/ when the tensors are on CUDA and Triton imports;
+HAM_KERNELS=reference forces the PyTorch path; HAM_KERNELS=triton forces the kernels even on
+the CPU (only meaningful under TRITON_INTERPRET=1, which is how the tests check them).
+Kernels are forward only: when gradients are needed the reference path runs.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .ops import cache_attention, gated_delta_rule_chunked, gated_delta_rule_recurrent, selective_attention
+
+
+def _mode() -> str:
+    mode = os.environ.get("HAM_KERNELS", "auto").strip().lower()
+    return mode if mode in ("auto", "reference", "triton") else "auto"
+
+
+def use_kernels(x: torch.Tensor) -> bool:
+    """True when this forward should run the Triton kernels for tensor x."""
+    mode = _mode()
+    if mode == "reference" or (torch.is_grad_enabled() and x.requires_grad):
+        return False
+    if mode == "auto" and not x.is_cuda:
+        return False
+    try:
+        import kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def device_label(device: torch.device | str) -> str:
+    """What the app and CLI show: 'CPU' or 'GPU (Triton kernels)'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        probe = torch.empty(0, device=device)
+        return "GPU (Triton kernels)" if use_kernels(probe) else "GPU (PyTorch)"
+    return "CPU"
+
+
+def delta_rule(q, k, v, g, beta, initial_state=None, *, mode="chunked", chunk_size=64):
+    """The gated delta rule in the form asked for; see ham_core.ops.delta_rule."""
+    if use_kernels(q):
+        from kernels import fused_recurrent_gated_delta_rule, chunk_gated_delta_rule
+
+        if mode == "recurrent":
+            return fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state)
+        return chunk_gated_delta_rule(q, k, v, g, beta, initial_state, chunk_size=chunk_size)
+    if mode == "recurrent":
+        return gated_delta_rule_recurrent(q, k, v, g, beta, initial_state)
+    return gated_delta_rule_chunked(q, k, v, g, beta, initial_state, chunk_size=chunk_size)
+
+
+def attention(q, k, v, visible, temperature, return_weights=False):
+    """Selective attention; see ham_core.ops.attention."""
+    if use_kernels(q) and not return_weights:
+        from kernels import selective_attention as kernel
+
+        return kernel(q, k, v, visible, temperature, return_weights=False)
+    return selective_attention(q, k, v, visible, temperature, return_weights=return_weights)
+
+
+def decode_attention(q, keys, values, temperature):
+    """One query over the compact cache; see ham_core.ops.attention.cache_attention."""
+    if use_kernels(q):
+        from kernels import cache_attention as kernel
+
+        return kernel(q, keys, values, temperature)
+    return cache_attention(q, keys, values, temperature)

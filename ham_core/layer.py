@@ -1,0 +1,130 @@
+"""The HAM layer, step by step as in DESIGN.md section 2.
+
+An RNN (gated delta rule) summarises every token; the tokens it failed to predict are routed
+into a KV cache that selective attention reads exactly. The layer's forward returns the
+output and a `LayerTrace` with everything the views draw.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import dispatch
+from .config import HAMConfig
+
+# A route decides, from the layer's own surprise [B, T, H] and committed residual [B, T, H],
+# which keys each query may read: a cached mask [B, T] or a query-by-key mask [B, T, T].
+Route = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def threshold_route(tau: torch.Tensor) -> Route:
+    """HAM routing: cache token t when its layer surprise min_h e_t^h reaches tau [B]."""
+
+    def route(surprise: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return surprise.amin(-1) >= tau[:, None]
+
+    return route
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm over the last dim; `shape` may be (D,) or (H, D) for per-head norms."""
+
+    def __init__(self, shape, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class ShortConv(nn.Module):
+    """Causal depthwise convolution of width conv_size, then SiLU (as in Gated DeltaNet)."""
+
+    def __init__(self, channels: int, conv_size: int):
+        super().__init__()
+        self.conv_size = conv_size
+        self.weight = nn.Parameter(torch.randn(channels, 1, conv_size) / math.sqrt(conv_size))
+
+    def forward(self, x: torch.Tensor, history: Optional[torch.Tensor] = None):
+        """x [B, T, C]; history [B, conv_size - 1, C] (earlier inputs, decode) -> y, new history."""
+        B, T, C = x.shape
+        if history is None:
+            history = x.new_zeros(B, self.conv_size - 1, C)
+        full = torch.cat([history, x], 1)
+        y = F.conv1d(full.transpose(1, 2), self.weight, groups=C).transpose(1, 2)
+        return F.silu(y), full[:, -(self.conv_size - 1):]
+
+
+@dataclass
+class LayerTrace:
+    """What one HAM layer did on a text (B texts of T tokens, H heads)."""
+
+    surprise: torch.Tensor                 # [B, T, H] per-head RNN surprise e_t^h
+    residual: torch.Tensor                 # [B, T, H] committed residual ||u_t|| (HOLA score)
+    visible: torch.Tensor                  # [B, T] cached mask, or [B, T, T] query-by-key
+    weights: Optional[torch.Tensor]        # [B, H, T, T] attention weights, when asked for
+    sink: Optional[torch.Tensor]           # [B, H, T] the sink's share, when asked for
+    final_state: torch.Tensor              # [B, H, D, D] RNN state after the last token
+
+
+class HAMLayer(nn.Module):
+    def __init__(self, cfg: HAMConfig):
+        super().__init__()
+        self.cfg = cfg
+        H, D, inner = cfg.n_heads, cfg.head_dim, cfg.inner_dim
+        self.qkv = nn.Linear(cfg.d_model, 3 * inner, bias=False)
+        self.conv = ShortConv(3 * inner, cfg.conv_size)
+        self.decay_proj = nn.Linear(cfg.d_model, H, bias=False)
+        self.beta_proj = nn.Linear(cfg.d_model, H, bias=False)
+        self.gate_proj = nn.Linear(cfg.d_model, 2 * H)              # g^R and g^A per head
+        # Decay rates as in Mamba / Gated DeltaNet: A in [1, 16], dt in [1e-3, 1e-1].
+        self.A_log = nn.Parameter(torch.empty(H).uniform_(1, 16).log())
+        dt = torch.exp(torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1)))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))   # softplus^-1(dt)
+        self.log_temperature = nn.Parameter(torch.full((H,), math.log(math.sqrt(D))))
+        self.rnn_norm = RMSNorm((H, D), cfg.norm_eps)
+        self.attn_norm = RMSNorm((H, D), cfg.norm_eps)
+        self.out_proj = nn.Linear(inner, cfg.d_model, bias=False)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.exp()
+
+    def project(self, x: torch.Tensor, conv_history: Optional[torch.Tensor] = None):
+        """Steps 1-2: x [B, T, d_model] -> q, k, v [B, T, H, D], g, beta [B, T, H], history."""
+        B, T, _ = x.shape
+        H, D = self.cfg.n_heads, self.cfg.head_dim
+        qkv, history = self.conv(self.qkv(x), conv_history)
+        q, k, v = qkv.view(B, T, 3, H, D).unbind(2)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        g = -self.A_log.exp() * F.softplus(self.decay_proj(x) + self.dt_bias)   # log alpha < 0
+        beta = torch.sigmoid(self.beta_proj(x))
+        return q, k, v, g, beta, history
+
+    def combine(self, x: torch.Tensor, o_rnn: torch.Tensor, o_attn: torch.Tensor) -> torch.Tensor:
+        """Step 7: W_o [g^R RMSNorm(o^R) + g^A RMSNorm(o^A)], gates per head from x."""
+        gate_rnn, gate_attn = torch.sigmoid(self.gate_proj(x)).chunk(2, -1)   # [B, T, H]
+        mixed = gate_rnn[..., None] * self.rnn_norm(o_rnn) + gate_attn[..., None] * self.attn_norm(o_attn)
+        return self.out_proj(mixed.flatten(-2))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        route: Route,
+        mode: str = "chunked",
+        return_weights: bool = False,
+    ):
+        """x [B, T, d_model] -> (y [B, T, d_model], LayerTrace)."""
+        q, k, v, g, beta, _ = self.project(x)                                  # steps 1-2
+        rnn = dispatch.delta_rule(q, k, v, g, beta, mode=mode, chunk_size=self.cfg.chunk_size)  # 3-4
+        visible = route(rnn.surprise, rnn.residual)                            # step 5
+        attn = dispatch.attention(q, k, v, visible, self.temperature, return_weights)  # step 6
+        y = self.combine(x, rnn.out, attn.out)                                 # step 7
+        trace = LayerTrace(rnn.surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state)
+        return y, trace

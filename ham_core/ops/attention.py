@@ -1,0 +1,83 @@
+"""Selective attention (DESIGN.md section 2, step 6).
+
+Query t reads key s only if s <= t and s is visible (cached). Logits are c_h q_t . k_s with a
+learned per-head temperature c_h (q, k are unit vectors), and the softmax has one extra "sink"
+logit 0 whose value is zero: an empty cache reads nothing, and a head may choose to read nothing.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+
+class AttentionOutput(NamedTuple):
+    out: torch.Tensor                 # [B, T, H, Dv]
+    weights: Optional[torch.Tensor]   # [B, H, T, T] (query x key) when asked for, else None
+    sink: Optional[torch.Tensor]      # [B, H, T]  the sink's share of each query, when asked for
+
+
+def visibility_mask(visible: torch.Tensor, T: int) -> torch.Tensor:
+    """Causal query-by-key mask [B, T, T] from a cached-key mask [B, T] or a [B, T, T] mask."""
+    causal = torch.ones(T, T, dtype=torch.bool, device=visible.device).tril()
+    if visible.dim() == 2:
+        return visible[:, None, :] & causal
+    if visible.dim() == 3:
+        return visible & causal
+    raise ValueError(f"visible must be [B, T] or [B, T, T], got {tuple(visible.shape)}")
+
+
+def selective_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    visible: torch.Tensor,
+    temperature: torch.Tensor,
+    return_weights: bool = False,
+) -> AttentionOutput:
+    """q, k [B, T, H, Dk]; v [B, T, H, Dv]; visible bool [B, T] or [B, T, T]; temperature [H]."""
+    B, T, H, _ = q.shape
+    mask = visibility_mask(visible.bool(), T)[:, None]                  # [B, 1, T, T]
+    if not return_weights:
+        return AttentionOutput(_fused(q, k, v, mask, temperature), None, None)
+    logits = torch.einsum("bthd,bshd->bhts", q, k) * temperature[None, :, None, None]
+    logits = logits.masked_fill(~mask, float("-inf"))
+    # Softmax over the visible keys plus the sink logit 0 (zero value): shift by the max of both.
+    top = logits.amax(-1, keepdim=True).clamp_min(0.0)
+    scores = (logits - top).exp()
+    sink = (-top).exp()
+    denom = scores.sum(-1, keepdim=True) + sink
+    weights = scores / denom
+    out = torch.einsum("bhts,bshd->bthd", weights, v)
+    if not return_weights:
+        return AttentionOutput(out, None, None)
+    return AttentionOutput(out, weights, (sink / denom).squeeze(-1))
+
+
+def _fused(q, k, v, mask, temperature):
+    """The same attention through torch's fused kernel: the sink is an extra zero key (logit 0)
+    with a zero value that every query sees; the temperature is folded into q."""
+    B, T, H, D = q.shape
+    mask = torch.cat([mask, mask.new_ones(B, 1, T, 1)], -1)
+    zero = k.new_zeros(B, 1, H, D)
+    out = F.scaled_dot_product_attention(
+        (q * temperature[:, None]).transpose(1, 2),
+        torch.cat([k, zero], 1).transpose(1, 2),
+        torch.cat([v, v.new_zeros(B, 1, H, v.shape[-1])], 1).transpose(1, 2),
+        attn_mask=mask,
+        scale=1.0,
+    )
+    return out.transpose(1, 2)
+
+
+def cache_attention(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: torch.Tensor
+) -> torch.Tensor:
+    """One query over a compact KV cache (decode): q [H, Dk], keys [n, H, Dk], values [n, H, Dv],
+    temperature [H] -> [H, Dv]. Every cached key is visible; n may be 0 (the sink takes it all)."""
+    logits = torch.einsum("hd,nhd->hn", q, keys) * temperature[:, None]
+    top = logits.amax(-1, keepdim=True).clamp_min(0.0) if keys.shape[0] else q.new_zeros(q.shape[0], 1)
+    scores = (logits - top).exp()
+    weights = scores / (scores.sum(-1, keepdim=True) + (-top).exp())
+    return torch.einsum("hn,nhd->hd", weights, values)
