@@ -86,3 +86,18 @@ def read_metadata(directory: str | Path) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def load_bundle(directory: str | Path | None = None, device: str | torch.device = "cpu"):
+    """(model, tokenizer) from a checkpoint folder; the shipped English model by default."""
+    from .tokenizer import HAMTokenizer
+
+    directory = Path(directory) if directory is not None else default_model_dir()
+    model = load_model(directory, device)
+    tokenizer = HAMTokenizer.from_file(directory / TOKENIZER)
+    if tokenizer.vocab_size > model.cfg.vocab_size:
+        raise HAMInputError(
+            f"tokenizer {directory / TOKENIZER} has {tokenizer.vocab_size} tokens, "
+            f"more than the model's vocab_size {model.cfg.vocab_size}"
+        )
+    return model, tokenizer
