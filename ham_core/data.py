@@ -1,0 +1,74 @@
+"""Training data: documents -> one token stream -> random windows, reproducible by step.
+
+The stream is the documents' tokens joined by the end-of-text token. It is cached as a .npy
+file (plain integers, no pickle) next to the corpus, keyed by the tokenizer's contents.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import HAMInputError
+
+
+def encode_documents(tokenizer, documents: Sequence[str]) -> np.ndarray:
+    """All documents as one int32 stream, each followed by the end-of-text token."""
+    if not documents:
+        raise HAMInputError("no documents to train on")
+    ids: List[int] = []
+    batch = 512
+    for i in range(0, len(documents), batch):
+        for doc in tokenizer.encode_batch(list(documents[i:i + batch])):
+            ids.extend(doc)
+            ids.append(tokenizer.eot_id)
+    return np.asarray(ids, dtype=np.int32)
+
+
+def cached_stream(tokenizer, documents: Sequence[str], cache_dir: Optional[Path], name: str) -> np.ndarray:
+    """encode_documents, cached in cache_dir/<name>-<hash>.npy when a cache dir is given."""
+    if cache_dir is None:
+        return encode_documents(tokenizer, documents)
+    digest = hashlib.sha1("\x00".join(tokenizer.token_strings(range(tokenizer.vocab_size))).encode())
+    digest.update(str(len(documents)).encode())
+    for doc in documents[:50]:
+        digest.update(doc.encode())
+    path = Path(cache_dir) / f"{name}-{digest.hexdigest()[:12]}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    stream = encode_documents(tokenizer, documents)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, stream, allow_pickle=False)
+    return stream
+
+
+class WindowSampler:
+    """Batches of `batch` windows of `length` tokens from a stream; batch k is the same on
+    every run (seed, rank, k), so a resumed run continues exactly where it stopped."""
+
+    def __init__(self, stream: np.ndarray, length: int, batch: int, seed: int = 0, rank: int = 0):
+        if len(stream) < length + 1:
+            raise HAMInputError(f"corpus has {len(stream)} tokens, fewer than one window of {length + 1}")
+        self.stream = torch.from_numpy(stream.astype(np.int64))
+        self.length, self.batch, self.seed, self.rank = length, batch, seed, rank
+
+    def __call__(self, step: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.rank * 7919 + step)
+        starts = torch.randint(0, len(self.stream) - self.length, (self.batch,), generator=gen)
+        return torch.stack([self.stream[s:s + self.length] for s in starts.tolist()])
+
+
+def fixed_windows(stream: np.ndarray, length: int, count: int) -> torch.Tensor:
+    """`count` evenly spaced, non-overlapping windows: a fixed validation slice [count, length]."""
+    stream = torch.from_numpy(stream.astype(np.int64))
+    n = min(count, len(stream) // length)
+    if n == 0:
+        raise HAMInputError(f"validation text has {len(stream)} tokens, fewer than one window of {length}")
+    step = len(stream) // n
+    return torch.stack([stream[i * step:i * step + length] for i in range(n)])
+
+
+BatchFn = Callable[[int], torch.Tensor]

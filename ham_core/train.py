@@ -1,0 +1,246 @@
+"""Train a HAM language model: a plain loop (AdamW, warmup + cosine, clipping, validation,
+checkpoints, resume), runnable as one process or under `torchrun --nproc_per_node=N` (DDP;
+gloo on the CPU, nccl on the GPU).
+
+    python -m ham_core train --out runs/lm --steps 3000
+    torchrun --nproc_per_node=2 -m ham_core train --out runs/lm
+
+A run folder holds model.safetensors + config.json + tokenizer.json (a loadable checkpoint)
+and train_state.safetensors / train_state.json (optimizer and step, for resuming).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .checkpoint import TOKENIZER, load_model, save_checkpoint
+from .config import HAMConfig
+from .errors import HAMInputError
+from .model import HAMModel
+from .progress import Progress
+from .train_routes import training_routes
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 3000
+    batch: int = 16              # windows per step (per process)
+    length: int = 512            # tokens per window
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 150
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    policy_share: float = 0.25   # batches that use random / window / sinks / hola routing
+    eval_every: int = 250
+    save_every: int = 100
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    """Linear warmup, then cosine down to min_lr_ratio x lr."""
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    progress = min((step - s.warmup) / max(s.steps - s.warmup, 1), 1.0)
+    return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean next-token cross entropy (nats); loss_mask [B, T] picks which targets count."""
+    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction="none")
+    if loss_mask is None:
+        return losses.mean()
+    weights = loss_mask[:, 1:].flatten().float()
+    return (losses * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def _save_state(run: Path, model, optimizer, step: int, settings: TrainSettings, log: list) -> None:
+    """Optimizer moments as safetensors (no pickle) and counters as JSON, written atomically."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    tensors = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                tensors[f"{names[id(p)]}::{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tmp = run / "train_state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(run / "train_state.safetensors")
+    info = {"step": step, "settings": asdict(settings), "log": log}
+    (run / "train_state.json.tmp").write_text(json.dumps(info, indent=1))
+    (run / "train_state.json.tmp").replace(run / "train_state.json")
+
+
+def _load_state(run: Path, model, optimizer) -> tuple[int, list]:
+    info = json.loads((run / "train_state.json").read_text())
+    tensors = load_file(str(run / "train_state.safetensors"))
+    params = dict(model.named_parameters())
+    for key, value in tensors.items():
+        name, slot = key.split("::")
+        optimizer.state[params[name]][slot] = value
+    return int(info["step"]), info.get("log", [])
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+@torch.no_grad()
+def evaluate_loss(model: HAMModel, windows: torch.Tensor, tau: float = 0.0, batch: int = 8,
+                  loss_mask: Optional[torch.Tensor] = None) -> float:
+    """Mean next-token loss of fixed windows [N, T] at one threshold (tau 0: full cache)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0.0
+    for i in range(0, len(windows), batch):
+        ids = windows[i:i + batch].to(model.device)
+        mask = None if loss_mask is None else loss_mask[i:i + batch].to(model.device)
+        n = (mask[:, 1:].sum().item() if mask is not None else ids[:, 1:].numel())
+        total += lm_loss(model(ids, tau=tau).logits, ids, mask).item() * n
+        count += n
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train(
+    cfg: HAMConfig,
+    batches: Callable[[int], torch.Tensor],
+    run_dir: str | Path,
+    settings: TrainSettings,
+    tokenizer=None,
+    valid: Optional[torch.Tensor] = None,
+    loss_mask_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    quiet: bool = False,
+) -> dict:
+    """Train (or resume) into run_dir. batches(step) -> ids [B, T]; returns the last log entry."""
+    rank, world = _distributed()
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    resuming = (run / "train_state.json").exists()
+    model = load_model(run) if resuming else HAMModel(cfg)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    other = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=settings.lr, betas=(0.9, 0.95),
+    )
+    step, log = _load_state(run, model, optimizer) if resuming else (0, [])
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if rank == 0 and tokenizer is not None:
+        tokenizer.save(run / TOKENIZER)
+    bar = Progress(settings.steps, "train", unit="step") if rank == 0 and not quiet else None
+    tokens_seen = log[-1]["tokens"] if log else 0
+    started, entry, session_tokens = time.monotonic(), (log[-1] if log else {}), 0
+    while step < settings.steps:
+        ids = batches(step).to(model.device)
+        gen = torch.Generator().manual_seed(settings.seed * 7 + step)
+        policy, fraction, routes = training_routes(cfg.n_layers, gen, settings.policy_share, settings.seed + step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, settings)
+        loss = lm_loss(net(ids, routes=routes).logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+        optimizer.step()
+        step += 1
+        tokens_seen += ids.numel() * world
+        session_tokens += ids.numel() * world
+        entry = {"step": step, "loss": round(loss.item(), 4), "policy": policy, "fraction": round(fraction, 3),
+                 "tokens": tokens_seen, "seconds": round(time.monotonic() - started, 1)}
+        if valid is not None and (step % settings.eval_every == 0 or step == settings.steps):
+            entry["valid_full"] = round(evaluate_loss(model, valid, tau=0.0), 4)
+            entry["valid_rnn"] = round(evaluate_loss(model, valid, tau=3.0), 4)
+        if rank == 0:
+            log.append(entry)
+            if bar:
+                rate = session_tokens / max(time.monotonic() - started, 1e-9)
+                bar(step, note=f"loss {loss.item():.3f} {rate:,.0f} tok/s")
+            if step % settings.save_every == 0 or step == settings.steps or "valid_full" in entry:
+                save_checkpoint(model, run, metadata={"step": step, "tokens": tokens_seen})
+                _save_state(run, model, optimizer, step, settings, log)
+            if "valid_full" in entry and not quiet:
+                print(json.dumps(entry), flush=True)
+    if world > 1:
+        dist.barrier()
+    return entry
+
+
+def _cli(args) -> int:
+    from .corpus import default_corpus_dir, load_documents, read_folder, split_documents
+    from .data import WindowSampler, cached_stream, fixed_windows
+    from .tokenizer import HAMTokenizer, train_tokenizer
+
+    if args.from_dir:
+        train_pairs, valid_pairs = split_documents(read_folder(args.from_dir), 0.05, args.seed)
+        train_docs = [text for _, text in train_pairs]
+        valid_docs = [text for _, text in valid_pairs] or train_docs[:1]   # one file: validate on it
+        cache = None
+    else:
+        corpus = Path(args.corpus) if args.corpus else default_corpus_dir()
+        train_docs, valid_docs, cache = load_documents("train", corpus), load_documents("valid", corpus), corpus
+    tok_path = Path(args.tokenizer)
+    if tok_path.is_file():
+        tokenizer = HAMTokenizer.from_file(tok_path)
+    else:
+        print(f"training a {args.vocab_size}-token tokenizer (no file at {tok_path})")
+        tokenizer = train_tokenizer(train_docs, vocab_size=args.vocab_size)
+    cfg = HAMConfig(vocab_size=tokenizer.vocab_size, d_model=args.d_model, n_layers=args.layers,
+                    n_heads=args.heads, head_dim=args.head_dim, mlp_hidden=args.mlp_hidden)
+    settings = TrainSettings(steps=args.steps, batch=args.batch, length=args.length, lr=args.lr,
+                             warmup=args.warmup, policy_share=args.policy_share, eval_every=args.eval_every,
+                             save_every=args.save_every, seed=args.seed)
+    rank = int(os.environ.get("RANK", "0"))
+    sampler = WindowSampler(cached_stream(tokenizer, train_docs, cache, "train"), args.length, args.batch,
+                            seed=args.seed, rank=rank)
+    valid = fixed_windows(cached_stream(tokenizer, valid_docs, cache, "valid"), args.length, args.valid_windows)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    last = train(cfg, sampler, args.out, settings, tokenizer=tokenizer, valid=valid)
+    if rank == 0:
+        print(json.dumps(last))
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    from .checkpoint import default_model_dir
+
+    p = subparsers.add_parser("train", help="train a HAM language model on a corpus or a folder of .txt files")
+    p.add_argument("--out", required=True, help="run folder (resumes if it holds a train state)")
+    p.add_argument("--corpus", help="corpus folder with train.jsonl / valid.jsonl (default: the built corpus)")
+    p.add_argument("--from-dir", help="train on a folder of .txt files instead")
+    p.add_argument("--tokenizer", default=str(default_model_dir() / TOKENIZER),
+                   help="tokenizer.json to use (trained anew if the file does not exist)")
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--mlp-hidden", type=int, default=704)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--length", type=int, default=512)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=150)
+    p.add_argument("--policy-share", type=float, default=0.25)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--valid-windows", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cli)
