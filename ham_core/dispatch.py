@@ -2,11 +2,14 @@
 
 HAM_KERNELS=auto (default) uses kernels/ when the tensors are on CUDA and Triton imports;
 HAM_KERNELS=reference forces the PyTorch path; HAM_KERNELS=triton forces the kernels even on
-the CPU (only meaningful under TRITON_INTERPRET=1, which is how the tests check them).
-Kernels are forward only: when gradients are needed the reference path runs.
+the CPU (only meaningful under TRITON_INTERPRET=1, which is how the tests check them; without
+it the kernels raise a plain error rather than fall back silently).
+Kernels are forward only: when gradients are needed the reference path runs. The variable is
+read at every call, so a test or the app can switch paths without re-importing anything.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -19,18 +22,27 @@ def _mode() -> str:
     return mode if mode in ("auto", "reference", "triton") else "auto"
 
 
-def use_kernels(x: torch.Tensor) -> bool:
-    """True when this forward should run the Triton kernels for tensor x."""
-    mode = _mode()
-    if mode == "reference" or (torch.is_grad_enabled() and x.requires_grad):
-        return False
-    if mode == "auto" and not x.is_cuda:
-        return False
+@functools.lru_cache(maxsize=None)
+def _kernels_importable() -> bool:
+    # Imported once: a missing Triton (or a broken install) means the reference path, not a crash.
     try:
         import kernels  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def use_kernels(x: torch.Tensor, *more: torch.Tensor) -> bool:
+    """True when this forward should run the Triton kernels for tensor x (and the others)."""
+    mode = _mode()
+    if mode == "reference":
+        return False
+    tensors = [t for t in (x, *more) if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if mode == "auto" and not x.is_cuda:
+        return False
+    return _kernels_importable()
 
 
 def device_label(device: torch.device | str) -> str:
@@ -44,8 +56,8 @@ def device_label(device: torch.device | str) -> str:
 
 def delta_rule(q, k, v, g, beta, initial_state=None, *, mode="chunked", chunk_size=64):
     """The gated delta rule in the form asked for; see ham_core.ops.delta_rule."""
-    if use_kernels(q):
-        from kernels import fused_recurrent_gated_delta_rule, chunk_gated_delta_rule
+    if use_kernels(q, k, v, g, beta, initial_state):
+        from kernels import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
 
         if mode == "recurrent":
             return fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state)
@@ -56,8 +68,9 @@ def delta_rule(q, k, v, g, beta, initial_state=None, *, mode="chunked", chunk_si
 
 
 def attention(q, k, v, visible, temperature, return_weights=False):
-    """Selective attention; see ham_core.ops.attention."""
-    if use_kernels(q) and not return_weights:
+    """Selective attention; see ham_core.ops.attention. The kernel never forms the weights,
+    so a call that wants them runs the reference."""
+    if not return_weights and use_kernels(q, k, v, temperature):
         from kernels import selective_attention as kernel
 
         return kernel(q, k, v, visible, temperature, return_weights=False)
@@ -66,7 +79,7 @@ def attention(q, k, v, visible, temperature, return_weights=False):
 
 def decode_attention(q, keys, values, temperature):
     """One query over the compact cache; see ham_core.ops.attention.cache_attention."""
-    if use_kernels(q):
+    if use_kernels(q, keys, values, temperature):
         from kernels import cache_attention as kernel
 
         return kernel(q, keys, values, temperature)

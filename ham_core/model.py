@@ -162,8 +162,6 @@ class HAMModel(nn.Module):
             return list(routes)
         if visibility is not None:
             vis = torch.as_tensor(visibility, device=self.device).bool()
-            if vis.dim() == 3 and vis.shape[0] != B:   # a shared [L, T] / [L, T, T] given
-                vis = vis[None].expand(B, *vis.shape)
             if vis.shape[:3] != (B, L, T) or vis.dim() not in (3, 4) or (vis.dim() == 4 and vis.shape[3] != T):
                 raise HAMInputError(
                     f"visibility must be [B, L, T] or [B, L, T, T] = [{B}, {L}, {T}(, {T})], got {list(vis.shape)}"

@@ -97,9 +97,11 @@ def gated_delta_rule_chunked(
         (I + A) U = diag(beta) V - diag(beta e^gamma) K S_0,
         A_ts = beta_t e^(gamma_t - gamma_s) (k_t . k_s)  for s < t,
     so U = U0 - W S_0 with U0, W computed for all chunks at once; only S_0 is carried
-    chunk to chunk. The surprise uses the decayed prediction
-        e^gamma_t S_0^T k_t + sum_{s<t} e^(gamma_t - gamma_s) (k_t . k_s) u_s
-    directly (cosine ignores the decay), not v - u/beta, which would divide by small betas.
+    chunk to chunk. The surprise uses the prediction itself,
+        p_t = S_{t-1}^T k_t = e^gamma'_t S_0^T k_t + sum_{s<t} e^(gamma'_t - gamma_s) (k_t . k_s) u_s
+    with gamma'_t = gamma_t - g_t the decay up to t - 1: not v - u/beta, which would divide by
+    small betas, and not the decayed alpha_t p_t, which for a strong decay (alpha_t < ~1e-10)
+    falls under the cosine's zero threshold or underflows and would read as "no prediction".
     """
     _check(q, k, v, g, beta, initial_state)
     B, T, H, Dk = q.shape
@@ -126,8 +128,13 @@ def gated_delta_rule_chunked(
     decay_incl = diff.masked_fill(~incl, float("-inf")).exp()
     decay_strict = diff.masked_fill(~strict, float("-inf")).exp()
 
+    # The prediction p_t reads S_{t-1}: decay up to t - 1 only (gamma' = gamma - g).
+    gamma_prev = gamma - g
+    decay_pred = (gamma_prev[..., :, None] - gamma[..., None, :]).masked_fill(~strict, float("-inf")).exp()
+
     kk = k @ k.transpose(-1, -2)                                        # [B, H, N, C, C]
     kk_decayed = kk * decay_strict
+    kk_pred = kk * decay_pred
     qk_decayed = (q @ k.transpose(-1, -2)) * decay_incl
     eye = torch.eye(C, dtype=q.dtype, device=q.device)
     system = eye + beta[..., :, None] * kk_decayed                      # I + A
@@ -143,7 +150,8 @@ def gated_delta_rule_chunked(
         u = u0[:, :, n] - w[:, :, n] @ S                                # [B, H, C, Dv]
         start = gamma[:, :, n, :, None].exp()                           # e^gamma_t, [B, H, C, 1]
         outs.append(start * (q[:, :, n] @ S) + qk_decayed[:, :, n] @ u)
-        preds.append(start * (k[:, :, n] @ S) + kk_decayed[:, :, n] @ u)
+        start_pred = gamma_prev[:, :, n, :, None].exp()                 # e^gamma'_t
+        preds.append(start_pred * (k[:, :, n] @ S) + kk_pred[:, :, n] @ u)
         us.append(u)
         S = gamma[:, :, n, -1, None, None].exp() * S + (
             k[:, :, n] * decay_to_end[:, :, n, :, None]
