@@ -125,8 +125,11 @@ def train(
     valid: Optional[torch.Tensor] = None,
     loss_mask_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     quiet: bool = False,
+    stop_at: Optional[int] = None,
 ) -> dict:
-    """Train (or resume) into run_dir. batches(step) -> ids [B, T]; returns the last log entry."""
+    """Train (or resume) into run_dir. batches(step) -> ids [B, T]; returns the last log entry.
+
+    stop_at ends this process early (after a checkpoint), as an interruption would."""
     rank, world = _distributed()
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -147,7 +150,8 @@ def train(
     bar = Progress(settings.steps, "train", unit="step") if rank == 0 and not quiet else None
     tokens_seen = log[-1]["tokens"] if log else 0
     started, entry, session_tokens = time.monotonic(), (log[-1] if log else {}), 0
-    while step < settings.steps:
+    end = min(settings.steps, stop_at) if stop_at else settings.steps
+    while step < end:
         ids = batches(step).to(model.device)
         gen = torch.Generator().manual_seed(settings.seed * 7 + step)
         policy, fraction, routes = training_routes(cfg.n_layers, gen, settings.policy_share, settings.seed + step)
@@ -171,7 +175,7 @@ def train(
             if bar:
                 rate = session_tokens / max(time.monotonic() - started, 1e-9)
                 bar(step, note=f"loss {loss.item():.3f} {rate:,.0f} tok/s")
-            if step % settings.save_every == 0 or step == settings.steps or "valid_full" in entry:
+            if step % settings.save_every == 0 or step == end or "valid_full" in entry:
                 save_checkpoint(model, run, metadata={"step": step, "tokens": tokens_seen})
                 _save_state(run, model, optimizer, step, settings, log)
             if "valid_full" in entry and not quiet:

@@ -12,6 +12,7 @@ from typing import List
 import torch
 
 from .layer import Route
+from .policies import LayerSignals, get_policy
 
 TRAIN_POLICIES = ("random", "window", "sinks", "hola")
 
@@ -41,40 +42,15 @@ def quantile_route(fraction: float) -> Route:
     return route
 
 
-def random_keys(B: int, T: int, W: int, seed: int, device=None) -> torch.Tensor:
-    """W keys per text chosen uniformly at random: [B, T] mask."""
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.rand(B, T, generator=gen).argsort(-1)[:, :W]
-    return torch.zeros(B, T, dtype=torch.bool).scatter_(1, order, True).to(device)
-
-
-def window_keys(B: int, T: int, W: int, sinks: int = 0, device=None) -> torch.Tensor:
-    """Query t reads the first `sinks` tokens and its W - sinks most recent ones: [B, T, T]."""
-    t = torch.arange(T, device=device)
-    lag = t[:, None] - t[None, :]
-    keep = min(sinks, W)
-    mask = ((lag >= 0) & (lag < W - keep)) | ((t[None, :] < keep) & (lag >= 0))
-    return mask.expand(B, T, T)
-
-
-def top_residual_keys(residual: torch.Tensor, W: int) -> torch.Tensor:
-    """HOLA: the W tokens with the largest committed residual (mean over heads): [B, T] mask."""
-    score = residual.mean(-1)
-    top = score.topk(W, dim=-1).indices
-    return torch.zeros_like(score, dtype=torch.bool).scatter_(1, top, True)
-
-
-def policy_route(policy: str, fraction: float, seed: int) -> Route:
-    """A comparison policy keeping W = round(f x T) keys per query in every layer."""
+def policy_route(policy: str, fraction: float, seed: int, layer: int) -> Route:
+    """A comparison policy (ham_core.policies) keeping W = round(f x T) keys in this layer."""
+    keep = get_policy(policy).keep
 
     def route(surprise: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         B, T, _ = surprise.shape
-        W = round(fraction * T)
-        if policy == "random":
-            return random_keys(B, T, W, seed, surprise.device)
-        if policy in ("window", "sinks"):
-            return window_keys(B, T, W, 4 if policy == "sinks" else 0, surprise.device)
-        return top_residual_keys(residual.detach(), W)
+        budget = torch.full((B,), round(fraction * T), dtype=torch.long)
+        tau = torch.full((B,), float("inf"))
+        return keep(LayerSignals(surprise.detach(), residual.detach(), tau, budget, layer, seed))
 
     return route
 
@@ -84,6 +60,6 @@ def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, se
     fraction = draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
         policy = TRAIN_POLICIES[int(torch.randint(len(TRAIN_POLICIES), (1,), generator=gen))]
-        routes: List[Route] = [policy_route(policy, fraction, seed + layer) for layer in range(n_layers)]
+        routes: List[Route] = [policy_route(policy, fraction, seed, layer) for layer in range(n_layers)]
         return policy, fraction, routes
     return "ham", fraction, [quantile_route(fraction) for _ in range(n_layers)]
