@@ -30,8 +30,11 @@ class HAMConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int) and (not isinstance(value, int) or value <= 0):
-                raise HAMInputError(f"config.{f.name} must be a positive integer, got {value!r}")
+            if f.type in ("int", int):
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise HAMInputError(f"config.{f.name} must be a positive integer, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise HAMInputError(f"config.{f.name} must be a positive number, got {value!r}")
 
     @property
     def inner_dim(self) -> int:
@@ -62,4 +65,9 @@ class HAMConfig:
             raise HAMInputError(f"config file {path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise HAMInputError(f"config file {path} must hold a JSON object")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except HAMInputError as exc:
+            raise HAMInputError(f"config file {path}: {exc}") from None
+        except TypeError as exc:
+            raise HAMInputError(f"config file {path}: {exc}") from None

@@ -183,7 +183,9 @@ class HAMModel(nn.Module):
         """ids [B, T] (or [T]); attention: None, "all" (weights [B, H, T, T]) or k (top-k reads)."""
         if mode not in ("chunked", "recurrent"):
             raise HAMInputError(f"mode must be 'chunked' or 'recurrent', got {mode!r}")
-        if attention is not None and attention != "all" and not (isinstance(attention, int) and attention > 0):
+        if attention is not None and attention != "all" and not (
+            isinstance(attention, int) and not isinstance(attention, bool) and attention > 0
+        ):
             raise HAMInputError(f"attention must be None, 'all' or a positive int, got {attention!r}")
         ids = self.check_ids(ids)
         B, T = ids.shape

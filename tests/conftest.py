@@ -25,6 +25,17 @@ def tiny_config(vocab_size: int = 320, **overrides) -> HAMConfig:
     return HAMConfig(**base)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one torch thread, then restore the count. Tiny tensors gain
+    nothing from a second thread, and on a busy machine every op's thread hand-off can cost a
+    scheduler slice (the core tests ran 10x slower on two threads under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_model() -> HAMModel:
     torch.manual_seed(0)

@@ -38,9 +38,9 @@ def selective_attention(
 ) -> AttentionOutput:
     """q, k [B, T, H, Dk]; v [B, T, H, Dv]; visible bool [B, T] or [B, T, T]; temperature [H]."""
     B, T, H, _ = q.shape
-    mask = visibility_mask(visible.bool(), T)[:, None]                  # [B, 1, T, T]
     if not return_weights:
-        return AttentionOutput(_fused(q, k, v, mask, temperature), None, None)
+        return AttentionOutput(_fused(q, k, v, visible.bool(), temperature), None, None)
+    mask = visibility_mask(visible.bool(), T)[:, None]                  # [B, 1, T, T]
     logits = torch.einsum("bthd,bshd->bhts", q, k) * temperature[None, :, None, None]
     logits = logits.masked_fill(~mask, float("-inf"))
     # Softmax over the visible keys plus the sink logit 0 (zero value): shift by the max of both.
@@ -50,22 +50,37 @@ def selective_attention(
     denom = scores.sum(-1, keepdim=True) + sink
     weights = scores / denom
     out = torch.einsum("bhts,bshd->bthd", weights, v)
-    if not return_weights:
-        return AttentionOutput(out, None, None)
     return AttentionOutput(out, weights, (sink / denom).squeeze(-1))
 
 
-def _fused(q, k, v, mask, temperature):
-    """The same attention through torch's fused kernel: the sink is an extra zero key (logit 0)
-    with a zero value that every query sees; the temperature is folded into q."""
+def _fused(q, k, v, visible, temperature):
+    """The same attention through torch's fused kernel, for when no weights are wanted.
+
+    A fixed cache ([B, T] mask) is first gathered into its kept keys only, so the cost follows
+    the cache size, not the text length. The sink is one extra zero key (logit 0) with a zero
+    value that every query sees; the temperature is folded into q; the mask is additive
+    (-inf), which the CPU kernel handles faster than a boolean one.
+    """
     B, T, H, D = q.shape
-    mask = torch.cat([mask, mask.new_ones(B, 1, T, 1)], -1)
-    zero = k.new_zeros(B, 1, H, D)
+    query_pos = torch.arange(T, device=q.device)
+    if visible.dim() == 2:
+        n = int(visible.sum(-1).max()) if visible.numel() else 0
+        # Kept keys first, in order; padding slots point at position T (after every query).
+        order = torch.where(visible, query_pos, T).sort(-1).values[:, :n]           # [B, n]
+        index = order.clamp(max=T - 1)
+        k = k.gather(1, index[:, :, None, None].expand(B, n, H, D))
+        v = v.gather(1, index[:, :, None, None].expand(B, n, H, v.shape[-1]))
+        mask = order[:, None, :] <= query_pos[None, :, None]                        # [B, T, n]
+    else:
+        mask = visibility_mask(visible, T)
+    n = k.shape[1]
+    bias = torch.zeros(B, 1, T, n + 1, dtype=q.dtype, device=q.device)
+    bias[..., :n].masked_fill_(~mask[:, None], float("-inf"))
     out = F.scaled_dot_product_attention(
         (q * temperature[:, None]).transpose(1, 2),
-        torch.cat([k, zero], 1).transpose(1, 2),
+        torch.cat([k, k.new_zeros(B, 1, H, D)], 1).transpose(1, 2),
         torch.cat([v, v.new_zeros(B, 1, H, v.shape[-1])], 1).transpose(1, 2),
-        attn_mask=mask,
+        attn_mask=bias,
         scale=1.0,
     )
     return out.transpose(1, 2)
