@@ -1,0 +1,131 @@
+"""The app's only door to ham_core: load models once, cache per-text results. No model math here.
+
+HAM_LAB_MODEL=<dir> picks the language model folder (default: the shipped assets/lm);
+HAM_LAB_RECALL_MODEL=<dir> the recall model (default: assets/recall);
+HAM_LAB_MAX_TOKENS caps how many tokens of a text are read (default 1,024);
+HAM_LAB_THREADS sets torch's CPU threads (useful when another job shares the machine).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from ham_core.checkpoint import default_model_dir, load_bundle, load_model
+from ham_core.config import HAMConfig
+from ham_core.dispatch import device_label
+from ham_core.model import HAMModel
+
+DEFAULT_MAX_TOKENS = 1024
+
+
+@dataclass
+class Bundle:
+    model: HAMModel
+    tokenizer: object
+    key: str                      # identifies the weights in cache keys
+    device: str
+    n_params: int
+    trained: bool                 # False: the shipped weights are missing, a random model stands in
+    notice: str = ""
+
+    @property
+    def cfg(self) -> HAMConfig:
+        return self.model.cfg
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("HAM_LAB_MODEL") or default_model_dir())
+
+
+def max_tokens(cfg: HAMConfig) -> int:
+    try:
+        limit = int(os.environ.get("HAM_LAB_MAX_TOKENS", DEFAULT_MAX_TOKENS))
+    except ValueError:
+        limit = DEFAULT_MAX_TOKENS
+    return max(16, min(limit, cfg.max_tokens))
+
+
+def _set_threads() -> None:
+    try:
+        n = int(os.environ.get("HAM_LAB_THREADS", "0"))
+    except ValueError:
+        n = 0
+    if n > 0 and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _key(directory: Path) -> str:
+    weights = directory / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
+    return f"{directory.resolve()}@{stamp}"
+
+
+@st.cache_resource(show_spinner="Loading the model (once)...")
+def _load(directory: str, key: str) -> Bundle:
+    path = Path(directory)
+    dev = _device()
+    _set_threads()
+    if (path / "model.safetensors").exists():
+        model, tok = load_bundle(path, device=dev)
+        return Bundle(model, tok, key, device_label(dev), model.num_parameters(), True)
+    from ham_core.tokenizer import HAMTokenizer
+
+    tok = HAMTokenizer.from_file(path / "tokenizer.json")
+    torch.manual_seed(0)
+    model = HAMModel(HAMConfig(vocab_size=tok.vocab_size)).to(dev).eval()
+    return Bundle(model, tok, key + "#random", device_label(dev), model.num_parameters(), False,
+                  f"No trained weights in {path}: a random, untrained model stands in, so the "
+                  "surprise and cache patterns are noise.")
+
+
+def get_bundle() -> Bundle:
+    """The language model and tokenizer, loaded once per process (HAMInputError if unusable)."""
+    directory = model_dir()
+    return _load(str(directory), _key(directory))
+
+
+def recall_dir() -> Path:
+    from ham_core.recall import default_recall_dir
+
+    return Path(os.environ.get("HAM_LAB_RECALL_MODEL") or default_recall_dir())
+
+
+@st.cache_resource(show_spinner="Loading the recall model (once)...")
+def _load_recall(directory: str, key: str):
+    from ham_core import recall
+
+    path = Path(directory)
+    if (path / "model.safetensors").exists():
+        task = recall.load_task(path)
+        return load_model(path, _device()), task, True
+    torch.manual_seed(0)
+    cfg = HAMConfig(vocab_size=recall.VOCAB_SIZE, d_model=64, n_layers=2, n_heads=2, head_dim=32,
+                    mlp_hidden=128, chunk_size=32, max_tokens=1024)
+    task = {"n_pairs": 16, "length": 256, "n_queries": 8}
+    return HAMModel(cfg).to(_device()).eval(), task, False
+
+
+def get_recall_bundle():
+    """(model, task dict, trained?) for the recall lab."""
+    directory = recall_dir()
+    return _load_recall(str(directory), _key(directory))
+
+
+def format_params(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+def kaleido_available() -> bool:
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,64 @@
+"""The text the pages read: presets, a text area and a .txt upload, all feeding st.session_state.text."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import state
+from app.presets import PRESETS
+
+OWN = "(your own text)"
+
+
+def _pick_preset() -> None:
+    name = st.session_state.w_preset
+    if name in PRESETS:
+        st.session_state.text = PRESETS[name]
+        st.session_state.preset = name
+        st.session_state.w_text = PRESETS[name]
+        st.session_state.token = None
+        st.session_state.notices = st.session_state.upload_notices = []
+    else:
+        st.session_state.preset = None
+
+
+def _edit_text() -> None:
+    st.session_state.text = st.session_state.w_text
+    match = [n for n, t in PRESETS.items() if t == st.session_state.w_text]
+    st.session_state.preset = match[0] if match else None
+    st.session_state.w_preset = match[0] if match else OWN
+    st.session_state.token = None
+    st.session_state.notices = st.session_state.upload_notices = []
+
+
+def _upload() -> None:
+    file = st.session_state.get("w_upload")
+    if file is None:
+        return
+    cleaned = state.decode_upload(file.getvalue())
+    st.session_state.upload_notices = cleaned.notices
+    st.session_state.notices = []
+    if not cleaned.empty:
+        st.session_state.text = st.session_state.w_text = cleaned.text
+        st.session_state.preset = None
+        st.session_state.w_preset = OWN
+        st.session_state.token = None
+
+
+def text_input() -> state.CleanText:
+    """Draw the input widgets; return the cleaned current text and its notices."""
+    ss = st.session_state
+    if "w_text" not in ss:
+        ss.w_text = ss.text
+    if "w_preset" not in ss:
+        ss.w_preset = ss.preset if ss.preset in PRESETS else OWN
+    left, right = st.columns([2, 1])
+    with left:
+        st.selectbox("Preset text", [OWN, *PRESETS], key="w_preset", on_change=_pick_preset,
+                     help="Short texts written for this app; each shows a different kind of memory.")
+    with right:
+        st.file_uploader("…or upload a .txt", type=["txt"], key="w_upload", on_change=_upload)
+    st.text_area("Text", key="w_text", height=140, on_change=_edit_text,
+                 help="Paste anything; press Ctrl+Enter (or click outside) to read it.")
+    cleaned = state.clean_text(ss.text)
+    cleaned.notices[:0] = ss.get("upload_notices", [])
+    return cleaned

@@ -1,0 +1,162 @@
+"""Input cleaning, text hashes and the URL query parameters: pure functions, no model.
+
+A link holds the preset name (or the hash of a pasted text), the threshold, the layer and the
+metric. Pasted texts are kept in a small local store keyed by hash, so a link made on this
+machine reopens the same text; a hash that is not in the store says so instead of guessing.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+from app.presets import PRESETS
+
+MAX_CHARS = 200_000           # longer pastes are cut before tokenising (the token limit cuts again)
+MAX_UPLOAD_BYTES = 2_500_000
+METRICS = {"min": "RNN surprise (min over heads)", "head": "RNN surprise (one head)",
+           "lm": "Next-token surprisal (nats)"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+
+
+@dataclass
+class CleanText:
+    """The text the model will read, and notices for the user about what was changed or odd."""
+
+    text: str
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+
+def clean_text(raw: str, max_chars: int = MAX_CHARS) -> CleanText:
+    """Cut very long pastes, drop unpaired surrogates, and note control characters and RTL."""
+    notices = []
+    if len(raw) > max_chars:
+        notices.append(f"The text has {len(raw):,} characters; only the first {max_chars:,} are read "
+                       "(the token limit below may cut it further).")
+        raw = raw[:max_chars]
+    fixed = raw.encode("utf-8", "replace").decode("utf-8")
+    if fixed != raw:
+        notices.append("Some characters were not valid Unicode (unpaired surrogates) and became '?'.")
+    n_control = len(_CONTROL.findall(fixed))
+    if n_control:
+        notices.append(f"The text has {n_control} control character(s); the view shows them as symbols such as \u2400.")
+    if _RTL.search(fixed):
+        notices.append("The text has right-to-left script; tokens are shown left to right, in reading order of the model.")
+    return CleanText(fixed, notices)
+
+
+def decode_upload(data: bytes) -> CleanText:
+    """Bytes of an uploaded .txt -> text, with a notice (not an exception) for anything odd."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        data = data[:MAX_UPLOAD_BYTES]
+        note = [f"The file is larger than {MAX_UPLOAD_BYTES:,} bytes; only the start is read."]
+    else:
+        note = []
+    head = data[:4096]
+    controls = sum(1 for b in head if (b < 32 and b not in (9, 10, 12, 13)) or b == 127)
+    if head and ((b"\x00" in head and controls > 0.05 * len(head)) or controls > 0.3 * len(head)):
+        return CleanText("", note + ["This file looks binary (many zero or control bytes), not text. Upload a plain .txt file."])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+        note.append(f"The file is not valid UTF-8; {text.count(chr(0xFFFD))} undecodable byte(s) are shown as \ufffd.")
+    cleaned = clean_text(text)
+    cleaned.notices[:0] = note
+    return cleaned
+
+
+def text_hash(text: str) -> str:
+    """Short stable id of a text (first 12 hex digits of SHA-256)."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def store_dir() -> Path:
+    return Path(os.environ.get("HAM_LAB_TEXT_STORE", Path.home() / ".cache" / "ham_lab" / "texts"))
+
+
+def remember_text(text: str) -> str:
+    """Keep a pasted text so a link with its hash reopens it; returns the hash."""
+    h = text_hash(text)
+    try:
+        d = store_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{h}.txt"
+        if not path.exists():
+            path.write_text(text, encoding="utf-8")
+    except OSError:
+        pass                                     # a read-only disk only loses the link feature
+    return h
+
+
+def recall_text(h: str) -> Optional[str]:
+    if not re.fullmatch(r"[0-9a-f]{12}", h or ""):
+        return None
+    try:
+        return (store_dir() / f"{h}.txt").read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+@dataclass
+class ViewState:
+    """What a link restores."""
+
+    preset: Optional[str] = None
+    text_hash: Optional[str] = None
+    tau: Optional[float] = None
+    layer: int = 0
+    metric: str = "min"
+    head: int = 0
+    token: Optional[int] = None
+
+
+def _num(value, cast, default):
+    try:
+        out = cast(value)
+    except (TypeError, ValueError):
+        return default
+    return out if out == out else default        # NaN -> default
+
+
+def parse_params(params: Mapping[str, str], n_layers: int, n_heads: int) -> ViewState:
+    """Query parameters -> ViewState; anything malformed falls back to the default."""
+    preset = params.get("preset")
+    state = ViewState(preset=preset if preset in PRESETS else None)
+    h = params.get("text")
+    if h and re.fullmatch(r"[0-9a-f]{12}", h):
+        state.text_hash = h
+    tau = _num(params.get("tau"), float, None)
+    state.tau = None if tau is None else min(max(tau, 0.0), 2.5)
+    state.layer = min(max(_num(params.get("layer"), int, 1), 1), n_layers) - 1
+    state.head = min(max(_num(params.get("head"), int, 1), 1), n_heads) - 1
+    state.metric = params.get("metric") if params.get("metric") in METRICS else "min"
+    tok = _num(params.get("tok"), int, None)
+    state.token = tok if tok is not None and tok >= 0 else None
+    return state
+
+
+def to_params(state: ViewState) -> dict[str, str]:
+    """ViewState -> query parameters (layer and head 1-based, as the page shows them)."""
+    out: dict[str, str] = {}
+    if state.preset:
+        out["preset"] = state.preset
+    elif state.text_hash:
+        out["text"] = state.text_hash
+    if state.tau is not None:
+        out["tau"] = f"{state.tau:g}"
+    out["layer"] = str(state.layer + 1)
+    out["metric"] = state.metric
+    if state.metric == "head":
+        out["head"] = str(state.head + 1)
+    if state.token is not None:
+        out["tok"] = str(state.token)
+    return out

@@ -1,0 +1,152 @@
+"""Read a text: token view (surprise, cache, reads), thresholds, KV readout, memory vs quality."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, clickview, common, engine, inputs, panels, results, state
+from app.presets import PRESETS
+from app.results import TAU_GRID, tau_label
+
+ss = st.session_state
+
+
+def restore_from_url(bundle: engine.Bundle) -> None:
+    """First run of a session: the query parameters reopen a shared view."""
+    if ss.params_loaded:
+        return
+    ss.params_loaded = True
+    view = state.parse_params(st.query_params.to_dict(), bundle.cfg.n_layers, bundle.cfg.n_heads)
+    if view.preset:
+        ss.text, ss.preset = PRESETS[view.preset], view.preset
+    elif view.text_hash:
+        text = state.recall_text(view.text_hash)
+        if text is None:
+            ss.notices = ["This link's text is not stored on this machine; paste the text again."]
+        else:
+            ss.text, ss.preset = text, None
+    if view.tau is not None:
+        ss.tau_index = min(range(len(TAU_GRID)), key=lambda i: abs(TAU_GRID[i] - view.tau))
+    ss.layer, ss.metric, ss.head, ss.token = view.layer, view.metric, view.head, view.token
+
+
+def save_to_url(text: str) -> None:
+    view = state.ViewState(preset=ss.preset, text_hash=None if ss.preset else state.remember_text(text),
+                           tau=TAU_GRID[ss.tau_index], layer=ss.layer, metric=ss.metric, head=ss.head,
+                           token=ss.token)
+    params = state.to_params(view)
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+
+
+def controls(bundle: engine.Bundle) -> tuple:
+    cfg = bundle.cfg
+    c = st.columns([3, 1, 2, 1])
+    with c[0]:
+        common.tau_slider()
+    with c[1]:
+        common.synced(st.selectbox, "Layer", "w_layer", "layer", options=list(range(cfg.n_layers)),
+               format_func=lambda l: f"layer {l + 1}")
+    with c[2]:
+        common.synced(st.selectbox, "Colour by", "w_metric", "metric", options=list(state.METRICS),
+               format_func=state.METRICS.get)
+    with c[3]:
+        common.synced(st.selectbox, "Head", "w_head", "head", options=list(range(cfg.n_heads)),
+               format_func=lambda h: f"head {h + 1}", disabled=ss.metric != "head")
+    with st.expander("Per-layer thresholds and display options"):
+        cols = st.columns(cfg.n_layers)
+        taus = []
+        for l, col in enumerate(cols):
+            with col:
+                i = st.select_slider(f"Layer {l + 1}", options=[-1, *range(len(TAU_GRID))], key=f"w_over_{l}",
+                                     value=-1, format_func=lambda i: "global" if i < 0 else tau_label(TAU_GRID[i]))
+            taus.append(TAU_GRID[ss.tau_index] if i < 0 else TAU_GRID[i])
+        d = st.columns(3)
+        d[0].radio("Cache marks", ["chosen layer", "count of layers"], key="w_marks", horizontal=True)
+        d[1].radio("Colour scale", ["viridis", "cividis"], key="w_scale", horizontal=True)
+        d[2].radio("Reads", ["averaged over heads", *[f"head {h + 1}" for h in range(cfg.n_heads)]],
+                   key="w_reads", horizontal=True)
+    return tuple(taus)
+
+
+def pick_token(i: int) -> None:
+    ss.token = ss.w_token = i
+
+
+def token_panel(r: results.TextResult) -> None:
+    T = len(r.tokens)
+    if ss.token is None or ss.token >= T:
+        ss.token = max([i for i, t in enumerate(r.tokens) if t.strip()] or [T - 1])
+    if ss.get("w_token") is None or ss.w_token >= T or ss.w_token != ss.token:
+        ss.w_token = ss.token
+    head = None if ss.get("w_reads", "averaged over heads").startswith("averaged") else int(ss.w_reads.split()[-1]) - 1
+    reads, sink = r.reads(ss.token, ss.layer, head)
+    left, right = st.columns([3, 2])
+    with left:
+        html = panels.view_html(r, metric=ss.metric, layer=ss.layer, head=ss.head,
+                                count_mode=ss.get("w_marks") == "count of layers",
+                                scale=ss.get("w_scale", "viridis"), selected=ss.token, reads=reads,
+                                font_size="1.35rem" if ss.get("presenter") else "0.95rem")
+        clickview.show(html, key="w_view", on_click=pick_token)
+        st.select_slider("Selected token (or click one in the text)", options=list(range(T)), key="w_token",
+                         on_change=common._sync, args=("w_token", "token"),
+                         format_func=lambda i: f"#{i} {r.tokens[i]!r}")
+    with right:
+        panels.show_reads(r, ss.token, ss.layer, reads, sink, head)
+        panels.show_counts(r, ss.metric, ss.layer, ss.head, ss.get("w_scale", "viridis"))
+
+
+def chart_panel(bundle: engine.Bundle, store: results.TextStore, r: results.TextResult) -> None:
+    rows = results.ham_rows(bundle, store) + (store.policy_rows or [])
+    current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
+    fig = charts.memory_quality_figure(rows, current, title="")
+    st.plotly_chart(fig, key="mq_chart", config={"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}})
+    c = st.columns([2, 1, 1, 1])
+    if store.policy_rows is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
+        bar = st.progress(0.0, "Running the other policies…")
+        store.policy_rows = results.policy_rows(bundle, store, lambda f, msg: bar.progress(min(f, 1.0), msg))
+        bar.empty()
+        st.rerun()
+    c[1].download_button("Per-token CSV", data=lambda: panels.csv_text(r), file_name="ham_tokens.csv",
+                         mime="text/csv", key="w_csv", on_click="ignore")
+    c[2].download_button("Chart (HTML)", data=lambda: charts.figure_html(fig), file_name="ham_memory_quality.html",
+                         mime="text/html", key="w_html", on_click="ignore")
+    if engine.kaleido_available():
+        c[3].download_button("Chart (PNG)", data=lambda: charts.figure_png(fig) or b"", file_name="ham_memory_quality.png",
+                             mime="image/png", key="w_png", on_click="ignore")
+    else:
+        c[3].caption("PNG: the camera icon on the chart saves one, drawn by your browser "
+                     "(server-side PNG needs kaleido, which is not installed).")
+
+
+def body() -> None:
+    st.title("Read a text")
+    st.caption("Colours show how surprised the RNN was by each token; marked tokens entered the KV cache. "
+               "Select a token to see which cached tokens its attention read.")
+    bundle = engine.get_bundle()
+    restore_from_url(bundle)
+    cleaned = inputs.text_input()
+    for note in ss.notices + cleaned.notices:
+        st.warning(note)
+    if cleaned.empty:
+        st.info("Paste some text above, upload a .txt, or pick a preset to begin: the model will show "
+                "which tokens surprised it and which ones it kept in its KV cache.")
+        return
+    text = cleaned.text
+    taus = controls(bundle)
+    store = results.store_for(bundle, text)
+    with st.spinner("Reading the text…"):
+        r = results.result_for(bundle, store, taus)       # the view first; the sweep below
+    if r.notice:
+        st.warning(r.notice)
+    st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
+    panels.show_readout(r)
+    token_panel(r)
+    save_to_url(text)
+    st.subheader("Memory vs quality")
+    bar = st.empty()
+    results.prepare(bundle, text, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"), ss.layer)
+    bar.empty()
+    chart_panel(bundle, store, r)
+
+
+common.guard(body)

@@ -1,0 +1,123 @@
+"""Recall lab: a synthetic associative-recall task (ham_core.recall) where what to cache matters.
+
+Filler cycles predictably (the RNN predicts it: low surprise); each key-value pair is new
+information (high surprise), so HAM should cache the pairs and skip the filler. After `?` the
+queries ask for the values; accuracy vs cache size per policy shows the gap.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import charts, common, engine
+from app.panels import SURPRISE_RANGE
+from app.token_view import CSS, TokenCell, render_legend, render_view
+from ham_core import recall
+
+ss = st.session_state
+
+
+def roles(seq: recall.RecallSequence) -> list[str]:
+    out = ["filler"] * len(seq.ids)
+    out[0] = "start"
+    for name, pos in (("key", seq.keys), ("value", seq.values), ("query", seq.queries), ("answer", seq.answers)):
+        for p in pos.tolist():
+            out[p] = name
+    out[int((seq.ids == recall.SEP).nonzero()[0, 0])] = "separator"
+    return out
+
+
+@st.cache_resource(show_spinner=False)
+def _computed() -> dict:
+    """Accuracy rows already computed in this process, keyed by model and task settings."""
+    return {}
+
+
+def accuracy_rows(model_key: str, n_pairs: int, length: int, first_seed: int, n: int, model, progress=None) -> list:
+    """Accuracy vs cache for every policy (ham_core.recall.recall_accuracy), one fraction at a time."""
+    done = _computed()
+    args = (model_key, n_pairs, length, first_seed, n)
+    if args in done:
+        return done[args]
+    rows = []
+    fractions = [f for f in recall.FRACTIONS if 0 < f < 1]
+    seeds = range(first_seed, first_seed + n)
+    for i, f in enumerate(fractions):
+        if progress is not None:
+            progress(i / len(fractions), f"Cache target {f:.0%}: running every policy ({i + 1}/{len(fractions)})")
+        policies = recall.POLICIES if i == 0 else tuple(p for p in recall.POLICIES if p not in ("full", "none"))
+        rows += [r.to_dict() for r in recall.recall_accuracy(model, policies, fractions=[f], n_pairs=n_pairs,
+                                                             length=length, seeds=seeds)]
+    done[args] = rows
+    return rows
+
+
+def sequence_view(model, seq, tau: float, layer: int) -> None:
+    with torch.no_grad():
+        out = model(seq.ids[None].to(model.device), tau=tau)
+    surprise = out.surprise[0].amin(-1).float().cpu().numpy()            # [L, T] routing surprise
+    cached = out.cached[0].cpu().numpy()                                 # [L, T]
+    kinds = roles(seq)
+    cells = [TokenCell(f" {tok}" if i else tok, float(surprise[layer, i]), int(cached[layer, i]),
+                       f"#{i} {tok} ({kinds[i]}): surprise {surprise[layer, i]:.3f}, "
+                       f"cached in {int(cached[:, i].sum())} of {cached.shape[0]} layers")
+             for i, tok in enumerate(seq.tokens)]
+    st.html(f"<style>{CSS}</style>" + render_legend(f"RNN surprise, layer {layer + 1}", *SURPRISE_RANGE,
+                                                    cache_label=f"in layer {layer + 1}'s cache")
+            + render_view(cells, vmin=SURPRISE_RANGE[0], vmax=SURPRISE_RANGE[1], prefix="recall"))
+    kinds_arr = np.array(kinds)
+    body = np.arange(len(kinds)) < int((seq.ids == recall.SEP).nonzero()[0, 0])
+    share = {k: cached[layer][body & (kinds_arr == k)].mean() if (body & (kinds_arr == k)).any() else 0.0
+             for k in ("key", "value", "filler")}
+    c = st.columns(4)
+    c[0].metric("KV cache", f"{100 * float(out.kv_fraction[0]):.1f}% of full")
+    c[1].metric("keys cached", f"{100 * share['key']:.0f}%")
+    c[2].metric("values cached", f"{100 * share['value']:.0f}%")
+    c[3].metric("filler cached", f"{100 * share['filler']:.0f}%")
+    pred = out.logits[0].argmax(-1).cpu()
+    answers = seq.answers.tolist()
+    table = [{"query": seq.tokens[a - 1], "expected": seq.tokens[a], "model says": recall.TOKENS[int(pred[a - 1])],
+              "right": "✓" if int(pred[a - 1]) == int(seq.ids[a]) else "✗"} for a in answers]
+    st.markdown(f"**Answers at this threshold** — {sum(t['right'] == '✓' for t in table)} of {len(table)} right")
+    st.dataframe(table, hide_index=True, height=min(35 * len(table) + 40, 300))
+
+
+def body() -> None:
+    st.title("Recall lab")
+    st.caption("A text of predictable filler (a b c d …) with key–value pairs such as `k17 v42` hidden in it, "
+               "then `?` and queries: the model must recall each queried key's value. The pairs are what the "
+               "RNN cannot predict, so HAM should cache them and skip the filler.")
+    model, task, trained = engine.get_recall_bundle()
+    if not trained:
+        st.warning(f"No trained recall model in {engine.recall_dir()}: a random, untrained model stands in, "
+                   "so the cache pattern is noise and accuracy is at chance.")
+    key = f"{engine.recall_dir()}#{'trained' if trained else 'random'}"
+    c = st.columns(4)
+    n_pairs = c[0].slider("Pairs", 1, recall.N_KEYS, int(task.get("n_pairs", 16)), key="w_pairs")
+    length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key="w_length")
+    seed = c[2].number_input("Seed", 0, recall.TRAIN_SEED_OFFSET - 1, 0, key="w_seed",
+                             help=f"Training used seeds ≥ {recall.TRAIN_SEED_OFFSET:,}, so these are held out.")
+    target = c[3].select_slider("Cache target", [f for f in recall.FRACTIONS], value=0.25, key="w_target",
+                                format_func=lambda f: f"{f:.0%}")
+    layer = st.radio("Layer", list(range(model.cfg.n_layers)), format_func=lambda l: f"layer {l + 1}",
+                     horizontal=True, key="w_recall_layer")
+    seq = recall.make_recall(n_pairs, length, int(seed))
+    tau = recall.tau_for_fraction(model, seq.ids[None].to(model.device), target)
+    st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {tau:.3f}.")
+    sequence_view(model, seq, tau, layer)
+    st.subheader("Accuracy vs cache, every policy")
+    n = st.slider("Sequences to average over", 4, 32, 8, step=4, key="w_recall_n")
+    args = (key, n_pairs, length, int(seed), n)
+    if ss.get("recall_done") != args and not st.button("Run every policy", key="w_recall_run", type="primary"):
+        st.caption("Runs HAM, random, recent window, sinks + window and HOLA at the same memory, plus full and none.")
+        return
+    bar = st.empty()
+    rows = accuracy_rows(*args, model, lambda f, msg: bar.progress(f, msg))
+    bar.empty()
+    ss.recall_done = args
+    st.plotly_chart(charts.recall_figure(rows), key="recall_chart")
+    st.dataframe([{k: v for k, v in r.items()} for r in rows], hide_index=True)
+
+
+common.guard(body)

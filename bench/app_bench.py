@@ -1,0 +1,195 @@
+"""Timing benchmark of the app (not a test): cold start to first view, and slider updates.
+
+Starts `streamlit run app/streamlit_app.py` on a free port with a text of about 1,024 tokens
+(stored in a temporary text store and opened by its hash link), drives headless Chromium, and
+reports:
+  * cold start: process start -> the token view shows every token and the KV readout (model
+    load + one analysis + render), and -> the memory-vs-quality chart (+ the HAM sweep over the
+    slider's thresholds, which runs after the view is drawn);
+  * slider update: an arrow key on the threshold slider -> the KV readout shows the new value
+    and the token view has re-rendered (between precomputed points, end to end in the browser).
+
+    python bench/app_bench.py [--model DIR] [--tokens 1024] [--moves 12] [--threads N]
+    python bench/app_bench.py --server-side      # the same script runs in-process (AppTest), wall + CPU
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+
+def text_of(tokens: int, model_dir: Path) -> str:
+    """Presets joined until the text has at least `tokens` tokens."""
+    from app.presets import PRESETS
+    from ham_core.tokenizer import HAMTokenizer
+
+    tok = HAMTokenizer.from_file(model_dir / "tokenizer.json")
+    text, parts = "", list(PRESETS.values())
+    while len(tok.encode(text)) < tokens:
+        text += parts[len(text) % len(parts)] + "\n"
+    return text
+
+
+def readout(d) -> str:
+    for box in d.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        if "of a full cache" in box.text:
+            return box.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+    return ""
+
+
+def mark_view(d) -> None:
+    """Tag the current token view; a re-render replaces the element, dropping the tag."""
+    d.execute_script("const v = document.getElementById('ham-view'); if (v) v.dataset.old = '1';")
+
+
+def view_is_new(d) -> bool:
+    return d.execute_script("const v = document.getElementById('ham-view'); return !!v && !v.dataset.old;")
+
+
+def server_side(model_dir: Path, tokens: int, moves: int, threads: int) -> None:
+    """The same in one process with streamlit.testing.v1.AppTest: each script run's wall and
+    CPU time (what the server does per slider move, without the browser)."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update(HAM_LAB_MODEL=str(model_dir), HAM_LAB_MAX_TOKENS=str(tokens))
+    if threads:
+        os.environ["HAM_LAB_THREADS"] = str(threads)
+    from app.results import TAU_GRID
+    from app.state import remember_text
+
+    h = remember_text(text_of(tokens, model_dir))
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=3600)
+    at.query_params["text"] = h
+    w, c = time.perf_counter(), time.process_time()
+    at.run()
+    print(f"AppTest cold run (model load + sweep of {len(TAU_GRID)} thresholds + render): "
+          f"{time.perf_counter() - w:.1f} s wall, {time.process_time() - c:.1f} s CPU")
+    walls, cpus = [], []
+    start = at.select_slider(key="w_tau").value
+    for i in range(moves):
+        target = start - 1 - i % 4 if (i // 4) % 2 == 0 else start - 3 + i % 4
+        w, c = time.perf_counter(), time.process_time()
+        at.select_slider(key="w_tau").set_value(max(0, target)).run()
+        walls.append(1000 * (time.perf_counter() - w))
+        cpus.append(1000 * (time.process_time() - c))
+    assert not at.exception, at.exception
+    print(f"AppTest slider move ({moves} moves between precomputed points): median {statistics.median(walls):.0f} ms "
+          f"wall / {statistics.median(cpus):.0f} ms CPU, max {max(walls):.0f} ms wall")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default_model = ROOT / "assets" / "lm"
+    p.add_argument("--model", default=str(default_model if (default_model / "model.safetensors").exists()
+                                          else Path("/work/runs/lm")))
+    p.add_argument("--tokens", type=int, default=1024)
+    p.add_argument("--moves", type=int, default=12)
+    p.add_argument("--threads", type=int, default=0, help="HAM_LAB_THREADS (0: torch's default)")
+    p.add_argument("--server-side", action="store_true", help="time AppTest script runs instead of a browser")
+    args = p.parse_args()
+    model_dir = Path(args.model)
+    if args.server_side:
+        os.environ["HAM_LAB_TEXT_STORE"] = tempfile.mkdtemp()
+        server_side(model_dir, args.tokens, args.moves, args.threads)
+        return
+    store = Path(tempfile.mkdtemp())
+    os.environ["HAM_LAB_TEXT_STORE"] = str(store)
+    from app.state import remember_text
+
+    text = text_of(args.tokens, model_dir)
+    h = remember_text(text)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, HAM_LAB_MODEL=str(model_dir), HAM_LAB_MAX_TOKENS=str(args.tokens),
+               HAM_LAB_TEXT_STORE=str(store))
+    if args.threads:
+        env["HAM_LAB_THREADS"] = str(args.threads)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1500,2400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--server.headless", "true"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        t_server = time.perf_counter() - t0
+        driver.get(f"{url}/?text={h}")
+        n, t_view = 0, None
+        while True:
+            n = driver.execute_script("const v = document.getElementById('ham-view'); return v ? v.children.length : 0;")
+            if t_view is None and n >= args.tokens - 8 and readout(driver):
+                t_view = time.perf_counter() - t0
+            if t_view is not None and any("HAM surprise" in c.text
+                                          for c in driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")):
+                break
+            if time.perf_counter() - t0 > 1800:
+                driver.save_screenshot("/tmp/app_bench_stuck.png")
+                raise SystemExit(f"no chart after 1800 s ({n} tokens shown); see /tmp/app_bench_stuck.png")
+            time.sleep(0.05)
+        t_first = time.perf_counter() - t0
+        thumb = driver.find_element(By.CSS_SELECTOR, '.st-key-w_tau input[type="range"]')
+        times, readouts = [], []
+        for i in range(args.moves):
+            key = Keys.ARROW_LEFT if (i // 4) % 2 == 0 else Keys.ARROW_RIGHT
+            before = readout(driver)
+            mark_view(driver)
+            driver.execute_script("arguments[0].focus();", thumb)
+            start = time.perf_counter()
+            ActionChains(driver).send_keys(key).perform()
+            while readout(driver) == before:
+                if time.perf_counter() - start > 30:
+                    raise SystemExit(f"move {i}: no readout update within 30 s")
+                time.sleep(0.005)
+            readouts.append(time.perf_counter() - start)
+            while not view_is_new(driver):
+                if time.perf_counter() - start > 30:
+                    raise SystemExit(f"move {i}: no token view update within 30 s")
+                time.sleep(0.005)
+            times.append(time.perf_counter() - start)
+            time.sleep(0.3)
+    finally:
+        driver.quit()
+        proc.terminate()
+        proc.wait(timeout=20)
+    ms = sorted(1000 * t for t in times)
+    rd = sorted(1000 * t for t in readouts)
+    print(f"model {model_dir}, {n} tokens in view, threads {args.threads or 'default'}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"server up: {t_server:.1f} s; cold start to first view (model load, one analysis, token view and "
+          f"readout): {t_view:.1f} s; to the memory-vs-quality chart (+ the sweep): {t_first:.1f} s")
+    print(f"slider update ({len(ms)} moves, browser end to end): KV readout updated after median "
+          f"{statistics.median(rd):.0f} ms (max {rd[-1]:.0f}); token view re-rendered after median "
+          f"{statistics.median(ms):.0f} ms, p90 {ms[int(0.9 * (len(ms) - 1))]:.0f} ms, max {ms[-1]:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Pure parts of the app: input cleaning, uploads, links, charts, the per-token CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import pytest
+
+from app import charts, panels, state
+from app.presets import DEFAULT_PRESET, PRESETS
+
+
+def test_presets_are_six_kinds_of_text():
+    assert len(PRESETS) >= 6 and DEFAULT_PRESET in PRESETS
+    story = PRESETS["Story with a rare name"]
+    assert story.count("Vandermeer") >= 3                           # the rare name recurs
+    assert "Questions" in PRESETS["Facts, then questions"]
+    assert "def " in PRESETS["Code snippet"] and any(ch.isdigit() for ch in PRESETS["Numbers and dates"])
+    assert all(100 < len(t) < 2000 for t in PRESETS.values())
+
+
+def test_clean_text_cuts_and_notes():
+    long = state.clean_text("x" * (state.MAX_CHARS + 10))
+    assert len(long.text) == state.MAX_CHARS and "only the first" in long.notices[0]
+    ctrl = state.clean_text("a\x00b\x07c\nd\te")
+    assert any("2 control" in n for n in ctrl.notices)                # newline and tab are not counted
+    rtl = state.clean_text("\u05e9\u05dc\u05d5\u05dd")
+    assert any("right-to-left" in n for n in rtl.notices)
+    surrogate = state.clean_text("a\ud800b")
+    assert surrogate.text == "a?b" and surrogate.notices
+    assert state.clean_text("  \n ").empty and not state.clean_text("🐈").empty
+
+
+def test_uploads_binary_and_bad_utf8_give_notices():
+    assert state.decode_upload("héllo".encode()).text == "héllo"
+    assert state.decode_upload(b"\xef\xbb\xbfbom").text == "bom"
+    bad = state.decode_upload(b"caf\xe9 au lait")
+    assert bad.text == "caf\ufffd au lait" and "not valid UTF-8" in bad.notices[0]
+    binary = state.decode_upload(bytes(range(256)) * 40)
+    assert binary.empty and "binary" in binary.notices[0]
+    big = state.decode_upload(b"a" * (state.MAX_UPLOAD_BYTES + 5))
+    assert "only the start" in big.notices[0]
+
+
+def test_params_round_trip_and_reject_garbage(tmp_path, monkeypatch):
+    view = state.ViewState(preset="Code snippet", tau=0.25, layer=2, metric="head", head=1, token=7)
+    params = state.to_params(view)
+    assert params == {"preset": "Code snippet", "tau": "0.25", "layer": "3", "metric": "head", "head": "2", "tok": "7"}
+    back = state.parse_params(params, n_layers=4, n_heads=4)
+    assert (back.preset, back.tau, back.layer, back.metric, back.head, back.token) == ("Code snippet", 0.25, 2, "head", 1, 7)
+    junk = state.parse_params({"preset": "<script>", "tau": "nan", "layer": "99", "metric": "x", "tok": "-3",
+                               "text": "../../etc/passwd"}, n_layers=4, n_heads=4)
+    assert junk.preset is None and junk.tau is None and junk.layer == 3 and junk.metric == "min"
+    assert junk.token is None and junk.text_hash is None
+    monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path))
+    h = state.remember_text("a stored text")
+    assert state.recall_text(h) == "a stored text" and state.recall_text("../x") is None
+
+
+ROWS = [dict(policy="ham", tau=t, kv_fraction=f, kv_bytes_peak=int(f * 1e6), loss=l)
+        for t, f, l in [(0.0, 1.0, 3.0), (0.3, 0.5, 3.1), (2.5, 0.0, 3.6)]]
+ROWS += [dict(policy="random", tau=0.3, kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.4)]
+
+
+def test_memory_quality_figure():
+    fig = charts.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.1))
+    names = [t.name for t in fig.data]
+    assert names == ["HAM surprise", "random", "current threshold"]
+    ham = fig.data[0]
+    assert list(ham.x) == [0.0, 50.0, 100.0] and list(ham.y) == [3.6, 3.1, 3.0]
+    assert "perplexity" in ham.hovertemplate and "KB" in ham.customdata[1][0]
+    assert math.isclose(ham.customdata[2][1], math.exp(3.0))
+    labels = {a.text for a in fig.layout.annotations}
+    assert labels == {"full cache", "RNN only"}
+    html = charts.figure_html(fig)
+    assert 'src="http' not in html and len(html) > 1_000_000       # plotly.js inlined, no CDN script
+
+
+def test_small_figures_and_bytes():
+    assert charts.fmt_bytes(512) == "512 B" and charts.fmt_bytes(2048) == "2.0 KB"
+    assert charts.fmt_bytes(3 * 1024 ** 2) == "3.0 MB"
+    assert charts.cache_fill_figure([[1, 0], [2, 1]], 2, 10).data[0].name == "layer 1"
+    rec = charts.recall_figure([dict(policy="ham", kv_fraction=0.1, accuracy=0.9)])
+    assert rec.data[0].y == (90.0,)
+
+
+@pytest.fixture
+def result(tiny_model_dir, monkeypatch):
+    from app import engine, results
+
+    monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "64")
+    bundle = engine.get_bundle()
+    store = results.store_for(bundle, "=SUM(A1) is a formula; Ada met Ada again.\nEnd.")
+    return results.result_for(bundle, store, results.grid_taus(bundle, 0.0))
+
+
+def test_csv_has_every_token_and_layer(result):
+    rows = list(csv.reader(io.StringIO(panels.csv_text(result))))
+    L, T, H = result.surprise.shape
+    assert len(rows) == T + 1 and len(rows[0]) == 5 + L * (H + 2)
+    assert rows[1][1].startswith("'=")                              # no formula injection
+    assert rows[1][4] == "" and rows[2][4] != ""                    # no surprisal for the first token
+    assert all(r[5 + H + 1] == "1" for r in rows[1:])               # tau 0: every token cached
+
+
+def test_view_cells_and_reads(result):
+    cells = panels.view_cells(result, "min", 0, 0, count_mode=True)
+    L = result.cached.shape[0]
+    assert all(c.cached == L for c in cells)
+    reads, sink = result.reads(len(cells) - 1, 0)
+    assert reads and 0 <= sink <= 1 and math.isclose(sum(reads.values()) + sink, 1.0, abs_tol=1e-4) or len(reads) == 12
+    html = panels.view_html(result, metric="lm", layer=0, head=0, count_mode=False, scale="cividis",
+                            selected=3, reads=reads)
+    assert "ham-selected" in html and "ham-read" in html and "next-token surprisal" in html
