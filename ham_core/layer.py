@@ -101,7 +101,7 @@ class HAMLayer(nn.Module):
         B, T, _ = x.shape
         H, D = self.cfg.n_heads, self.cfg.head_dim
         qkv, history = self.conv(self.qkv(x), conv_history)
-        q, k, v = qkv.view(B, T, 3, H, D).unbind(2)
+        q, k, v = (x.contiguous() for x in qkv.view(B, T, 3, H, D).unbind(2))   # fused attention wants contiguous
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         g = -self.A_log.exp() * F.softplus(self.decay_proj(x) + self.dt_bias)   # log alpha < 0
         beta = torch.sigmoid(self.beta_proj(x))
