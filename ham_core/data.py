@@ -72,3 +72,33 @@ def fixed_windows(stream: np.ndarray, length: int, count: int) -> torch.Tensor:
 
 
 BatchFn = Callable[[int], torch.Tensor]
+
+
+def with_repeats(batches: BatchFn, share: float, seed: int = 0, min_span: int = 16, max_span: int = 128) -> BatchFn:
+    """Copy a span of about `share` of the windows to a later place in the same window.
+
+    Short windows of natural text rarely repeat anything far back, so a small model never
+    learns to look things up in its cache (its attention stays idle, and every selection policy
+    then looks alike). A copied span is a lookup worth learning, and the skill carries over to
+    names and phrases that recur in real prose. Deterministic in (seed, step), so resuming is exact.
+    """
+    if share <= 0:
+        return batches
+
+    def draw(step: int) -> torch.Tensor:
+        ids = batches(step).clone()
+        B, T = ids.shape
+        gen = torch.Generator().manual_seed(seed * 1_000_033 + step + 17)
+        top = min(max_span, T // 4)
+        if top < min_span:
+            return ids
+        for row in range(B):
+            if torch.rand(1, generator=gen).item() >= share:
+                continue
+            span = int(torch.randint(min_span, top + 1, (1,), generator=gen))
+            src = int(torch.randint(0, T // 2 - span + 1, (1,), generator=gen))
+            dst = int(torch.randint(src + span, T - span + 1, (1,), generator=gen))
+            ids[row, dst:dst + span] = ids[row, src:src + span]
+        return ids
+
+    return draw

@@ -99,6 +99,15 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def _tokens_before(init_from: Optional[str]) -> int:
+    """Tokens the starting weights had already seen (0 for a fresh model)."""
+    if not init_from:
+        return 0
+    from .checkpoint import read_metadata
+
+    return int(read_metadata(init_from).get("tokens", 0))
+
+
 @torch.no_grad()
 def evaluate_loss(model: HAMModel, windows: torch.Tensor, tau: float = 0.0, batch: int = 8,
                   loss_mask: Optional[torch.Tensor] = None) -> float:
@@ -135,7 +144,14 @@ def train(
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     resuming = (run / "train_state.json").exists()
-    model = load_model(run) if resuming else HAMModel(cfg)
+    init_from = settings.extra.get("init_from")
+    if resuming:
+        model = load_model(run)
+    elif init_from:             # a new phase (new schedule, new optimizer) from trained weights
+        model = load_model(init_from)
+    else:
+        model = HAMModel(cfg)
+    cfg = model.cfg
     model.train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     other = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -148,7 +164,7 @@ def train(
     if rank == 0 and tokenizer is not None:
         tokenizer.save(run / TOKENIZER)
     bar = Progress(settings.steps, "train", unit="step") if rank == 0 and not quiet else None
-    tokens_seen = log[-1]["tokens"] if log else 0
+    tokens_seen = log[-1]["tokens"] if log else _tokens_before(init_from)
     started, entry, session_tokens = time.monotonic(), (log[-1] if log else {}), 0
     end = min(settings.steps, stop_at) if stop_at else settings.steps
     while step < end:
@@ -187,7 +203,7 @@ def train(
 
 def _cli(args) -> int:
     from .corpus import default_corpus_dir, load_documents, read_folder, split_documents
-    from .data import WindowSampler, cached_stream, fixed_windows
+    from .data import WindowSampler, cached_stream, fixed_windows, with_repeats
     from .tokenizer import HAMTokenizer, train_tokenizer
 
     if args.from_dir:
@@ -208,14 +224,16 @@ def _cli(args) -> int:
                     n_heads=args.heads, head_dim=args.head_dim, mlp_hidden=args.mlp_hidden)
     settings = TrainSettings(steps=args.steps, batch=args.batch, length=args.length, lr=args.lr,
                              warmup=args.warmup, policy_share=args.policy_share, eval_every=args.eval_every,
-                             save_every=args.save_every, seed=args.seed)
+                             save_every=args.save_every, seed=args.seed,
+                             extra={"init_from": args.init_from, "repeat_share": args.repeat_share})
     rank = int(os.environ.get("RANK", "0"))
     sampler = WindowSampler(cached_stream(tokenizer, train_docs, cache, "train"), args.length, args.batch,
                             seed=args.seed, rank=rank)
+    batches = with_repeats(sampler, args.repeat_share, seed=args.seed + 1000 * rank)
     valid = fixed_windows(cached_stream(tokenizer, valid_docs, cache, "valid"), args.length, args.valid_windows)
     if args.threads:
         torch.set_num_threads(args.threads)
-    last = train(cfg, sampler, args.out, settings, tokenizer=tokenizer, valid=valid)
+    last = train(cfg, batches, args.out, settings, tokenizer=tokenizer, valid=valid)
     if rank == 0:
         print(json.dumps(last))
     return 0
@@ -244,6 +262,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--policy-share", type=float, default=0.25)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--init-from", help="start from this trained model folder (a new schedule and optimizer)")
+    p.add_argument("--repeat-share", type=float, default=0.0,
+                   help="share of windows with a span copied further on (teaches cache lookups)")
     p.add_argument("--valid-windows", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)

@@ -114,3 +114,31 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_model_dir):
     assert log[-1]["step"] == 3
     assert log[-1]["tokens"] == 3 * 2 * 2 * 32          # both processes' windows count
     load_model(out)                                      # a loadable checkpoint
+
+
+def test_repeats_copy_a_span_forward_deterministically():
+    from ham_core.data import with_repeats
+
+    base = lambda step: torch.arange(200).repeat(6, 1)          # noqa: E731 - every token distinct
+    draw = with_repeats(base, share=1.0, seed=3, min_span=8, max_span=32)
+    ids = draw(5)
+    torch.testing.assert_close(ids, draw(5))                    # same step, same batch (resume)
+    for row in ids:
+        moved = (row != torch.arange(200)).nonzero().flatten()
+        assert 8 <= len(moved) <= 32                            # one contiguous span was overwritten
+        assert moved.max() - moved.min() + 1 == len(moved)
+        src = row[moved[0]].item()                              # ...by an earlier stretch, in order
+        assert src < moved[0] and row[moved].tolist() == list(range(src, src + len(moved)))
+    assert with_repeats(base, share=0.0)(5).equal(base(5))
+
+
+def test_init_from_starts_a_new_phase_from_trained_weights(tmp_path):
+    cfg = tiny_config(vocab_size=64)
+    first = TrainSettings(steps=4, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    train(cfg, repeated_batches, tmp_path / "a", first, quiet=True)
+    second = TrainSettings(**{**first.__dict__, "extra": {"init_from": str(tmp_path / "a")}})
+    last = train(cfg, repeated_batches, tmp_path / "b", second, quiet=True, stop_at=1)
+    assert last["step"] == 1 and last["tokens"] == 5 * 4 * 24  # counts the tokens seen before
+    start = load_model(tmp_path / "a")
+    moved = load_model(tmp_path / "b")
+    assert any(not torch.equal(p, q) for p, q in zip(start.parameters(), moved.parameters()))
