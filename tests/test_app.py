@@ -108,7 +108,7 @@ def test_metric_layer_head_and_token_selection(app_env):
     at.selectbox(key="w_metric").select("head").run()
     at.selectbox(key="w_head").select(1).run()
     at.selectbox(key="w_layer").select(1).run()
-    at.select_slider(key="w_token").set_value(5).run()
+    at.number_input(key="w_token").set_value(5).run()
     clean(at)
     assert any("#5" in m.value for m in at.markdown)
     at.selectbox(key="w_metric").select("lm").run()

@@ -87,9 +87,11 @@ def token_panel(r: results.TextResult) -> None:
                                 scale=ss.get("w_scale", "viridis"), selected=ss.token, reads=reads,
                                 font_size="1.35rem" if ss.get("presenter") else "0.95rem")
         clickview.show(html, key="w_view", on_click=pick_token)
-        st.select_slider("Selected token (or click one in the text)", options=list(range(T)), key="w_token",
-                         on_change=common._sync, args=("w_token", "token"),
-                         format_func=lambda i: f"#{i} {r.tokens[i]!r}")
+        # A number box, not a slider over every token: a 1,024-option slider is re-sent and
+        # re-drawn on every threshold move (tens of ms in the browser) for no new information.
+        st.number_input(f"Selected token: #{ss.token} {r.tokens[ss.token]!r} (click one in the text, or type "
+                        f"its number, 0-{T - 1})", min_value=0, max_value=T - 1, step=1, key="w_token",
+                        on_change=common._sync, args=("w_token", "token"))
     with right:
         panels.show_reads(r, ss.token, ss.layer, reads, sink, head)
         panels.show_counts(r, ss.metric, ss.layer, ss.head, ss.get("w_scale", "viridis"))
@@ -131,7 +133,18 @@ def body() -> None:
         st.info("Paste some text above, upload a .txt, or pick a preset to begin: the model will show "
                 "which tokens surprised it and which ones it kept in its KV cache.")
         return
-    text = cleaned.text
+    threshold_view(bundle, cleaned.text)
+
+
+@st.fragment
+def threshold_view(bundle: engine.Bundle, text: str) -> None:
+    """Everything a threshold, layer or token choice changes. A fragment: moving a slider
+    reruns (and re-sends to the browser) only this part, not the text box above it. A fragment
+    rerun does not pass through the page's guard, so it has its own."""
+    common.guard(lambda: _threshold_view(bundle, text))
+
+
+def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     taus = controls(bundle)
     store = results.store_for(bundle, text)
     with st.spinner("Reading the text…"):
