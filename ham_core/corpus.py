@@ -312,8 +312,9 @@ def build_corpus(out_dir=None, sources=("brown", "nlp"), from_dir=None,
     return summary
 
 
-def load_documents(split: str, corpus_dir=None) -> list[str]:
-    """The texts of one split ("train" or "valid") from a built corpus directory."""
+def load_documents(split: str, corpus_dir=None, source: str | None = None) -> list[str]:
+    """The texts of one split ("train" or "valid") from a built corpus directory; with
+    `source` (e.g. "brown"), only the documents of that corpus."""
     if split not in SPLITS:
         raise HAMInputError(f"split must be 'train' or 'valid', got {split!r}")
     path = Path(corpus_dir).expanduser() if corpus_dir is not None else default_corpus_dir()
@@ -325,9 +326,14 @@ def load_documents(split: str, corpus_dir=None) -> list[str]:
         for i, line in enumerate(f, 1):
             if line.strip():
                 try:
-                    texts.append(json.loads(line)["text"])
+                    record = json.loads(line)
+                    text = record["text"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise HAMInputError(f"{path} line {i} is not a {{\"text\": ...}} JSON object") from None
+                if source is None or str(record.get("source", "")).split(":")[0] == source:
+                    texts.append(text)
+    if source is not None and not texts:
+        raise HAMInputError(f"{path} has no documents from the source {source!r}")
     return texts
 
 

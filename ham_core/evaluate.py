@@ -45,15 +45,20 @@ def slice_loss(model, tokenizer, model_dir: Path) -> float:
     return evaluate_loss(model, slice_windows(tokenizer, path.read_text(encoding="utf-8")), tau=0.0)
 
 
-def heldout_windows(tokenizer, model_dir: Path, n_windows: int, length: int) -> tuple[torch.Tensor, str]:
-    """Validation windows: from the built corpus's valid split if present, else the shipped slice."""
+def heldout_windows(tokenizer, model_dir: Path, n_windows: int, length: int,
+                    source: Optional[str] = None) -> tuple[torch.Tensor, str]:
+    """Validation windows: from the built corpus's valid split if present (only `source`'s
+    documents when given, e.g. "brown"), else the shipped slice."""
     from .corpus import default_corpus_dir, load_documents
     from .data import encode_documents, fixed_windows
 
     try:
-        docs = load_documents("valid", default_corpus_dir())
-        source = f"corpus valid split ({len(docs)} documents)"
+        docs = load_documents("valid", default_corpus_dir(), source=source)
+        which = f"{source} documents of the" if source else ""
+        source = f"{which} corpus valid split ({len(docs)} documents)".strip()
     except HAMInputError:
+        if source:
+            raise
         docs = [(Path(model_dir) / SLICE_FILE).read_text(encoding="utf-8")]
         source = f"{SLICE_FILE} (corpus not built)"
     return fixed_windows(encode_documents(tokenizer, docs), length, n_windows), source
@@ -109,7 +114,7 @@ def _cli(args) -> int:
     torch.manual_seed(0)
     report: dict = {"model": str(model_dir), "fractions": fractions}
     report["valid_slice_loss"] = round(slice_loss(model, tokenizer, model_dir), 6)
-    windows, source = heldout_windows(tokenizer, model_dir, args.windows, args.length)
+    windows, source = heldout_windows(tokenizer, model_dir, args.windows, args.length, args.source)
     report["heldout"] = {"source": source, "windows": len(windows), "length": args.length}
     bar = None if args.json else Progress(len(windows), "held-out", unit="window")
     report["lm"] = lm_table(model, windows, fractions, policies, bar)
@@ -123,7 +128,7 @@ def _cli(args) -> int:
     print(f"Fixed validation slice ({SLICE_FILE}), full cache: loss {report['valid_slice_loss']:.6f} nats/token\n")
     print(f"Held-out English, {len(windows)} windows x {args.length} tokens from the {source}:")
     print("loss in nats/token (perplexity), and the KV cache actually used\n")
-    print(_markdown(report["lm"], fractions, "loss", "{loss:.3f} ({perplexity:.1f}) @{kv_fraction:.1%}"))
+    print(_markdown(report["lm"], fractions, "loss", "{loss:.4f} ({perplexity:.2f}) @{kv_fraction:.1%}"))
     if "recall" in report:
         seeds = report["recall_seeds"]
         print(f"\nRecall lab, accuracy on seeds {seeds[0]}..{seeds[1]} (not used in training):\n")
@@ -137,6 +142,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--recall-model", help="recall model folder (default: assets/recall)")
     p.add_argument("--windows", type=int, default=32, help="held-out windows")
     p.add_argument("--length", type=int, default=512, help="tokens per held-out window")
+    p.add_argument("--source", help="held-out documents of one corpus only, e.g. brown (continuous prose; "
+                                     "nlp-corpus documents are groups of unrelated sentences)")
     p.add_argument("--fractions", default=",".join(str(f) for f in DEFAULT_FRACTIONS))
     p.add_argument("--policies", default=",".join(COMPARED))
     p.add_argument("--no-recall", action="store_true", help="skip the recall table")

@@ -213,3 +213,13 @@ def test_cli(tmp_path, capsys):
     args = _parse(["corpus", "--from-dir", str(src), "--no-brown", "--no-nlp", "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="^error: --from-dir .*no .txt files"):
         args.func(args)
+
+
+def test_load_documents_of_one_source(tmp_path):
+    rows = [{"text": "prose one", "source": "brown:ca01"}, {"text": "a sentence", "source": "nlp:doc-1#0"},
+            {"text": "prose two", "source": "brown:cb02"}]
+    (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert corpus.load_documents("valid", tmp_path, source="brown") == ["prose one", "prose two"]
+    assert len(corpus.load_documents("valid", tmp_path)) == 3
+    with pytest.raises(HAMInputError, match="no documents from the source 'shakespeare'"):
+        corpus.load_documents("valid", tmp_path, source="shakespeare")
