@@ -89,7 +89,7 @@ def token_panel(r: results.TextResult) -> None:
         clickview.show(html, key="w_view", on_click=pick_token)
         # A number box, not a slider over every token: a 1,024-option slider is re-sent and
         # re-drawn on every threshold move (tens of ms in the browser) for no new information.
-        st.number_input(f"Selected token: #{ss.token} {r.tokens[ss.token]!r} (click one in the text, or type "
+        st.number_input(f"Selected token: \\#{ss.token} {common.md(repr(r.tokens[ss.token]))} (click one in the text, or type "
                         f"its number, 0-{T - 1})", min_value=0, max_value=T - 1, step=1, key="w_token",
                         on_change=common._sync, args=("w_token", "token"))
     with right:
