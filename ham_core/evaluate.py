@@ -54,14 +54,14 @@ def heldout_windows(tokenizer, model_dir: Path, n_windows: int, length: int,
 
     try:
         docs = load_documents("valid", default_corpus_dir(), source=source)
-        which = f"{source} documents of the" if source else ""
-        source = f"{which} corpus valid split ({len(docs)} documents)".strip()
+        which = f"{source} documents of the " if source else ""
+        described = f"{which}corpus valid split ({len(docs)} documents)"
     except HAMInputError:
         if source:
             raise
         docs = [(Path(model_dir) / SLICE_FILE).read_text(encoding="utf-8")]
-        source = f"{SLICE_FILE} (corpus not built)"
-    return fixed_windows(encode_documents(tokenizer, docs), length, n_windows), source
+        described = f"{SLICE_FILE} (corpus not built)"
+    return fixed_windows(encode_documents(tokenizer, docs), length, n_windows), described
 
 
 def lm_table(model, windows: torch.Tensor, fractions: Sequence[float], policies: Sequence[str],
