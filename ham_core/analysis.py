@@ -4,7 +4,8 @@
 character span, the model's next-token surprisal, the RNN surprise per layer and head, and
 whether it entered each layer's KV cache; overall loss, perplexity and honest memory figures.
 `Analysis.reads(query, layer)` gives what a query's attention read, computed on demand from the
-layer's own inputs (no T x T weight tensors are kept).
+q and k this very forward produced (no T x T weight tensors are kept, and nothing is hooked
+onto the model: it stays read-only, so any number of threads may analyse with one model).
 
 Texts longer than `model.cfg.max_tokens` (4,096 for the shipped model) are cut to that many
 tokens; the result says so (`truncated`, `notice`). Empty text raises HAMInputError.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -98,20 +99,51 @@ class Reads:
 
 
 @dataclass
-class _ReadContext:
-    """The attention inputs of the pass that was analysed, to compute reads on demand."""
+class ReadContext:
+    """What computing attention reads needs, copied out of one forward (this call's own tensors:
+    nothing is kept on the model, so concurrent analyses never share it)."""
 
-    model: HAMModel
-    inputs: List[torch.Tensor]            # per layer [T, d_model], the HAM layer's normed input
+    q: List[torch.Tensor]                 # per layer [T, H, D] unit queries
+    k: List[torch.Tensor]                 # per layer [T, H, D] unit keys
     visible: List[torch.Tensor]           # per layer [T] cached mask or [T, T] query-by-key
-    qk: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # [T, H, D]
+    temperature: torch.Tensor             # [L, H] per-head logit scale c_h
 
-    def query_keys(self, layer: int):
-        if layer not in self.qk:
-            with torch.no_grad():
-                q, k, *_ = self.model.blocks[layer].ham.project(self.inputs[layer][None])
-            self.qk[layer] = (q[0], k[0])
-        return self.qk[layer]
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.q, *self.k, *self.visible, self.temperature))
+
+    def reads(self, query: int, layer: int) -> Reads:
+        """Attention reads of token `query` in `layer`: the keys it could read and their weights."""
+        T, L = self.q[0].shape[0], len(self.q)
+        if not isinstance(query, int) or isinstance(query, bool) or not 0 <= query < T:
+            raise HAMInputError(f"query must be a token index in 0..{T - 1}, got {query!r}")
+        if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < L:
+            raise HAMInputError(f"layer must be in 0..{L - 1}, got {layer!r}")
+        q, k, visible = self.q[layer], self.k[layer], self.visible[layer]
+        row = (visible if visible.dim() == 1 else visible[query])[: query + 1]
+        keys = row.nonzero().flatten()
+        with torch.no_grad():
+            logits = torch.einsum("hd,nhd->hn", q[query], k[keys]) * self.temperature[layer][:, None]
+            top = logits.amax(-1, keepdim=True).clamp_min(0.0) if len(keys) else logits.new_zeros(q.shape[1], 1)
+            scores, sink = (logits - top).exp(), (-top).exp()
+            denom = scores.sum(-1, keepdim=True) + sink
+        return Reads(query, layer, keys.tolist(), (scores / denom).float().cpu(), (sink / denom)[:, 0].float().cpu())
+
+
+@dataclass
+class StepValues:
+    """Steps 1-2 of every layer as the analysed forward computed them: [L, T, H] each."""
+
+    k_norm: torch.Tensor                  # ||k|| (1 after the L2 norm; shown so the claim is checkable)
+    v_norm: torch.Tensor                  # ||v||
+    alpha: torch.Tensor                   # decay exp(g), in (0, 1)
+    beta: torch.Tensor                    # write strength, in (0, 1)
+
+    @classmethod
+    def from_projections(cls, projections) -> "StepValues":
+        stack = lambda f: torch.stack([f(p)[0] for p in projections]).float().cpu()  # noqa: E731
+        return cls(stack(lambda p: p.k.norm(dim=-1)), stack(lambda p: p.v.norm(dim=-1)),
+                   stack(lambda p: p.g.exp()), stack(lambda p: p.beta))
 
 
 @dataclass
@@ -137,7 +169,8 @@ class Analysis:
     notice: str = ""                       # why the text was cut, "" when it was not
     seed: int = 0
     query_reads: Optional[List[Reads]] = None   # reads of the `query` token in every layer
-    _context: Optional[_ReadContext] = field(default=None, repr=False, compare=False)
+    steps: Optional[StepValues] = field(default=None, repr=False, compare=False)
+    context: Optional[ReadContext] = field(default=None, repr=False, compare=False)
 
     @property
     def n_tokens(self) -> int:
@@ -154,23 +187,7 @@ class Analysis:
 
     def reads(self, query: int, layer: int) -> Reads:
         """Attention reads of token `query` in `layer`: the keys it could read and their weights."""
-        T, L = self.n_tokens, len(self.tau)
-        if not isinstance(query, int) or not 0 <= query < T:
-            raise HAMInputError(f"query must be a token index in 0..{T - 1}, got {query!r}")
-        if not isinstance(layer, int) or not 0 <= layer < L:
-            raise HAMInputError(f"layer must be in 0..{L - 1}, got {layer!r}")
-        ctx = self._context
-        q, k = ctx.query_keys(layer)
-        visible = ctx.visible[layer]
-        row = (visible if visible.dim() == 1 else visible[query])[: query + 1]
-        keys = row.nonzero().flatten()
-        temperature = ctx.model.blocks[layer].ham.temperature.detach()
-        with torch.no_grad():
-            logits = torch.einsum("hd,nhd->hn", q[query], k[keys]) * temperature[:, None]
-            top = logits.amax(-1, keepdim=True).clamp_min(0.0) if len(keys) else logits.new_zeros(q.shape[1], 1)
-            scores, sink = (logits - top).exp(), (-top).exp()
-            denom = scores.sum(-1, keepdim=True) + sink
-        return Reads(query, layer, keys.tolist(), (scores / denom).float().cpu(), (sink / denom)[:, 0].float().cpu())
+        return self.context.reads(query, layer)
 
     def to_dict(self) -> dict:
         """The CLI's JSON: model, device, n_tokens, tau, policy, loss, perplexity, kv_fraction,
@@ -213,21 +230,9 @@ def analyze(
     tokens, total, notice = prepare_tokens(model, tokenizer, text)
     taus = layer_taus(model.cfg.n_layers, tau, layer_tau)
     ids = torch.tensor([[t.id for t in tokens]], device=model.device)
-    inputs: Dict[int, torch.Tensor] = {}
-
-    def keep_input(layer):   # the last pass (the policy's own) wins
-        def hook(module, args):
-            inputs[layer] = args[0][0].detach()
-        return hook
-
-    handles = [block.ham.register_forward_pre_hook(keep_input(l)) for l, block in enumerate(model.blocks)]
-    try:
-        with torch.no_grad():
-            out = run_policy(model, ids, taus, policy, seed=seed)
-            nll = next_token_nll(out.logits, ids)[0].double().cpu()
-    finally:
-        for h in handles:
-            h.remove()
+    with torch.no_grad():
+        out = run_policy(model, ids, taus, policy, seed=seed, projections=True)
+        nll = next_token_nll(out.logits, ids)[0].double().cpu()
     loss = float(nll.mean()) if len(nll) else None
     result = Analysis(
         model=model_name or describe_model(model),
@@ -248,8 +253,10 @@ def analyze(
         n_tokens_total=total,
         notice=notice,
         seed=seed,
-        _context=_ReadContext(model, [inputs[l] for l in range(len(model.blocks))],
-                              [v[0] for v in out.visible]),
+        steps=StepValues.from_projections(out.projections),
+        context=ReadContext([p.q[0] for p in out.projections], [p.k[0] for p in out.projections],
+                            [v[0] for v in out.visible],
+                            torch.stack([b.ham.temperature for b in model.blocks]).detach().clone()),
     )
     if query is not None:
         result.query_reads = [result.reads(query, layer) for layer in range(len(taus))]

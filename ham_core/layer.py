@@ -62,6 +62,17 @@ class ShortConv(nn.Module):
 
 
 @dataclass
+class Projections:
+    """Steps 1-2 of one layer, as the forward computed them (B texts, T tokens, H heads of D)."""
+
+    q: torch.Tensor                        # [B, T, H, D] unit-length queries
+    k: torch.Tensor                        # [B, T, H, D] unit-length keys
+    v: torch.Tensor                        # [B, T, H, D] values
+    g: torch.Tensor                        # [B, T, H] log decay, alpha = exp(g)
+    beta: torch.Tensor                     # [B, T, H] write strength
+
+
+@dataclass
 class LayerTrace:
     """What one HAM layer did on a text (B texts of T tokens, H heads)."""
 
@@ -71,6 +82,7 @@ class LayerTrace:
     weights: Optional[torch.Tensor]        # [B, H, T, T] attention weights, when asked for
     sink: Optional[torch.Tensor]           # [B, H, T] the sink's share, when asked for
     final_state: torch.Tensor              # [B, H, D, D] RNN state after the last token
+    projections: Optional[Projections] = None   # steps 1-2, when asked for
 
 
 class HAMLayer(nn.Module):
@@ -119,12 +131,15 @@ class HAMLayer(nn.Module):
         route: Route,
         mode: str = "chunked",
         return_weights: bool = False,
+        keep_projections: bool = False,
     ):
-        """x [B, T, d_model] -> (y [B, T, d_model], LayerTrace)."""
+        """x [B, T, d_model] -> (y [B, T, d_model], LayerTrace). keep_projections puts q, k, v,
+        g and beta in the trace (what the views show of steps 1-2, and what reads need)."""
         q, k, v, g, beta, _ = self.project(x)                                  # steps 1-2
         rnn = dispatch.delta_rule(q, k, v, g, beta, mode=mode, chunk_size=self.cfg.chunk_size)  # 3-4
         visible = route(rnn.surprise, rnn.residual)                            # step 5
         attn = dispatch.attention(q, k, v, visible, self.temperature, return_weights)  # step 6
         y = self.combine(x, rnn.out, attn.out)                                 # step 7
-        trace = LayerTrace(rnn.surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state)
+        trace = LayerTrace(rnn.surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
+                           Projections(q, k, v, g, beta) if keep_projections else None)
         return y, trace

@@ -17,7 +17,7 @@ from torch import nn
 
 from .config import HAMConfig
 from .errors import HAMInputError
-from .layer import HAMLayer, LayerTrace, RMSNorm, Route, threshold_route
+from .layer import HAMLayer, LayerTrace, Projections, RMSNorm, Route, threshold_route
 
 TauLike = Union[float, Sequence[float], torch.Tensor]
 
@@ -43,8 +43,8 @@ class HAMBlock(nn.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x, route: Route, mode: str, return_weights: bool):
-        y, trace = self.ham(self.ham_norm(x), route, mode, return_weights)
+    def forward(self, x, route: Route, mode: str, return_weights: bool, keep_projections: bool = False):
+        y, trace = self.ham(self.ham_norm(x), route, mode, return_weights, keep_projections)
         x = x + y
         return x + self.mlp(self.mlp_norm(x)), trace
 
@@ -73,6 +73,7 @@ class HAMOutput:
     attention: Optional[list] = None       # per layer: [B, H, T, T] weights or TopKReads
     sink: Optional[torch.Tensor] = None    # [B, L, H, T] the sink's share, when attention asked
     final_states: Optional[List[torch.Tensor]] = None  # per layer [B, H, D, D]
+    projections: Optional[List[Projections]] = None    # per layer q, k, v, g, beta, when asked
 
     @property
     def kv_fraction(self) -> torch.Tensor:
@@ -179,8 +180,11 @@ class HAMModel(nn.Module):
         routes: Optional[Sequence[Route]] = None,
         mode: str = "chunked",
         attention: Union[None, str, int] = None,
+        projections: bool = False,
     ) -> HAMOutput:
-        """ids [B, T] (or [T]); attention: None, "all" (weights [B, H, T, T]) or k (top-k reads)."""
+        """ids [B, T] (or [T]); attention: None, "all" (weights [B, H, T, T]) or k (top-k reads);
+        projections: also return each layer's q, k, v, g, beta (this call's own, so concurrent
+        callers of one model never see each other's; the model is not changed by a forward)."""
         if mode not in ("chunked", "recurrent"):
             raise HAMInputError(f"mode must be 'chunked' or 'recurrent', got {mode!r}")
         if attention is not None and attention != "all" and not (
@@ -193,7 +197,7 @@ class HAMModel(nn.Module):
         x = self.embed(ids)
         traces: List[LayerTrace] = []
         for block, route in zip(self.blocks, route_fns):
-            x, trace = block(x, route, mode, attention is not None)
+            x, trace = block(x, route, mode, attention is not None, projections)
             traces.append(trace)
         return self._output(self.head(x), traces, attention)
 
@@ -226,6 +230,7 @@ class HAMModel(nn.Module):
             attention=reads,
             sink=sink,
             final_states=[t.final_state for t in traces],
+            projections=[t.projections for t in traces] if traces[0].projections is not None else None,
         )
 
 

@@ -191,6 +191,7 @@ def run_policy(
     seed: int = 0,
     attention=None,
     budget: Optional[torch.Tensor] = None,
+    projections: bool = False,
 ) -> HAMOutput:
     """Read ids [B, T] with `policy` at HAM's per-layer memory for `tau` (float, [L] or [B, L]).
 
@@ -203,4 +204,4 @@ def run_policy(
     if p.needs_budget and budget is None:
         budget = model(ids, routes=policy_routes(["ham"] * ids.shape[0], taus)).kv_peak
     routes = policy_routes([policy] * ids.shape[0], taus, budget, seed)
-    return model(ids, routes=routes, attention=attention)
+    return model(ids, routes=routes, attention=attention, projections=projections)

@@ -150,3 +150,61 @@ def test_bad_thresholds_and_policy(bundle):
             analyze(model, tok, SAMPLE_TEXT, **{"tau": 0.5, **kwargs})
     assert layer_taus(3, 0.5, {2: 0.9}) == [0.5, 0.5, 0.9]
     assert layer_taus(2, [0.1, 0.2]) == [0.1, 0.2]
+
+
+def test_concurrent_analyses_on_one_model_match_single_thread(bundle):
+    """Two texts read at once by two threads on one model, 50 times: every result is exactly
+    the single-thread one (nothing of a forward is kept on the shared model)."""
+    import threading
+
+    model, tok = bundle
+    texts = (SAMPLE_TEXT, "Ada met Bob. Bob met Ada again, twice.")     # different lengths
+
+    def numbers(text):
+        a = analyze(model, tok, text, 0.6)
+        reads = [a.reads(q, l) for l in range(model.cfg.n_layers) for q in (0, a.n_tokens // 2, a.n_tokens - 1)]
+        return a.surprise_heads, a.cached, a.lm_surprisal, [(r.keys, r.weights, r.sink) for r in reads], a.steps
+
+    expected = [numbers(t) for t in texts]
+    failures = []
+
+    def worker(i):
+        for _ in range(50):
+            try:
+                got = numbers(texts[i])
+            except Exception as exc:   # noqa: BLE001 - a crash in a thread is a failure to report
+                failures.append(repr(exc))
+                continue
+            want = expected[i]
+            same = (torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]) and got[2] == want[2]
+                    and all(gk == wk and torch.equal(gw, ww) and torch.equal(gs, ws)
+                            for (gk, gw, gs), (wk, ww, ws) in zip(got[3], want[3]))
+                    and all(torch.equal(getattr(got[4], f), getattr(want[4], f))
+                            for f in ("k_norm", "v_norm", "alpha", "beta")))
+            if not same:
+                failures.append(f"text {i} differs")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())
+
+
+def test_step_values_are_the_layers_own(bundle):
+    model, tok = bundle
+    a = analyze(model, tok, SAMPLE_TEXT, 0.5)
+    ids = torch.tensor([tok.encode(SAMPLE_TEXT)])
+    with torch.no_grad():
+        out = model(ids, 0.5, projections=True)
+    L, T, H = model.cfg.n_layers, a.n_tokens, model.cfg.n_heads
+    for name in ("k_norm", "v_norm", "alpha", "beta"):
+        assert getattr(a.steps, name).shape == (L, T, H)
+    torch.testing.assert_close(a.steps.k_norm, torch.ones(L, T, H))      # q, k are unit vectors
+    for l, p in enumerate(out.projections):
+        torch.testing.assert_close(a.steps.alpha[l], p.g[0].exp())
+        torch.testing.assert_close(a.steps.beta[l], p.beta[0])
+        torch.testing.assert_close(a.steps.v_norm[l], p.v[0].norm(dim=-1))
+    assert (0 < a.steps.alpha).all() and (a.steps.alpha < 1).all()
