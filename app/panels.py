@@ -36,19 +36,20 @@ def _num(x: float) -> str:
 
 
 def tooltips(r: TextResult, layer: int) -> list[str]:
-    """The hover text of every token for `layer` (built once per result and layer)."""
-    if layer not in r.tips:
+    """The hover text of every token for `layer` (built once per result and layer while memory allows)."""
+    def build() -> list[str]:
         heads = r.surprise[layer].tolist()
         mins, lm = r.layer_surprise[layer].tolist(), r.lm_surprisal.tolist()
         cached = r.cached.T.tolist()
-        r.tips[layer] = [
+        return [
             f"#{i} {tok!r}\n"
             f"RNN surprise, layer {layer + 1}: {_num(mins[i])} (heads: {', '.join(_num(v) for v in heads[i])})\n"
             f"next-token surprisal: {_num(lm[i])} nats\n"
             f"in KV cache of layers: {', '.join(str(l + 1) for l, c in enumerate(cached[i]) if c) or 'none'}"
             for i, tok in enumerate(r.tokens)
         ]
-    return r.tips[layer]
+
+    return r.memo(("tips", layer), build)
 
 
 def view_cells(r: TextResult, metric: str, layer: int, head: int, count_mode: bool,

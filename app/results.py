@@ -1,19 +1,25 @@
 """Per-text results: ham_core.analysis.analyze at each threshold setting, the HAM sweep over a
-grid of thresholds (computed once per text and model) and the other policies at equal memory
-(ham_core.sweep). No model math here: this module only calls ham_core and reshapes for views.
+grid of thresholds and the other policies at equal memory (ham_core.sweep). No model math here:
+this module only calls ham_core and keeps, per threshold, what the views draw.
+
+Everything computed is kept in the server's one shared store (app.shared), keyed by the model,
+the full SHA-256 of the text, the token limit and the thresholds: thirty sessions on one preset
+run each threshold once between them, and a session never sees another text's numbers. What is
+kept per threshold is small (surprise, cache marks, totals: ~90 KB for 1,024 tokens); the q and
+k that attention reads are computed from are kept only while memory is free, and recomputed
+by one forward when a view needs them again.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
-import streamlit as st
-import torch
 
 from app.engine import Bundle, max_tokens
-from ham_core.analysis import Analysis, analyze
+from app.shared import results_store, text_key
+from ham_core.analysis import Analysis, ReadContext, analyze
 from ham_core.errors import HAMInputError
 
 # Thresholds the sweep computes (the slider's stops). A trained model's surprises sit mostly
@@ -24,23 +30,45 @@ DEFAULT_TAU = 0.2
 TOP_READS = 12                  # reads listed per query
 OTHER_POLICIES = ("random", "window", "sinks", "hola")
 
+Progress = Callable[[float, str], None]
+
 
 def tau_label(tau: float) -> str:
     return "∞ (RNN only)" if tau > 2 else f"{tau:.2f}"
 
 
 @dataclass
-class TextResult:
-    """What the views draw for one text at one threshold setting (numpy arrays, plus the
-    Analysis itself for attention reads, which it computes on demand)."""
+class TextEntry:
+    """One text as this server reads it with one model: cut to the token limit, tokenised once.
+    `key` (model, text SHA-256, limit) prefixes every stored result of the text."""
 
-    analysis: Analysis
-    tokens: list                  # display text of each token
-    starts: list
+    key: tuple
+    read_text: str                # the text cut after the limit-th token
+    notice: str                   # why it was cut ("" when it was not)
+    total: int                    # tokens in the whole text
+    ids: np.ndarray               # [T] token ids read
+    tokens: list                  # [T] display text of each token
+    starts: list                  # [T] character offsets into the text
     ends: list
+
+
+@dataclass
+class ReadSummary:
+    """What one query read at one threshold setting, in every layer: per layer, for the head
+    average (key None) and each head, the largest reads [(key position, weight)] and the sink."""
+
+    layers: list                  # [L] {None | head: ([(key, weight)], sink)}
+
+
+@dataclass
+class TextResult:
+    """What the views draw for one text at one threshold setting (numpy arrays)."""
+
+    text: TextEntry = field(repr=False)
     tau: list                     # per-layer thresholds used
     lm_surprisal: np.ndarray      # [T] -log p(token | before), NaN for the first token
     surprise: np.ndarray          # [L, T, H] per-head RNN surprise
+    layer_surprise: np.ndarray    # [L, T] min over heads (routing uses this)
     cached: np.ndarray            # [L, T] bool
     kv_tokens: np.ndarray         # [L] peak keys per layer
     loss: float                   # NaN for a one-token text
@@ -48,22 +76,56 @@ class TextResult:
     kv_bytes_peak: int
     kv_bytes_full: int
     state_bytes: int
-    notice: str = ""              # truncation notice ("" when the whole text was read)
-    n_tokens_total: int = 0
-    layer_surprise: Optional[np.ndarray] = None   # [L, T] min over heads (routing uses this)
-    tips: dict = field(default_factory=dict)      # layer -> hover texts (app.panels.tooltips)
+    _reader: Optional[Callable[[int], ReadSummary]] = field(default=None, repr=False)
+
+    @property
+    def tokens(self) -> list:
+        return self.text.tokens
+
+    @property
+    def starts(self) -> list:
+        return self.text.starts
+
+    @property
+    def ends(self) -> list:
+        return self.text.ends
+
+    @property
+    def notice(self) -> str:
+        return self.text.notice
+
+    @property
+    def n_tokens_total(self) -> int:
+        return self.text.total
+
+    @property
+    def nbytes(self) -> int:
+        """Memory this result holds beyond its text (shared by every threshold)."""
+        return 256 + sum(a.nbytes for a in (self.lm_surprisal, self.surprise, self.layer_surprise,
+                                             self.cached, self.kv_tokens))
 
     @property
     def perplexity(self) -> float:
         return float(np.exp(min(self.loss, 50.0))) if self.loss == self.loss else float("nan")
 
+    def memo(self, what: tuple, build: Callable[[], object]):
+        """A value derived from this result (e.g. hover texts), kept while memory is free."""
+        key = ("view",) + self.text.key + (tuple(self.tau), what)
+        store = results_store()
+        value = store.get(key)
+        if value is None:
+            value = build()
+            store.offer(key, value)
+        return value
+
     def reads(self, query: int, layer: int, head: Optional[int] = None) -> tuple[dict, float]:
         """{key position: weight} read by `query` in `layer` (one head, or averaged over heads),
         largest first, and the sink's share."""
-        r = self.analysis.reads(int(query), int(layer))
-        top = {i: w for i, w in r.top(TOP_READS, head=head) if w > 0}
-        sink = r.mean_sink if head is None else float(r.sink[head])
-        return top, sink
+        T, L = len(self.tokens), len(self.tau)
+        if not 0 <= int(query) < T or not 0 <= int(layer) < L:
+            raise HAMInputError(f"token {query} or layer {layer} is outside this text ({T} tokens, {L} layers)")
+        pairs, sink = self._reader(int(query)).layers[int(layer)][head]
+        return dict(pairs), sink
 
 
 def _display(tokenizer, tokens) -> list:
@@ -73,112 +135,117 @@ def _display(tokenizer, tokens) -> list:
     return [t.text for t in tokens]
 
 
-def to_result(a: Analysis, tokenizer, notice: str, total: int) -> TextResult:
-    return TextResult(
-        analysis=a, tokens=_display(tokenizer, a.tokens), starts=[t.start for t in a.tokens],
-        ends=[t.end for t in a.tokens], tau=list(a.tau),
-        lm_surprisal=np.array([math.nan if x is None else x for x in a.lm_surprisal], dtype=np.float32),
-        surprise=a.surprise_heads.numpy(), layer_surprise=a.surprise.numpy(), cached=a.cached.numpy(), kv_tokens=np.array(a.kv_peak),
-        loss=math.nan if a.loss is None else a.loss, kv_fraction=a.kv_fraction, kv_bytes_peak=a.kv_bytes_peak,
-        kv_bytes_full=a.kv_bytes_full, state_bytes=a.state_bytes, notice=notice or a.notice,
-        n_tokens_total=max(total, a.n_tokens_total),
-    )
+def _summarise(context: ReadContext, query: int) -> ReadSummary:
+    layers = []
+    for layer in range(len(context.q)):
+        r = context.reads(query, layer)
+        per = {None: ([(i, w) for i, w in r.top(TOP_READS) if w > 0], r.mean_sink)}
+        for h in range(r.sink.shape[0]):
+            per[h] = ([(i, w) for i, w in r.top(TOP_READS, head=h) if w > 0], float(r.sink[h]))
+        layers.append(per)
+    return ReadSummary(layers)
 
 
-class TextStore:
-    """Everything computed for one text with one model: results per threshold setting and the
-    other policies' rows. Held by st.cache_resource (shared, never copied: an Analysis keeps
-    tensors, and st.cache_data would pickle and copy them on every slider move)."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.read_text: Optional[str] = None   # the text cut to the app's token limit
-        self.notice = ""
-        self.total = 0
-        self.results: dict = {}                # per-layer tau tuple -> TextResult
-        self.policy_rows: Optional[list] = None
-        self.extras: dict = {}                 # other per-text results (the how-it-works gates)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _store(model_key: str, text_key: str, limit: int, _text: str) -> TextStore:
-    return TextStore(_text)
-
-
-def store_for(bundle: Bundle, text: str) -> TextStore:
-    from app.state import text_hash
-
-    store = _store(bundle.key, text_hash(text), max_tokens(bundle.cfg), text)
-    if store.read_text is None:
-        _cut(bundle, store)
-    return store
-
-
-def _cut(bundle: Bundle, store: TextStore) -> None:
-    """Apply the app's token limit (HAM_LAB_MAX_TOKENS, at most the model's own) by cutting the
-    text after the limit-th token; analyze then reads that prefix."""
-    if not store.text.strip():
+def text_entry(bundle: Bundle, text: str) -> TextEntry:
+    """The text cut to the app's token limit (HAM_LAB_MAX_TOKENS, at most the model's own),
+    once per text and model on this server."""
+    if not text.strip():
         raise HAMInputError("the text is empty (or only whitespace): give some text to read")
-    tokens = bundle.tokenizer.tokenize(store.text)
     limit = max_tokens(bundle.cfg)
-    store.total = len(tokens)
-    if len(tokens) > limit:
-        store.read_text = store.text[: tokens[limit - 1].end]
-        store.notice = (f"The text has {len(tokens):,} tokens; only the first {limit:,} are read "
-                        "(the token limit shown in the sidebar).")
-    else:
-        store.read_text = store.text
+    key = (bundle.key, text_key(text), limit)
+
+    def cut() -> TextEntry:
+        tokens = bundle.tokenizer.tokenize(text)
+        notice, read_text, total = "", text, len(tokens)
+        if total > limit:
+            read_text = text[: tokens[limit - 1].end]
+            notice = (f"The text has {len(tokens):,} tokens; only the first {limit:,} are read "
+                      "(the token limit shown in the sidebar).")
+            tokens = tokens[:limit]
+        return TextEntry(key, read_text, notice, total, np.array([t.id for t in tokens], dtype=np.int32), _display(bundle.tokenizer, tokens),
+                         [t.start for t in tokens], [t.end for t in tokens])
+
+    return results_store().get_or_compute(("text",) + key, cut)
 
 
 def grid_taus(bundle: Bundle, tau: float) -> tuple:
     return (float(tau),) * bundle.cfg.n_layers
 
 
-def _analyze(bundle: Bundle, store: TextStore, taus: tuple) -> TextResult:
-    a = analyze(bundle.model, bundle.tokenizer, store.read_text, tau=list(taus))
-    return to_result(a, bundle.tokenizer, store.notice, store.total)
+def _forward(bundle: Bundle, entry: TextEntry, taus: tuple) -> Analysis:
+    """One read of the text at these thresholds (the only place this module runs the model)."""
+    return analyze(bundle.model, bundle.tokenizer, entry.read_text, tau=list(taus))
 
 
-def prepare(bundle: Bundle, text: str, progress=None, layer: int = 0) -> TextStore:
-    """The HAM sweep: an analysis at every grid threshold, computed once per text and model.
-    Each is warmed for `layer`'s attention reads, so slider moves never wait for them."""
-    store = store_for(bundle, text)
-    missing = [t for t in TAU_GRID if grid_taus(bundle, t) not in store.results]
+def _keep(bundle: Bundle, entry: TextEntry, taus: tuple, a: Analysis, queries=()) -> TextResult:
+    """The per-threshold result of a forward; its q and k are kept while memory is free, and
+    the reads of `queries` (the asking session's selected token) are kept in any case."""
+    store = results_store()
+    store.offer(("context",) + entry.key + (taus,), a.context, a.context.nbytes)
+    for q in queries:
+        if q is not None and 0 <= q < a.n_tokens:
+            store.put(("reads",) + entry.key + (taus, q), _summarise(a.context, q))
+    return TextResult(
+        text=entry, tau=list(a.tau),
+        lm_surprisal=np.array([math.nan if x is None else x for x in a.lm_surprisal], dtype=np.float32),
+        surprise=a.surprise_heads.numpy(), layer_surprise=a.surprise.numpy(), cached=a.cached.numpy(),
+        kv_tokens=np.array(a.kv_peak), loss=math.nan if a.loss is None else a.loss, kv_fraction=a.kv_fraction,
+        kv_bytes_peak=a.kv_bytes_peak, kv_bytes_full=a.kv_bytes_full, state_bytes=a.state_bytes,
+        _reader=_reader(bundle, entry, taus),
+    )
+
+
+def _reader(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int], ReadSummary]:
+    def context() -> ReadContext:
+        a = _forward(bundle, entry, taus)
+        return a.context
+
+    def reads(query: int) -> ReadSummary:
+        store = results_store()
+        return store.get_or_compute(
+            ("reads",) + entry.key + (taus, query),
+            lambda: _summarise(store.get_or_compute(("context",) + entry.key + (taus,), context), query))
+
+    return reads
+
+
+def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None) -> TextResult:
+    """The result at any per-layer setting, computed once on this server (concurrent sessions
+    asking for the same one wait for that one computation)."""
+    taus = tuple(float(t) for t in taus)
+    return results_store().get_or_compute(
+        ("result",) + entry.key + (taus,), lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus), (query,)))
+
+
+def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[Progress] = None,
+            query: Optional[int] = None) -> None:
+    """The HAM sweep: a result at every grid threshold, once per text and model on this server.
+    The reads of `query` are kept at each threshold, so moving the slider never waits for them."""
+    store = results_store()
+    missing = [t for t in TAU_GRID if ("result",) + entry.key + (grid_taus(bundle, t),) not in store]
     for i, tau in enumerate(missing):
         if progress is not None:
             progress(i / len(missing), f"Reading the text at threshold {tau_label(tau)} ({i + 1}/{len(missing)})")
-        store.results[grid_taus(bundle, tau)] = _analyze(bundle, store, grid_taus(bundle, tau))
-    for tau in TAU_GRID:
-        store.results[grid_taus(bundle, tau)].analysis.reads(0, layer)      # computes the layer's q, k once
-    return store
+        result_for(bundle, entry, grid_taus(bundle, tau), query)
 
 
-def result_for(bundle: Bundle, store: TextStore, taus: tuple) -> TextResult:
-    """The result at any per-layer setting (grid points are precomputed; others on demand)."""
-    taus = tuple(float(t) for t in taus)
-    if taus not in store.results:
-        store.results[taus] = _analyze(bundle, store, taus)
-    return store.results[taus]
-
-
-def ham_rows(bundle: Bundle, store: TextStore) -> list:
+def ham_rows(bundle: Bundle, entry: TextEntry) -> list:
     """The HAM curve: one row per grid threshold (policy, tau, kv_fraction, kv_bytes_peak, loss)."""
-    rows = []
+    rows, store = [], results_store()
     for tau in TAU_GRID:
-        r = store.results.get(grid_taus(bundle, tau))
+        r = store.get(("result",) + entry.key + (grid_taus(bundle, tau),))
         if r is not None and r.loss == r.loss:
             rows.append(dict(policy="ham", tau=tau, kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak,
                              loss=r.loss))
     return rows
 
 
-def read_ids(bundle: Bundle, store: TextStore) -> torch.Tensor:
-    """Token ids of the text as read (after the token limit): [T]."""
-    return torch.tensor([t.id for t in store.results[next(iter(store.results))].analysis.tokens]) \
-        if store.results else torch.tensor(bundle.tokenizer.encode(store.read_text))
+def stored_policy_rows(entry: TextEntry) -> Optional[list]:
+    """The other policies' rows if this server has computed them for the text, else None."""
+    return results_store().get(("policies",) + entry.key)
 
 
-def policy_rows(bundle: Bundle, store: TextStore, progress=None) -> list:
+def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[Progress] = None) -> list:
     """The other selection policies at HAM's memory for each grid threshold (ham_core.sweep)."""
     from ham_core.sweep import sweep
 
@@ -189,32 +256,26 @@ def policy_rows(bundle: Bundle, store: TextStore, progress=None) -> list:
             frac = done / total if total else 0.0
             progress(min(frac, 1.0), f"Other policies at equal memory: {100 * frac:.0f}%")
 
-    rows = sweep(bundle.model, read_ids(bundle, store), taus, list(OTHER_POLICIES), progress=report)
-    return [r.to_dict() for r in rows if r.policy in OTHER_POLICIES and r.loss is not None]
+    def compute() -> list:
+        rows = sweep(bundle.model, entry.ids.astype(np.int64), taus, list(OTHER_POLICIES), progress=report)
+        return [r.to_dict() for r in rows if r.policy in OTHER_POLICIES and r.loss is not None]
+
+    return results_store().get_or_compute(("policies",) + entry.key, compute)
 
 
-def layer_inputs(bundle: Bundle, store: TextStore, taus: tuple, layer: int) -> dict:
-    """Steps 1-2 for one layer, as the layer itself computes them (HAMLayer.project on the
-    layer's own input, captured with a forward pre-hook): per token and head ||k||, ||v||,
-    alpha = exp(g) and beta. Numpy arrays [T, H]."""
-    key = ("gates", tuple(taus), layer)
-    if key in store.extras:
-        return store.extras[key]
-    model = bundle.model
-    ham = model.blocks[layer].ham
-    seen = {}
+def step_values(bundle: Bundle, entry: TextEntry, taus: tuple) -> dict:
+    """Steps 1-2 as the layers computed them in the forward at `taus`: ||k||, ||v||, the decay
+    alpha and the write strength beta, numpy [L, T, H] each."""
+    taus = tuple(float(t) for t in taus)
 
-    def capture(module, args) -> None:            # returns None: the forward is left unchanged
-        seen["x"] = args[0]
+    def compute() -> dict:
+        s = _forward(bundle, entry, taus).steps
+        return {"k_norm": s.k_norm.numpy(), "v_norm": s.v_norm.numpy(), "alpha": s.alpha.numpy(),
+                "beta": s.beta.numpy()}
 
-    hook = ham.register_forward_pre_hook(capture)
-    try:
-        with torch.no_grad():
-            model(read_ids(bundle, store)[None].to(model.device), tau=list(taus))
-            q, k, v, g, beta, _ = ham.project(seen["x"])
-    finally:
-        hook.remove()
-    as_np = lambda t: t[0].float().cpu().numpy()  # noqa: E731
-    store.extras[key] = {"k_norm": as_np(k.norm(dim=-1)), "v_norm": as_np(v.norm(dim=-1)),
-                         "alpha": as_np(g.exp()), "beta": as_np(beta)}
-    return store.extras[key]
+    return results_store().get_or_compute(("steps",) + entry.key + (taus,), compute)
+
+
+def read_ids(entry: TextEntry) -> list:
+    """Token ids of the text as read (after the token limit)."""
+    return entry.ids.tolist()

@@ -1,19 +1,17 @@
 """Input cleaning, text hashes and the URL query parameters: pure functions, no model.
 
-A link holds the preset name (or the hash of a pasted text), the threshold, the layer and the
-metric. Pasted texts are kept in a small local store keyed by hash, so a link made on this
-machine reopens the same text; a hash that is not in the store says so instead of guessing.
+A link holds the preset name (or the key of a pasted text: its full SHA-256), the threshold, the
+layer and the metric. Pasted texts are kept in a bounded store on this server (app.shared), so a
+link made here reopens the same text; a key that is not in the store says so instead of guessing.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Optional
 
 from app.presets import PRESETS
+from app.shared import KEY_HEX
 
 MAX_CHARS = 200_000           # longer pastes are cut before tokenising (the token limit cuts again)
 MAX_UPLOAD_BYTES = 2_500_000
@@ -74,38 +72,6 @@ def decode_upload(data: bytes) -> CleanText:
     return cleaned
 
 
-def text_hash(text: str) -> str:
-    """Short stable id of a text (first 12 hex digits of SHA-256)."""
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:12]
-
-
-def store_dir() -> Path:
-    return Path(os.environ.get("HAM_LAB_TEXT_STORE", Path.home() / ".cache" / "ham_lab" / "texts"))
-
-
-def remember_text(text: str) -> str:
-    """Keep a pasted text so a link with its hash reopens it; returns the hash."""
-    h = text_hash(text)
-    try:
-        d = store_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{h}.txt"
-        if not path.exists():
-            path.write_text(text, encoding="utf-8")
-    except OSError:
-        pass                                     # a read-only disk only loses the link feature
-    return h
-
-
-def recall_text(h: str) -> Optional[str]:
-    if not re.fullmatch(r"[0-9a-f]{12}", h or ""):
-        return None
-    try:
-        return (store_dir() / f"{h}.txt").read_text(encoding="utf-8")
-    except OSError:
-        return None
-
-
 @dataclass
 class ViewState:
     """What a link restores."""
@@ -132,7 +98,7 @@ def parse_params(params: Mapping[str, str], n_layers: int, n_heads: int) -> View
     preset = params.get("preset")
     state = ViewState(preset=preset if preset in PRESETS else None)
     h = params.get("text")
-    if h and re.fullmatch(r"[0-9a-f]{12}", h):
+    if h and re.fullmatch(r"[0-9a-f]{%d}" % KEY_HEX, h):
         state.text_hash = h
     tau = _num(params.get("tau"), float, None)
     state.tau = None if tau is None else min(max(tau, 0.0), 2.5)

@@ -180,8 +180,11 @@ def test_pasted_text_gets_a_hash_link(app_env):
     again = start(text=h)
     clean(again)
     assert again.text_area(key="w_text").value.startswith("A text only this test")
-    missing = start(text="0123456789ab")
-    assert any("not stored on this machine" in w.value for w in missing.warning)
+    assert len(h) == 64                                                  # the full SHA-256
+    missing = start(text="0" * 64)
+    assert any("not stored on this server" in w.value for w in missing.warning)
+    short = start(text=h[:12])                                           # an old short key opens nothing
+    assert short.text_area(key="w_text").value != again.text_area(key="w_text").value
 
 
 def test_compare_policies_button(app_env):

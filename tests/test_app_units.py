@@ -53,9 +53,9 @@ def test_params_round_trip_and_reject_garbage(tmp_path, monkeypatch):
                                "text": "../../etc/passwd"}, n_layers=4, n_heads=4)
     assert junk.preset is None and junk.tau is None and junk.layer == 3 and junk.metric == "min"
     assert junk.token is None and junk.text_hash is None
-    monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path))
-    h = state.remember_text("a stored text")
-    assert state.recall_text(h) == "a stored text" and state.recall_text("../x") is None
+    h = "ab" * 32
+    assert state.parse_params({"text": h}, 4, 4).text_hash == h
+    assert state.parse_params({"text": h[:12]}, 4, 4).text_hash is None     # short keys are not links
 
 
 ROWS = [dict(policy="ham", tau=t, kv_fraction=f, kv_bytes_peak=int(f * 1e6), loss=l)
@@ -92,8 +92,8 @@ def result(tiny_model_dir, monkeypatch):
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "64")
     bundle = engine.get_bundle()
-    store = results.store_for(bundle, "=SUM(A1) is a formula; Ada met Ada again.\nEnd.")
-    return results.result_for(bundle, store, results.grid_taus(bundle, 0.0))
+    entry = results.text_entry(bundle, "=SUM(A1) is a formula; Ada met Ada again.\nEnd.")
+    return results.result_for(bundle, entry, results.grid_taus(bundle, 0.0))
 
 
 def test_csv_has_every_token_and_layer(result):

@@ -38,10 +38,10 @@ def body() -> None:
         st.info("There is no text yet: paste one on the Read page or pick a preset there.")
         return
     cfg = bundle.cfg
-    store = results.store_for(bundle, text)
+    entry = results.text_entry(bundle, text)
     tau = TAU_GRID[ss.tau_index if ss.tau_index is not None else TAU_GRID.index(results.DEFAULT_TAU)]
     taus = results.grid_taus(bundle, tau)
-    r = results.result_for(bundle, store, taus)
+    r = results.result_for(bundle, entry, taus)
     T = len(r.tokens)
     c = st.columns([3, 1])
     if ss.token is None or ss.token >= T:
@@ -53,7 +53,8 @@ def body() -> None:
         common.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
     t, l = ss.token, ss.layer
-    gates = results.layer_inputs(bundle, store, taus, l)
+    steps = results.step_values(bundle, entry, taus)
+    gates = {name: values[l] for name, values in steps.items()}
     surprise = r.surprise[l, t]
     routed = bool(r.cached[l, t])
     reads, sink = r.reads(t, l)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, clickview, common, engine, inputs, panels, results, state
+from app import charts, clickview, common, engine, inputs, panels, results, shared, state
 from app.presets import PRESETS
 from app.results import TAU_GRID, tau_label
 
@@ -19,9 +19,10 @@ def restore_from_url(bundle: engine.Bundle) -> None:
     if view.preset:
         ss.text, ss.preset = PRESETS[view.preset], view.preset
     elif view.text_hash:
-        text = state.recall_text(view.text_hash)
+        text = shared.recall_text(view.text_hash)
         if text is None:
-            ss.notices = ["This link's text is not stored on this machine; paste the text again."]
+            ss.notices = ["This link points to a pasted text that is not stored on this server (texts are kept "
+                          "for a limited time, and some servers keep none); paste the text again."]
         else:
             ss.text, ss.preset = text, None
     if view.tau is not None:
@@ -29,8 +30,22 @@ def restore_from_url(bundle: engine.Bundle) -> None:
     ss.layer, ss.metric, ss.head, ss.token = view.layer, view.metric, view.head, view.token
 
 
+def link_key(text: str):
+    """The stored text's key for links (None for a preset, or when this server keeps no texts);
+    stored once per text and session, not on every slider move."""
+    if ss.preset:
+        return None
+    key = shared.text_key(text)
+    if ss.get("link_key", (None,))[0] != key:
+        ss.link_key = (key, shared.remember_text(text))
+    return ss.link_key[1]
+
+
 def save_to_url(text: str) -> None:
-    view = state.ViewState(preset=ss.preset, text_hash=None if ss.preset else state.remember_text(text),
+    key = link_key(text)
+    if not ss.preset and key is None:
+        st.caption("This server does not keep pasted texts, so a link to this view opens the default text.")
+    view = state.ViewState(preset=ss.preset, text_hash=key,
                            tau=TAU_GRID[ss.tau_index], layer=ss.layer, metric=ss.metric, head=ss.head,
                            token=ss.token)
     params = state.to_params(view)
@@ -97,15 +112,16 @@ def token_panel(r: results.TextResult) -> None:
         panels.show_counts(r, ss.metric, ss.layer, ss.head, ss.get("w_scale", "viridis"))
 
 
-def chart_panel(bundle: engine.Bundle, store: results.TextStore, r: results.TextResult) -> None:
-    rows = results.ham_rows(bundle, store) + (store.policy_rows or [])
+def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult) -> None:
+    others = results.stored_policy_rows(entry)
+    rows = results.ham_rows(bundle, entry) + (others or [])
     current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
     fig = charts.memory_quality_figure(rows, current, title="")
     st.plotly_chart(fig, key="mq_chart", config={"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}})
     c = st.columns([2, 1, 1, 1])
-    if store.policy_rows is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
+    if others is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
         bar = st.progress(0.0, "Running the other policies…")
-        store.policy_rows = results.policy_rows(bundle, store, lambda f, msg: bar.progress(min(f, 1.0), msg))
+        results.policy_rows(bundle, entry, lambda f, msg: bar.progress(min(f, 1.0), msg))
         bar.empty()
         st.rerun()
     c[1].download_button("Per-token CSV", data=lambda: panels.csv_text(r), file_name="ham_tokens.csv",
@@ -146,9 +162,9 @@ def threshold_view(bundle: engine.Bundle, text: str) -> None:
 
 def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     taus = controls(bundle)
-    store = results.store_for(bundle, text)
+    entry = results.text_entry(bundle, text)
     with st.spinner("Reading the text…"):
-        r = results.result_for(bundle, store, taus)       # the view first; the sweep below
+        r = results.result_for(bundle, entry, taus, ss.token)    # the view first; the sweep below
     if r.notice:
         st.warning(r.notice)
     st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
@@ -157,9 +173,9 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     save_to_url(text)
     st.subheader("Memory vs quality")
     bar = st.empty()
-    results.prepare(bundle, text, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"), ss.layer)
+    results.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"), ss.token)
     bar.empty()
-    chart_panel(bundle, store, r)
+    chart_panel(bundle, entry, r)
 
 
 common.guard(body)

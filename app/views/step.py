@@ -12,7 +12,6 @@ import streamlit as st
 from app import charts, common, engine, panels, results
 from app.panels import SURPRISE_RANGE
 from app.results import TAU_GRID, tau_label
-from app.state import text_hash
 from app.stepper import Tape
 from app.token_view import BAR_CSS, CSS, TokenCell, render_bars, render_legend, render_view
 
@@ -95,12 +94,12 @@ def body() -> None:
     with c[2]:
         speed = st.selectbox("Speed", list(SPEEDS), index=1, key="w_speed")
     tau = TAU_GRID[ss.tau_index]
-    store = results.store_for(bundle, text)
-    r = results.result_for(bundle, store, results.grid_taus(bundle, tau))
+    entry = results.text_entry(bundle, text)
+    r = results.result_for(bundle, entry, results.grid_taus(bundle, tau))
     if r.notice:
         st.warning(r.notice)
-    ids = results.read_ids(bundle, store).tolist()
-    tape = tape_for(bundle, ids, tau, (bundle.key, text_hash(text), tau))
+    ids = results.read_ids(entry)
+    tape = tape_for(bundle, ids, tau, entry.key + (tau,))
     # The callbacks are the tape's own methods: a click changes the tape without touching the
     # session (see app.stepper for why that matters).
     b = st.columns(5)

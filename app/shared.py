@@ -1,0 +1,281 @@
+"""Everything the sessions of one server share, in one place: the store of computed results
+(bounded by memory, one computation per key) and the store of pasted texts behind links
+(bounded by size and age, or off).
+
+A classroom runs one server for thirty students, so nothing here may let one session see
+another's text: keys are the full SHA-256 of the text (and of the model), never a short prefix.
+
+HAM_LAB_CACHE_MB        memory budget of the result store (default 256)
+HAM_LAB_TEXT_STORE      folder of the pasted-text store (default ~/.cache/ham_lab/texts)
+HAM_LAB_STORE_TEXTS     1 keeps pasted texts so links reopen them; 0 keeps nothing on disk
+HAM_LAB_TEXT_STORE_MB   size cap of that folder (default 50; oldest texts go first)
+HAM_LAB_TEXT_STORE_DAYS age cap of a stored text (default 30)
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Callable, Hashable, Optional
+
+import numpy as np
+import torch
+
+log = logging.getLogger("ham_lab.shared")
+
+DEFAULT_CACHE_MB = 256
+DEFAULT_TEXT_STORE_MB = 50
+DEFAULT_TEXT_STORE_DAYS = 30
+KEY_HEX = 64                  # a link's text key: the full SHA-256, so no two texts can share one
+
+
+def _env_number(name: str, default: float, low: float = 0.0) -> float:
+    """A non-negative number from the environment; junk falls back to the default."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value == value and value >= low and value != float("inf") else default
+
+
+def text_key(text: str) -> str:
+    """The full SHA-256 of a text (hex): its identity in every shared store and in links."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def approx_bytes(obj, _depth: int = 0) -> int:
+    """Memory held by a stored value, roughly: arrays and tensors exactly, Python containers
+    and strings by their size; an object with an `nbytes` attribute reports its own."""
+    if _depth > 6:
+        return 64
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return int(obj.nbytes) + 128
+    own = getattr(obj, "nbytes", None)
+    if isinstance(own, int):
+        return own
+    if isinstance(obj, (str, bytes, int, float, bool)) or obj is None:
+        return sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        return 64 + sum(approx_bytes(k, _depth + 1) + approx_bytes(v, _depth + 1) + 16 for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return 56 + sum(approx_bytes(x, _depth + 1) + 8 for x in obj)
+    if is_dataclass(obj):
+        return 64 + sum(approx_bytes(getattr(obj, f.name), _depth + 1) for f in fields(obj))
+    return sys.getsizeof(obj)
+
+
+class _Flight:
+    """One computation in progress; the other callers of its key wait on `done`."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.value = None
+        self.error: Optional[BaseException] = None
+
+
+class BoundedStore:
+    """A least-recently-used map sized by bytes, safe for many threads.
+
+    `get_or_compute(key, compute)`: a caller that finds the key gets the stored value; the first
+    caller of a missing key computes it while later callers of that key wait for the same
+    result (one computation however many sessions ask). Values are immutable once stored, so
+    each is measured once. A value larger than the whole budget is returned but not kept.
+    """
+
+    def __init__(self, budget_bytes: int):
+        self.budget = int(budget_bytes)
+        self._items: "OrderedDict[Hashable, tuple]" = OrderedDict()   # key -> (value, bytes)
+        self._flights: dict = {}
+        self._lock = threading.Lock()
+        self.bytes = 0
+        self.computed: dict = {}        # what was computed, by kind (the first item of a tuple key)
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get(self, key, default=None):
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
+    def put(self, key, value, size: Optional[int] = None) -> bool:
+        """Store `value`, evicting the least recently used values to make room."""
+        size = approx_bytes(value) if size is None else int(size)
+        with self._lock:
+            return self._insert(key, value, size, evict=True)
+
+    def offer(self, key, value, size: Optional[int] = None) -> bool:
+        """Store `value` only if it fits beside what is stored (nice to keep, not worth evicting for)."""
+        size = approx_bytes(value) if size is None else int(size)
+        with self._lock:
+            return self._insert(key, value, size, evict=False)
+
+    def _insert(self, key, value, size: int, evict: bool) -> bool:
+        if key in self._items:
+            self.bytes -= self._items.pop(key)[1]
+        if size > self.budget or (not evict and self.bytes + size > self.budget):
+            return False
+        while self.bytes + size > self.budget and self._items:
+            _, (_, freed) = self._items.popitem(last=False)
+            self.bytes -= freed
+            self.evicted += 1
+        self._items[key] = (value, size)
+        self.bytes += size
+        return True
+
+    def get_or_compute(self, key, compute: Callable[[], object]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key][0]
+            flight = self._flights.get(key)
+            owner = flight is None
+            if owner:
+                flight = self._flights[key] = _Flight()
+        if not owner:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        try:
+            value = compute()
+        except BaseException as exc:
+            flight.error = exc
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+            raise
+        size = approx_bytes(value)
+        with self._lock:
+            self._insert(key, value, size, evict=True)
+            del self._flights[key]
+            kind = key[0] if isinstance(key, tuple) and key else "value"
+            self.computed[kind] = self.computed.get(kind, 0) + 1
+        flight.value = value
+        flight.done.set()
+        log.info("computed %s (%.1f KB; store %.1f of %.0f MB, %d values)", _describe(key), size / 1024,
+                 self.bytes / 2 ** 20, self.budget / 2 ** 20, len(self._items))
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
+
+
+def _describe(key) -> str:
+    if isinstance(key, tuple):
+        return " ".join(k[:12] if isinstance(k, str) and len(k) == KEY_HEX else str(k) for k in key)
+    return str(key)
+
+
+_STORE: Optional[BoundedStore] = None
+_STORE_LOCK = threading.Lock()
+
+
+def results_store() -> BoundedStore:
+    """The process-wide result store (HAM_LAB_CACHE_MB, read when it is first used)."""
+    global _STORE
+    with _STORE_LOCK:
+        if _STORE is None:
+            _STORE = BoundedStore(int(_env_number("HAM_LAB_CACHE_MB", DEFAULT_CACHE_MB, 1) * 2 ** 20))
+        return _STORE
+
+
+def reset_results_store() -> None:
+    """Forget the result store (tests, or after the budget variable changed)."""
+    global _STORE
+    with _STORE_LOCK:
+        _STORE = None
+
+
+# The pasted-text store behind links ------------------------------------------------------------
+
+def texts_stored() -> bool:
+    return os.environ.get("HAM_LAB_STORE_TEXTS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def text_store_dir() -> Path:
+    return Path(os.environ.get("HAM_LAB_TEXT_STORE") or Path.home() / ".cache" / "ham_lab" / "texts")
+
+
+_DISK_LOCK = threading.Lock()
+
+
+def _prune(directory: Path, keep: Optional[Path] = None) -> None:
+    """Delete texts older than the age cap, then the oldest until the folder fits its size cap."""
+    max_bytes = _env_number("HAM_LAB_TEXT_STORE_MB", DEFAULT_TEXT_STORE_MB) * 2 ** 20
+    max_age = _env_number("HAM_LAB_TEXT_STORE_DAYS", DEFAULT_TEXT_STORE_DAYS) * 86400
+    now = time.time()
+    files = []
+    for path in directory.glob("*.txt"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if now - st.st_mtime > max_age and path != keep:
+            path.unlink(missing_ok=True)
+        else:
+            files.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        if path != keep:
+            path.unlink(missing_ok=True)
+            total -= size
+
+
+def remember_text(text: str) -> Optional[str]:
+    """Keep a pasted text so a link with its key reopens it on this server; returns the key, or
+    None when storing is off, the text alone exceeds the size cap, or the disk refuses."""
+    if not texts_stored():
+        return None
+    key = text_key(text)
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) > _env_number("HAM_LAB_TEXT_STORE_MB", DEFAULT_TEXT_STORE_MB) * 2 ** 20:
+        return None
+    try:
+        with _DISK_LOCK:
+            directory = text_store_dir()
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{key}.txt"
+            if path.exists():
+                os.utime(path)                 # in use again: the age cap counts from now
+            else:
+                tmp = directory / f".{key}.{threading.get_ident()}.tmp"
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            _prune(directory, keep=path)
+            return key if path.exists() else None
+    except OSError:
+        return None                              # a read-only disk only loses the link feature
+
+
+def recall_text(key: str) -> Optional[str]:
+    """The stored text with this key, or None (not a key, not on this server, expired, or off)."""
+    if not texts_stored() or not isinstance(key, str) or len(key) != KEY_HEX \
+            or any(c not in "0123456789abcdef" for c in key):
+        return None
+    path = text_store_dir() / f"{key}.txt"
+    try:
+        age = time.time() - path.stat().st_mtime
+        if age > _env_number("HAM_LAB_TEXT_STORE_DAYS", DEFAULT_TEXT_STORE_DAYS) * 86400:
+            return None
+        text = path.read_bytes().decode("utf-8", "surrogatepass")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text_key(text) == key else None   # a file edited on disk is not this link's text

@@ -1,0 +1,192 @@
+"""What sessions share (app.shared, app.results): a store bounded by memory that computes each
+key once however many sessions ask, and a pasted-text store bounded by size and age."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from app import shared
+from app.shared import BoundedStore, approx_bytes
+
+
+def test_store_keeps_within_its_budget_and_evicts_least_recently_used():
+    store = BoundedStore(10_000)
+    for i in range(5):
+        store.put(("x", i), np.zeros(2_000 // 8 * 8, dtype=np.uint8))     # ~2.1 KB each
+    assert store.bytes <= 10_000 and len(store) == 4 and ("x", 0) not in store
+    store.get(("x", 1))                                                   # now the most recent
+    store.put(("x", 5), np.zeros(2_000, dtype=np.uint8))
+    assert ("x", 1) in store and ("x", 2) not in store
+    assert not store.put(("big",), np.zeros(20_000, dtype=np.uint8))      # larger than the budget
+    assert ("big",) not in store and store.bytes <= 10_000
+
+
+def test_offer_never_evicts():
+    store = BoundedStore(5_000)
+    store.put(("a",), np.zeros(3_000, dtype=np.uint8))
+    assert not store.offer(("b",), np.zeros(3_000, dtype=np.uint8))
+    assert ("a",) in store and ("b",) not in store
+    assert store.offer(("c",), np.zeros(1_000, dtype=np.uint8))
+
+
+def test_concurrent_callers_of_one_key_share_one_computation():
+    store = BoundedStore(1 << 20)
+    calls, started = [], threading.Event()
+
+    def compute():
+        calls.append(1)
+        started.set()
+        time.sleep(0.2)                    # long enough that every thread arrives while it runs
+        return np.arange(10)
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(store.get_or_compute(("k",), compute))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 8 and all(g is got[0] for g in got)
+    assert store.computed == {"k": 1}
+
+
+def test_a_failed_computation_reaches_every_waiter_and_is_not_stored():
+    store = BoundedStore(1 << 20)
+
+    def fail():
+        time.sleep(0.1)
+        raise ValueError("bad text")
+
+    errors = []
+
+    def call():
+        try:
+            store.get_or_compute(("k",), fail)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == ["bad text"] * 4 and ("k",) not in store
+    assert store.get_or_compute(("k",), lambda: 7) == 7                  # a later call tries again
+
+
+def test_approx_bytes_counts_arrays_and_text():
+    assert approx_bytes(np.zeros(1000, dtype=np.float32)) >= 4000
+    assert approx_bytes(["a" * 1000] * 3) >= 3000
+    assert approx_bytes({"x": np.zeros(10)}) < 1000
+
+
+def test_text_keys_are_full_sha256():
+    key = shared.text_key("a text")
+    assert len(key) == 64 and key == shared.text_key("a text") and key != shared.text_key("a text.")
+
+
+@pytest.fixture
+def text_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path))
+    monkeypatch.delenv("HAM_LAB_STORE_TEXTS", raising=False)
+    return tmp_path
+
+
+def test_pasted_text_round_trip_and_bad_keys(text_store):
+    key = shared.remember_text("a stored text")
+    assert key == shared.text_key("a stored text")
+    assert shared.recall_text(key) == "a stored text"
+    for bad in ("../x", key[:12], key.upper(), "0" * 64, None, 5):
+        assert shared.recall_text(bad) is None
+    (text_store / f"{key}.txt").write_text("edited on disk")
+    assert shared.recall_text(key) is None                              # not the text the link named
+
+
+def test_text_store_is_bounded_by_size(text_store, monkeypatch):
+    monkeypatch.setenv("HAM_LAB_TEXT_STORE_MB", "0.01")                  # ~10 KB
+    keys = []
+    for i in range(12):
+        keys.append(shared.remember_text(f"text {i} " + "x" * 2000))
+        stamp = time.time() - 100 + i                                   # distinct, recent ages
+        os.utime(text_store / f"{keys[-1]}.txt", (stamp, stamp))
+    total = sum(p.stat().st_size for p in text_store.glob("*.txt"))
+    assert total <= 0.01 * 2 ** 20 and shared.recall_text(keys[-1]) is not None
+    assert shared.recall_text(keys[0]) is None                          # the oldest went first
+    assert shared.remember_text("y" * 20_000) is None                   # alone larger than the cap
+
+
+def test_text_store_is_bounded_by_age(text_store, monkeypatch):
+    monkeypatch.setenv("HAM_LAB_TEXT_STORE_DAYS", "1")
+    old = shared.remember_text("an old text")
+    os.utime(text_store / f"{old}.txt", (0, time.time() - 2 * 86400))
+    assert shared.recall_text(old) is None
+    shared.remember_text("a new text")                                  # storing prunes the folder
+    assert not (text_store / f"{old}.txt").exists()
+
+
+def test_storing_texts_can_be_turned_off(text_store, monkeypatch):
+    key = shared.remember_text("kept before")
+    monkeypatch.setenv("HAM_LAB_STORE_TEXTS", "0")
+    assert shared.remember_text("a private note") is None and shared.recall_text(key) is None
+    assert [p.name for p in text_store.glob("*.txt")] == [f"{key}.txt"]
+
+
+# The result store as the app uses it ---------------------------------------------------------
+
+@pytest.fixture
+def bundle(tiny_model_dir, monkeypatch):
+    from app import engine
+
+    monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "128")
+    shared.reset_results_store()
+    yield engine.get_bundle()
+    shared.reset_results_store()
+
+
+def test_sessions_on_one_text_run_each_threshold_once(bundle):
+    from app import results
+    from tests.conftest import SAMPLE_TEXT
+
+    def session(token):
+        entry = results.text_entry(bundle, SAMPLE_TEXT)
+        results.result_for(bundle, entry, results.grid_taus(bundle, results.DEFAULT_TAU), token)
+        results.prepare(bundle, entry, query=token)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = shared.results_store()
+    assert store.computed["result"] == len(results.TAU_GRID) and store.computed["text"] == 1
+    assert "context" not in store.computed                              # q and k were kept, no re-read
+
+
+def test_kept_results_hold_no_per_token_vectors(bundle):
+    """Per threshold the store keeps [L, T, H] surprises and [L, T] marks, not [T, d] tensors."""
+    from app import results
+    from tests.conftest import SAMPLE_TEXT
+
+    entry = results.text_entry(bundle, SAMPLE_TEXT)
+    r = results.result_for(bundle, entry, results.grid_taus(bundle, 0.5))
+    L, T, H = r.surprise.shape
+    assert r.nbytes <= 256 + 4 * L * T * H + 4 * L * T + L * T + 4 * T + 8 * L
+    assert approx_bytes(entry) < 200 * T                                 # tokens and offsets, once per text
+
+
+def test_reads_after_the_context_was_evicted_are_recomputed_exactly(bundle):
+    from app import results
+    from tests.conftest import SAMPLE_TEXT
+
+    entry = results.text_entry(bundle, SAMPLE_TEXT)
+    taus = results.grid_taus(bundle, 0.3)
+    r = results.result_for(bundle, entry, taus)
+    first = r.reads(40, 1), r.reads(40, 1, head=1)
+    shared.reset_results_store()                                        # everything forgotten
+    again = results.result_for(bundle, entry, taus)
+    assert (again.reads(40, 1), again.reads(40, 1, head=1)) == first
+    assert np.array_equal(again.surprise, r.surprise)
