@@ -1,7 +1,7 @@
 """Plotly figure builders: pure functions of plain numbers, no Streamlit, no model.
 
 Sweep rows may be dicts or objects with the fields policy, tau, kv_fraction, kv_bytes_peak and
-loss (ham_core.sweep's rows); `_get` reads either.
+loss (ham_core.analysis.sweep's rows); `_get` reads either.
 """
 from __future__ import annotations
 

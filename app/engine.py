@@ -14,10 +14,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ham_core.checkpoint import default_model_dir, load_bundle, load_model
-from ham_core.config import HAMConfig
-from ham_core.dispatch import device_label
-from ham_core.model import HAMModel
+from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle, load_model
+from ham_core.model.config import HAMConfig
+from ham_core.model.dispatch import device_label
+from ham_core.model.model import HAMModel
 
 DEFAULT_MAX_TOKENS = 1024
 
@@ -76,7 +76,7 @@ def _load(directory: str, key: str) -> Bundle:
     if (path / "model.safetensors").exists():
         model, tok = load_bundle(path, device=dev)
         return Bundle(model, tok, key, device_label(dev), model.num_parameters(), True)
-    from ham_core.tokenizer import HAMTokenizer
+    from ham_core.model.tokenizer import HAMTokenizer
 
     tok = HAMTokenizer.from_file(path / "tokenizer.json")
     torch.manual_seed(0)
@@ -93,14 +93,12 @@ def get_bundle() -> Bundle:
 
 
 def recall_dir() -> Path:
-    from ham_core.recall import default_recall_dir
-
     return Path(os.environ.get("HAM_LAB_RECALL_MODEL") or default_recall_dir())
 
 
 @st.cache_resource(show_spinner="Loading the recall model (once)...")
 def _load_recall(directory: str, key: str):
-    from ham_core import recall
+    from ham_core.data import recall_task as recall
 
     path = Path(directory)
     if (path / "model.safetensors").exists():

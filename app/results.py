@@ -1,5 +1,5 @@
 """Per-text results: ham_core.analysis.analyze at each threshold setting, the HAM sweep over a
-grid of thresholds and the other policies at equal memory (ham_core.sweep). No model math here:
+grid of thresholds and the other policies at equal memory (ham_core.analysis.sweep). No model math here:
 this module only calls ham_core and keeps, per threshold, what the views draw.
 
 Everything computed is kept in the server's one shared store (app.shared), keyed by the model,
@@ -19,7 +19,7 @@ import numpy as np
 
 from app.engine import Bundle, max_tokens
 from app.shared import results_store, text_key
-from ham_core.analysis import Analysis, ReadContext, analyze
+from ham_core.analysis.analysis import Analysis, ReadContext, analyze
 from ham_core.errors import HAMInputError
 
 # Thresholds the sweep computes (the slider's stops). A trained model's surprises sit mostly
@@ -246,8 +246,8 @@ def stored_policy_rows(entry: TextEntry) -> Optional[list]:
 
 
 def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[Progress] = None) -> list:
-    """The other selection policies at HAM's memory for each grid threshold (ham_core.sweep)."""
-    from ham_core.sweep import sweep
+    """The other selection policies at HAM's memory for each grid threshold (ham_core.analysis.sweep)."""
+    from ham_core.analysis.sweep import sweep
 
     taus = [t for t in TAU_GRID if 0 < t <= 2]
 

@@ -7,7 +7,7 @@ is therefore one object, fetched from the session once per action; every change 
 with no session access in between, and what a view shows is taken from it in one snapshot.
 
 Tokens already read are never recomputed: Back moves the cursor, Step moves it forward over the
-logged tokens and only reads a new token (ham_core.decode.step, the compact-cache form) at the
+logged tokens and only reads a new token (ham_core.model.decode.step, the compact-cache form) at the
 end of the tape, so Back and Step cost the same at any position.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
-from ham_core import decode
+from ham_core.model import decode
 
 
 @dataclass(frozen=True)

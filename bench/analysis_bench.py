@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ham_core.analysis import analyze                                      # noqa: E402
-from ham_core.checkpoint import TOKENIZER, WEIGHTS, default_model_dir, load_bundle  # noqa: E402
-from ham_core.config import HAMConfig                                      # noqa: E402
-from ham_core.model import HAMModel                                        # noqa: E402
-from ham_core.sweep import COMPARED, DEFAULT_FRACTIONS, DEFAULT_TAUS, fraction_sweep, sweep  # noqa: E402
+from ham_core.model.checkpoint import TOKENIZER, WEIGHTS, default_model_dir, load_bundle  # noqa: E402
+from ham_core.model.config import HAMConfig                                      # noqa: E402
+from ham_core.model.model import HAMModel                                        # noqa: E402
+from ham_core.analysis.sweep import COMPARED, DEFAULT_FRACTIONS, DEFAULT_TAUS, fraction_sweep, sweep  # noqa: E402
 
 TARGETS_AT_1024 = {"analyze": 0.3, "ham sweep x16": 3.0, "5 policies x 6 fractions": 15.0}
 PARAGRAPH = ("The keeper of the lighthouse wrote the date, the wind and the ships she saw. "
@@ -42,7 +42,7 @@ def load():
     if (directory / WEIGHTS).is_file():
         model, tokenizer = load_bundle(directory)
         return model, tokenizer, f"shipped model ({directory})"
-    from ham_core.tokenizer import HAMTokenizer, train_tokenizer
+    from ham_core.model.tokenizer import HAMTokenizer, train_tokenizer
 
     path = directory / TOKENIZER
     tokenizer = HAMTokenizer.from_file(path) if path.is_file() else train_tokenizer([PARAGRAPH] * 50, 512)

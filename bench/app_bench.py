@@ -39,7 +39,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 def text_of(tokens: int, model_dir: Path) -> str:
     """Presets joined until the text has at least `tokens` tokens."""
     from app.presets import PRESETS
-    from ham_core.tokenizer import HAMTokenizer
+    from ham_core.model.tokenizer import HAMTokenizer
 
     tok = HAMTokenizer.from_file(model_dir / "tokenizer.json")
     text, parts = "", list(PRESETS.values())

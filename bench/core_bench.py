@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ham_core.config import HAMConfig
-from ham_core.model import HAMModel
-from ham_core.ops import gated_delta_rule_chunked, gated_delta_rule_recurrent
+from ham_core.model.config import HAMConfig
+from ham_core.model.model import HAMModel
+from ham_core.model.ops import gated_delta_rule_chunked, gated_delta_rule_recurrent
 
 TARGET_SPEEDUP_AT = 2048
 TARGET_SPEEDUP = 10.0

@@ -1,4 +1,4 @@
-"""Selective attention (Triton), mirroring ham_core.ops.attention.
+"""Selective attention (Triton), mirroring ham_core.model.ops.attention.
 
 `selective_attention`: tiled causal attention with online softmax (flash-attention style).
 Query t reads key s only if s <= t and s is visible; logits are c_h q_t . k_s; one extra sink
@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ham_core.ops.attention import AttentionOutput
+from ham_core.model.ops.attention import AttentionOutput
 
 from ._common import block, check_device
 
@@ -118,7 +118,7 @@ def selective_attention(
     temperature: torch.Tensor,
     return_weights: bool = False,
 ) -> AttentionOutput:
-    """Same signature as ham_core.ops.attention.selective_attention, forward only.
+    """Same signature as ham_core.model.ops.attention.selective_attention, forward only.
 
     q, k [B, T, H, Dk]; v [B, T, H, Dv]; visible bool [B, T] (cached keys) or [B, T, T]
     (query x key); temperature [H] -> AttentionOutput(out [B, T, H, Dv], None, None).
@@ -147,7 +147,7 @@ def selective_attention(
 def cache_attention(
     q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: torch.Tensor
 ) -> torch.Tensor:
-    """Same as ham_core.ops.attention.cache_attention: q [H, Dk], keys [n, H, Dk],
+    """Same as ham_core.model.ops.attention.cache_attention: q [H, Dk], keys [n, H, Dk],
     values [n, H, Dv], temperature [H] -> [H, Dv]; n may be 0 (the output is then zero)."""
     H, Dk = q.shape
     n, _, Dv = values.shape

@@ -29,7 +29,7 @@ def _inputs(B: int, T: int, H: int, D: int, device: str):
 def _cases(B: int, T: int, H: int, D: int, device: str = "cuda") -> Dict[str, tuple]:
     """Operator name -> (reference call, kernel call), on fresh inputs."""
     import kernels
-    from ham_core import ops
+    from ham_core.model import ops
 
     q, k, v, g, beta = _inputs(B, T, H, D, device)
     visible = torch.rand(B, T, device=device) < 0.5          # half the tokens cached

@@ -1,5 +1,5 @@
 """Chunked gated delta rule with surprise (Triton), mirroring
-ham_core.ops.delta_rule.gated_delta_rule_chunked (read its docstring for the WY/UT algebra).
+ham_core.model.ops.delta_rule.gated_delta_rule_chunked (read its docstring for the WY/UT algebra).
 
 Three launches, per (batch, head), over chunks of C tokens:
 
@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ham_core.ops.delta_rule import DeltaRuleOutput, _check
+from ham_core.model.ops.delta_rule import DeltaRuleOutput, _check
 
 from ._common import block, check_device
 from .delta_rule_recurrent import COS_EPS

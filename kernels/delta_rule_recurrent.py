@@ -1,5 +1,5 @@
 """Fused recurrent gated delta rule with surprise (Triton), mirroring
-ham_core.ops.delta_rule.gated_delta_rule_recurrent.
+ham_core.model.ops.delta_rule.gated_delta_rule_recurrent.
 
 One program per (batch, head) walks time with the state S [Dk, Dv] in registers. Per step:
 p = S^T k (prediction), surprise = 1 - cos(p, v), u = beta (v - alpha p), residual = ||u||,
@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ham_core.ops.delta_rule import DeltaRuleOutput, _check
+from ham_core.model.ops.delta_rule import DeltaRuleOutput, _check
 
 from ._common import block, check_device
 

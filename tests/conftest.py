@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ham_core.config import HAMConfig
-from ham_core.model import HAMModel
+from ham_core.model.config import HAMConfig
+from ham_core.model.model import HAMModel
 
 SAMPLE_TEXT = (
     "Marguerite Okonkwo kept the lighthouse on Skerry Point. Every night she wrote the date, "
@@ -45,8 +45,8 @@ def tiny_model() -> HAMModel:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A folder with model.safetensors, config.json and tokenizer.json of a tiny random model."""
-    from ham_core.checkpoint import save_checkpoint
-    from ham_core.tokenizer import train_tokenizer
+    from ham_core.model.checkpoint import save_checkpoint
+    from ham_core.model.tokenizer import train_tokenizer
 
     directory = tmp_path_factory.mktemp("tiny_model")
     tokenizer = train_tokenizer([SAMPLE_TEXT] * 4, vocab_size=320, out_path=directory / "tokenizer.json")

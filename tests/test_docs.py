@@ -32,7 +32,7 @@ def test_design_notes_exist_with_the_cited_sections():
     design = ROOT / "docs" / "DESIGN.md"
     headings = re.findall(r"^## (\d+)\.", design.read_text(), flags=re.M)
     cited = set()
-    for path in [*ROOT.glob("ham_core/**/*.py"), *ROOT.glob("app/**/*.py"), *ROOT.glob("tests/*.py"), ROOT / "README.md"]:
+    for path in [*ROOT.glob("ham_core/**/*.py"), *ROOT.glob("app/**/*.py"), *ROOT.glob("tests/**/*.py"), ROOT / "README.md"]:
         cited |= set(re.findall(r"DESIGN\.md,? section (\d+)", path.read_text()))
     assert cited and cited <= set(headings), (cited, headings)
     assert "docs/DESIGN.md" in (ROOT / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""Recall lab: a synthetic associative-recall task (ham_core.recall) where what to cache matters.
+"""Recall lab: a synthetic associative-recall task (ham_core.data.recall_task) where what to cache matters.
 
 Filler cycles predictably (the RNN predicts it: low surprise); each key-value pair is new
 information (high surprise), so HAM should cache the pairs and skip the filler. After `?` the
@@ -13,18 +13,19 @@ import torch
 from app import charts, common, engine
 from app.panels import SURPRISE_RANGE
 from app.token_view import CSS, TokenCell, render_legend, render_view
-from ham_core import recall
+from ham_core.analysis import recall
+from ham_core.data import recall_task
 
 ss = st.session_state
 
 
-def roles(seq: recall.RecallSequence) -> list[str]:
+def roles(seq: recall_task.RecallSequence) -> list[str]:
     out = ["filler"] * len(seq.ids)
     out[0] = "start"
     for name, pos in (("key", seq.keys), ("value", seq.values), ("query", seq.queries), ("answer", seq.answers)):
         for p in pos.tolist():
             out[p] = name
-    out[int((seq.ids == recall.SEP).nonzero()[0, 0])] = "separator"
+    out[int((seq.ids == recall_task.SEP).nonzero()[0, 0])] = "separator"
     return out
 
 
@@ -35,7 +36,7 @@ def _computed() -> dict:
 
 
 def accuracy_rows(model_key: str, n_pairs: int, length: int, first_seed: int, n: int, model, progress=None) -> list:
-    """Accuracy vs cache for every policy (ham_core.recall.recall_accuracy), one fraction at a time."""
+    """Accuracy vs cache for every policy (ham_core.analysis.recall.recall_accuracy), one fraction at a time."""
     done = _computed()
     args = (model_key, n_pairs, length, first_seed, n)
     if args in done:
@@ -67,7 +68,7 @@ def sequence_view(model, seq, tau: float, layer: int) -> None:
                                                     cache_label=f"in layer {layer + 1}'s cache")
             + render_view(cells, vmin=SURPRISE_RANGE[0], vmax=SURPRISE_RANGE[1], prefix="recall"))
     kinds_arr = np.array(kinds)
-    body = np.arange(len(kinds)) < int((seq.ids == recall.SEP).nonzero()[0, 0])
+    body = np.arange(len(kinds)) < int((seq.ids == recall_task.SEP).nonzero()[0, 0])
     share = {k: cached[layer][body & (kinds_arr == k)].mean() if (body & (kinds_arr == k)).any() else 0.0
              for k in ("key", "value", "filler")}
     c = st.columns(4)
@@ -77,7 +78,7 @@ def sequence_view(model, seq, tau: float, layer: int) -> None:
     c[3].metric("filler cached", f"{100 * share['filler']:.0f}%")
     pred = out.logits[0].argmax(-1).cpu()
     answers = seq.answers.tolist()
-    table = [{"query": seq.tokens[a - 1], "expected": seq.tokens[a], "model says": recall.TOKENS[int(pred[a - 1])],
+    table = [{"query": seq.tokens[a - 1], "expected": seq.tokens[a], "model says": recall_task.TOKENS[int(pred[a - 1])],
               "right": "✓" if int(pred[a - 1]) == int(seq.ids[a]) else "✗"} for a in answers]
     st.markdown(f"**Answers at this threshold** — {sum(t['right'] == '✓' for t in table)} of {len(table)} right")
     st.dataframe(table, hide_index=True, height=min(35 * len(table) + 40, 300))
@@ -94,15 +95,15 @@ def body() -> None:
                    "so the cache pattern is noise and accuracy is at chance.")
     key = f"{engine.recall_dir()}#{'trained' if trained else 'random'}"
     c = st.columns(4)
-    n_pairs = c[0].slider("Pairs", 1, recall.N_KEYS, int(task.get("n_pairs", 16)), key="w_pairs")
+    n_pairs = c[0].slider("Pairs", 1, recall_task.N_KEYS, int(task.get("n_pairs", 16)), key="w_pairs")
     length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key="w_length")
-    seed = c[2].number_input("Seed", 0, recall.TRAIN_SEED_OFFSET - 1, 0, key="w_seed",
-                             help=f"Training used seeds ≥ {recall.TRAIN_SEED_OFFSET:,}, so these are held out.")
+    seed = c[2].number_input("Seed", 0, recall_task.TRAIN_SEED_OFFSET - 1, 0, key="w_seed",
+                             help=f"Training used seeds ≥ {recall_task.TRAIN_SEED_OFFSET:,}, so these are held out.")
     target = c[3].select_slider("Cache target", [f for f in recall.FRACTIONS], value=0.25, key="w_target",
                                 format_func=lambda f: f"{f:.0%}")
     layer = st.radio("Layer", list(range(model.cfg.n_layers)), format_func=lambda l: f"layer {l + 1}",
                      horizontal=True, key="w_recall_layer")
-    seq = recall.make_recall(n_pairs, length, int(seed))
+    seq = recall_task.make_recall(n_pairs, length, int(seed))
     tau = recall.tau_for_fraction(model, seq.ids[None].to(model.device), target)
     st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {tau:.3f}.")
     sequence_view(model, seq, tau, layer)

@@ -1,6 +1,6 @@
 """Step through: play the text token by token and watch the KV cache fill (for talks).
 
-Each step runs ham_core.decode.step, the compact-cache form a deployed HAM runs: the RNN state
+Each step runs ham_core.model.decode.step, the compact-cache form a deployed HAM runs: the RNN state
 is updated, the token is routed by its surprise, and a routed token's (k, v) is appended to the
 layer's cache. The current token's attention reads come from the whole-text analysis at the
 same thresholds (the three forms of the computation agree to float tolerance).

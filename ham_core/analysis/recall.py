@@ -1,0 +1,115 @@
+"""The recall lab's evaluation: accuracy per selection policy and cache size on the recall task.
+
+On the recall task (ham_core.data.recall_task) the filler is what an RNN predicts well and
+each key-value pair is new information. There are more pairs than the small RNN state can hold,
+so a model that reads only its state recalls some of them (about 46% for the shipped model,
+assets/recall), and one that caches the right tokens recalls them all.
+
+    python -m ham_core recall                       # the shipped model on held-out seeds
+    python -m ham_core recall --pairs 16 --length 256 --seed 5 --json
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import List, Optional, Sequence
+
+import torch
+
+from ham_core.data.recall_task import recall_batch
+from ham_core.errors import HAMInputError
+from ham_core.model.policies import run_policy
+
+POLICIES = ("ham", "random", "window", "sinks", "hola", "full", "none")
+FRACTIONS = (0.0, 0.05, 0.10, 0.25, 0.50, 1.0)
+TAU_OFF = 2.5                  # any tau > 2 caches nothing: the pure RNN
+
+
+@dataclass
+class RecallRow:
+    policy: str
+    tau: Optional[float]        # HAM's threshold (None for policies that do not use one)
+    target: Optional[float]     # the cache fraction asked for, when a fraction was given
+    kv_fraction: float          # mean peak KV cache / full cache over the sequences
+    accuracy: float             # share of answers whose argmax prediction is right
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _accuracy(logits: torch.Tensor, ids: torch.Tensor, answers: torch.Tensor) -> float:
+    """Share of answer tokens predicted (argmax at the position before) correctly."""
+    pred = logits.argmax(-1).gather(1, answers - 1)
+    return (pred == ids.gather(1, answers)).float().mean().item()
+
+
+@torch.no_grad()
+def tau_for_fraction(model, ids: torch.Tensor, fraction: float, tolerance: float = 0.005,
+                     rounds: int = 12) -> float:
+    """One threshold for all texts in ids whose mean KV fraction is at most `fraction` (and
+    within `tolerance` of it when the rounds allow). ham_core.analysis.sweep.taus_for_fractions finds
+    the closest threshold for one text; the recall lab wants one for many texts, never above
+    the target. Each round guesses the tau that caches the right number of (layer, token)
+    cells by the last pass's surprise (exact unless routing in lower layers moves the upper
+    layers' surprise), or bisects between the best guesses on either side."""
+    if fraction >= 1.0:
+        return 0.0
+    if fraction <= 0.0:
+        return TAU_OFF
+    below, above = 0.0, TAU_OFF           # kv(below) > fraction (tau 0 caches all), kv(above) <= it
+    out, guessing = model(ids, tau=0.0), True
+    for _ in range(rounds):
+        ranked = out.surprise.amin(-1).flatten().sort(descending=True).values
+        tau = float(ranked[int(fraction * ranked.numel())]) + 1e-6 if guessing else (below + above) / 2
+        if not below < tau < above:       # the guess left the bracket: bisect from now on
+            guessing, tau = False, (below + above) / 2
+        out = model(ids, tau=tau)
+        kv = out.kv_fraction.mean().item()
+        if kv <= fraction:
+            above = tau
+            if fraction - kv <= tolerance:
+                break
+        else:
+            below = tau
+    return above
+
+
+@torch.no_grad()
+def recall_accuracy(model, policies: Sequence[str] = POLICIES, fractions: Optional[Sequence[float]] = None,
+                    taus: Optional[Sequence[float]] = None, n_pairs: int = 32, length: int = 384,
+                    seeds: Sequence[int] = range(8), n_queries: Optional[int] = None) -> List[RecallRow]:
+    """Accuracy and KV fraction per policy and threshold on the seeded sequences.
+
+    Give HAM thresholds `taus`, or cache `fractions` (HAM's tau is then found to hit each
+    fraction on these sequences). The other policies keep, per layer and per text, as many keys
+    as HAM did at that threshold (equal peak memory, ham_core.model.policies.run_policy); `full` and
+    `none` ignore the threshold and come first, once. Accuracy is the argmax at every answer.
+    """
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise HAMInputError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    if (fractions is None) == (taus is None):
+        raise HAMInputError("give either fractions or taus")
+    ids, answers = recall_batch(list(seeds), n_pairs, length, n_queries)
+    ids, answers = ids.to(model.device), answers.to(model.device)
+    points = [(tau_for_fraction(model, ids, f), f) for f in fractions] if fractions is not None \
+        else [(float(t), None) for t in taus]
+    fixed: dict = {}
+
+    def reference(name: str):                    # full and none: run once, reused at W = T or 0
+        if name not in fixed:
+            fixed[name] = run_policy(model, ids, 0.0, name)
+        return fixed[name]
+
+    rows: List[RecallRow] = []
+    for name in [p for p in policies if p in ("full", "none")]:
+        out = reference(name)
+        rows.append(RecallRow(name, None, None, out.kv_fraction.mean().item(), _accuracy(out.logits, ids, answers)))
+    for tau, target in points:
+        ham = model(ids, tau=tau)
+        same = "none" if (ham.kv_peak == 0).all() else "full" if (ham.kv_peak == ids.shape[1]).all() else None
+        for name in [p for p in policies if p not in ("full", "none")]:
+            out = ham if name == "ham" else reference(same) if same else \
+                run_policy(model, ids, tau, name, budget=ham.kv_peak)
+            rows.append(RecallRow(name, round(tau, 4), target, out.kv_fraction.mean().item(),
+                                  _accuracy(out.logits, ids, answers)))
+    return rows

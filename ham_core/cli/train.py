@@ -1,0 +1,107 @@
+"""Commands that train: `train` (a HAM language model) and `train-recall` (the recall-lab model)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ham_core.data.corpus import default_corpus_dir, load_documents, read_folder, split_documents
+from ham_core.data.windows import WindowSampler, cached_stream, fixed_windows, with_repeats
+from ham_core.model.checkpoint import TOKENIZER, default_model_dir
+from ham_core.model.config import HAMConfig
+from ham_core.model.tokenizer import HAMTokenizer, train_tokenizer
+from ham_core.training import recall_train
+from ham_core.training.train import TrainSettings, train
+
+
+def add_cli(subparsers) -> None:
+    _add_train(subparsers)
+    _add_train_recall(subparsers)
+
+
+def _train(args) -> int:
+    if args.from_dir:
+        train_pairs, valid_pairs = split_documents(read_folder(args.from_dir), 0.05, args.seed)
+        train_docs = [text for _, text in train_pairs]
+        valid_docs = [text for _, text in valid_pairs] or train_docs[:1]   # one file: validate on it
+        cache = None
+    else:
+        corpus = Path(args.corpus) if args.corpus else default_corpus_dir()
+        train_docs, valid_docs, cache = load_documents("train", corpus), load_documents("valid", corpus), corpus
+    tok_path = Path(args.tokenizer)
+    if tok_path.is_file():
+        tokenizer = HAMTokenizer.from_file(tok_path)
+    else:
+        print(f"training a {args.vocab_size}-token tokenizer (no file at {tok_path})")
+        tokenizer = train_tokenizer(train_docs, vocab_size=args.vocab_size)
+    cfg = HAMConfig(vocab_size=tokenizer.vocab_size, d_model=args.d_model, n_layers=args.layers,
+                    n_heads=args.heads, head_dim=args.head_dim, mlp_hidden=args.mlp_hidden)
+    settings = TrainSettings(steps=args.steps, batch=args.batch, length=args.length, lr=args.lr,
+                             warmup=args.warmup, policy_share=args.policy_share, eval_every=args.eval_every,
+                             save_every=args.save_every, seed=args.seed,
+                             extra={"init_from": args.init_from, "repeat_share": args.repeat_share})
+    rank = int(os.environ.get("RANK", "0"))
+    sampler = WindowSampler(cached_stream(tokenizer, train_docs, cache, "train"), args.length, args.batch,
+                            seed=args.seed, rank=rank)
+    batches = with_repeats(sampler, args.repeat_share, seed=args.seed + 1000 * rank)
+    valid = fixed_windows(cached_stream(tokenizer, valid_docs, cache, "valid"), args.length, args.valid_windows)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    last = train(cfg, batches, args.out, settings, tokenizer=tokenizer, valid=valid)
+    if rank == 0:
+        print(json.dumps(last))
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a HAM language model on a corpus or a folder of .txt files")
+    p.add_argument("--out", required=True, help="run folder (resumes if it holds a train state)")
+    p.add_argument("--corpus", help="corpus folder with train.jsonl / valid.jsonl (default: the built corpus)")
+    p.add_argument("--from-dir", help="train on a folder of .txt files instead")
+    p.add_argument("--tokenizer", default=str(default_model_dir() / TOKENIZER),
+                   help="tokenizer.json to use (trained anew if the file does not exist)")
+    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--mlp-hidden", type=int, default=704)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--length", type=int, default=512)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=150)
+    p.add_argument("--policy-share", type=float, default=0.25)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--init-from", help="start from this trained model folder (a new schedule and optimizer)")
+    p.add_argument("--repeat-share", type=float, default=0.0,
+                   help="share of windows with a span copied further on (teaches cache lookups)")
+    p.add_argument("--valid-windows", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train)
+
+
+def _train_recall(args) -> int:
+    torch.set_num_threads(args.threads)
+    if not args.no_train:
+        print(json.dumps(recall_train.train_recall(args.out, args.steps, args.lr, args.seed)), flush=True)
+    if args.ship:
+        print(f"shipped to {recall_train.ship(args.out, args.ship)}")
+    return 0
+
+
+def _add_train_recall(subparsers) -> None:
+    p = subparsers.add_parser("train-recall", help="train the recall-lab model (and ship it to assets/recall)",
+                              description=recall_train.__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/recall", help="run folder (resumes if it holds a train state)")
+    p.add_argument("--steps", type=int, default=3600)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (keep it small beside other jobs)")
+    p.add_argument("--ship", default="", help="after training, copy the model here (e.g. assets/recall)")
+    p.add_argument("--no-train", action="store_true", help="only ship an existing run")
+    p.set_defaults(func=_train_recall)

@@ -1,0 +1,174 @@
+"""Train a HAM language model: a plain loop (AdamW, warmup + cosine, clipping, validation,
+checkpoints, resume), runnable as one process or under `torchrun --nproc_per_node=N` (DDP;
+gloo on the CPU, nccl on the GPU).
+
+    python -m ham_core train --out runs/lm --steps 3000
+    torchrun --nproc_per_node=2 -m ham_core train --out runs/lm
+
+A run folder holds model.safetensors + config.json + tokenizer.json (a loadable checkpoint)
+and train_state.safetensors / train_state.json (optimizer and step, for resuming).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+from ham_core.model.checkpoint import TOKENIZER, load_model, save_checkpoint
+from ham_core.model.config import HAMConfig
+from ham_core.model.loss import evaluate_loss, lm_loss
+from ham_core.model.model import HAMModel
+from ham_core.model.routes import training_routes
+from ham_core.progress import Progress
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 3000
+    batch: int = 16              # windows per step (per process)
+    length: int = 512            # tokens per window
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 150
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    policy_share: float = 0.25   # batches that use random / window / sinks / hola routing
+    eval_every: int = 250
+    save_every: int = 100
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    """Linear warmup, then cosine down to min_lr_ratio x lr."""
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    progress = min((step - s.warmup) / max(s.steps - s.warmup, 1), 1.0)
+    return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _save_state(run: Path, model, optimizer, step: int, settings: TrainSettings, log: list) -> None:
+    """Optimizer moments as safetensors (no pickle) and counters as JSON, written atomically."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    tensors = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                tensors[f"{names[id(p)]}::{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tmp = run / "train_state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(run / "train_state.safetensors")
+    info = {"step": step, "settings": asdict(settings), "log": log}
+    (run / "train_state.json.tmp").write_text(json.dumps(info, indent=1))
+    (run / "train_state.json.tmp").replace(run / "train_state.json")
+
+
+def _load_state(run: Path, model, optimizer) -> tuple[int, list]:
+    info = json.loads((run / "train_state.json").read_text())
+    tensors = load_file(str(run / "train_state.safetensors"))
+    params = dict(model.named_parameters())
+    for key, value in tensors.items():
+        name, slot = key.split("::")
+        optimizer.state[params[name]][slot] = value
+    return int(info["step"]), info.get("log", [])
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _tokens_before(init_from: Optional[str]) -> int:
+    """Tokens the starting weights had already seen (0 for a fresh model)."""
+    if not init_from:
+        return 0
+    from ham_core.model.checkpoint import read_metadata
+
+    return int(read_metadata(init_from).get("tokens", 0))
+
+
+def train(
+    cfg: HAMConfig,
+    batches: Callable[[int], torch.Tensor],
+    run_dir: str | Path,
+    settings: TrainSettings,
+    tokenizer=None,
+    valid: Optional[torch.Tensor] = None,
+    loss_mask_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    quiet: bool = False,
+    stop_at: Optional[int] = None,
+) -> dict:
+    """Train (or resume) into run_dir. batches(step) -> ids [B, T]; returns the last log entry.
+
+    stop_at ends this process early (after a checkpoint), as an interruption would."""
+    rank, world = _distributed()
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    resuming = (run / "train_state.json").exists()
+    init_from = settings.extra.get("init_from")
+    if resuming:
+        model = load_model(run)
+    elif init_from:             # a new phase (new schedule, new optimizer) from trained weights
+        model = load_model(init_from)
+    else:
+        model = HAMModel(cfg)
+    cfg = model.cfg
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    other = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=settings.lr, betas=(0.9, 0.95),
+    )
+    step, log = _load_state(run, model, optimizer) if resuming else (0, [])
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if rank == 0 and tokenizer is not None:
+        tokenizer.save(run / TOKENIZER)
+    bar = Progress(settings.steps, "train", unit="step") if rank == 0 and not quiet else None
+    tokens_seen = log[-1]["tokens"] if log else _tokens_before(init_from)
+    started, entry, session_tokens = time.monotonic(), (log[-1] if log else {}), 0
+    end = min(settings.steps, stop_at) if stop_at else settings.steps
+    while step < end:
+        ids = batches(step).to(model.device)
+        gen = torch.Generator().manual_seed(settings.seed * 7 + step)
+        policy, fraction, routes = training_routes(cfg.n_layers, gen, settings.policy_share, settings.seed + step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, settings)
+        loss = lm_loss(net(ids, routes=routes).logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+        optimizer.step()
+        step += 1
+        tokens_seen += ids.numel() * world
+        session_tokens += ids.numel() * world
+        entry = {"step": step, "loss": round(loss.item(), 4), "policy": policy, "fraction": round(fraction, 3),
+                 "tokens": tokens_seen, "seconds": round(time.monotonic() - started, 1)}
+        if valid is not None and (step % settings.eval_every == 0 or step == settings.steps):
+            entry["valid_full"] = round(evaluate_loss(model, valid, tau=0.0), 4)
+            entry["valid_rnn"] = round(evaluate_loss(model, valid, tau=3.0), 4)
+        if rank == 0:
+            log.append(entry)
+            if bar:
+                rate = session_tokens / max(time.monotonic() - started, 1e-9)
+                bar(step, note=f"loss {loss.item():.3f} {rate:,.0f} tok/s")
+            if step % settings.save_every == 0 or step == end or "valid_full" in entry:
+                save_checkpoint(model, run, metadata={"step": step, "tokens": tokens_seen})
+                _save_state(run, model, optimizer, step, settings, log)
+            if "valid_full" in entry and not quiet:
+                print(json.dumps(entry), flush=True)
+    if world > 1:
+        dist.barrier()
+    return entry

@@ -1,0 +1,247 @@
+"""The Streamlit app, page by page, through streamlit.testing.v1.AppTest on the tiny model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.presets import PRESETS
+from app.results import TAU_GRID
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
+PAGES = ["views/read.py", "views/step.py", "views/recall.py", "views/how.py"]
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app_env(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path / "texts"))
+    monkeypatch.setenv("HAM_LAB_RECALL_MODEL", str(tmp_path / "no_recall_model"))
+    monkeypatch.setenv("HAM_LAB_THREADS", "1")
+    monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "128")     # keeps the suite fast; the limit is what is tested
+    return tmp_path
+
+
+def start(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def clean(at: AppTest) -> None:
+    """No uncaught exception and no error box (the guard turns crashes into st.error)."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def readout(at: AppTest) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def set_text(at: AppTest, text: str) -> AppTest:
+    return at.text_area(key="w_text").input(text).run()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_loads(app_env, page):
+    at = start()
+    clean(at)
+    at.switch_page(page).run()
+    clean(at)
+    assert at.title and at.title[0].value
+    assert at.sidebar.markdown and "Device" in at.sidebar.markdown[0].value
+
+
+def test_read_view_shows_readout_chart_and_token_view(app_env):
+    at = start()
+    clean(at)
+    values = readout(at)
+    for label in ("KV cache", "of a full cache", "KV bytes", "RNN state (fixed)", "loss"):
+        assert label in values
+    assert "tokens" in values["KV cache"] and values["of a full cache"].endswith("%")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1 and "HAM surprise" in str(charts[0].proto)   # memory vs quality
+    assert any("token_view" in str(el.proto) for el in at.get("bidi_component")) or at.get("bidi_component")
+
+
+def test_threshold_slider_changes_kv_readout(app_env):
+    at = start()
+    before = readout(at)
+    at.select_slider(key="w_tau").set_value(TAU_GRID.index(0.0)).run()
+    clean(at)
+    full = readout(at)
+    assert full["of a full cache"] == "100.0%"
+    at.select_slider(key="w_tau").set_value(len(TAU_GRID) - 1).run()
+    clean(at)
+    none = readout(at)
+    assert none["of a full cache"] == "0.0%" and none["KV cache"] == "0 tokens"
+    assert len({before["KV cache"], full["KV cache"], none["KV cache"]}) >= 2
+    assert none["RNN state (fixed)"] == full["RNN state (fixed)"]      # the state does not grow
+
+
+def test_per_layer_override_changes_readout(app_env):
+    at = start()
+    at.select_slider(key="w_tau").set_value(len(TAU_GRID) - 1).run()
+    assert readout(at)["KV cache"] == "0 tokens"
+    at.select_slider(key="w_over_0").set_value(TAU_GRID.index(0.0)).run()
+    clean(at)
+    assert readout(at)["KV cache"] != "0 tokens"
+
+
+def test_presets_load(app_env):
+    assert len(PRESETS) >= 6
+    at = start()
+    seen = set()
+    for name in PRESETS:
+        at.selectbox(key="w_preset").select(name).run()
+        clean(at)
+        assert at.text_area(key="w_text").value == PRESETS[name]
+        seen.add(readout(at)["loss"])
+    assert len(seen) > 1                                               # each preset is really read
+
+
+def test_metric_layer_head_and_token_selection(app_env):
+    at = start()
+    at.selectbox(key="w_metric").select("head").run()
+    at.selectbox(key="w_head").select(1).run()
+    at.selectbox(key="w_layer").select(1).run()
+    at.number_input(key="w_token").set_value(5).run()
+    clean(at)
+    assert any("#5" in m.value for m in at.markdown)
+    at.selectbox(key="w_metric").select("lm").run()
+    clean(at)
+
+
+def test_truncation_notice_for_long_text(app_env):
+    at = start()
+    set_text(at, PRESETS["Technical paragraph"] * 12)
+    clean(at)
+    assert any("only the first" in w.value and "token limit" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t  "])
+def test_empty_text_is_a_friendly_message(app_env, text):
+    at = start()
+    set_text(at, text)
+    clean(at)
+    assert any("Paste some text" in i.value for i in at.info)
+    set_text(at, "Back to a real text about the sea.")                 # and it keeps working
+    clean(at)
+    assert "tokens" in readout(at)["KV cache"]
+
+
+BAD = {
+    "2 MB paste": "The sea is wide. " * 125_000,
+    "control characters": "bell\x07 null\x00 escape\x1b[31m red\x1b[0m end\x7f",
+    "right-to-left": "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd and \u0645\u0631\u062d\u0628\u0627 \u202eevil\u202c done",
+    "emoji": "Cats 🐈‍⬛ and dogs 🐕 share a 🏠; flags 🇳🇴 and skin tones 👍🏽.",
+    "10,000-character word": "a" * 10_000,
+    "markup": "<script>alert(1)</script> <img src=x onerror=alert(1)> \"q\" & 'a'",
+    "one character": "a",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_gives_a_notice_not_a_traceback(app_env, name):
+    at = start()
+    set_text(at, BAD[name])
+    clean(at)
+    assert "tokens" in readout(at)["KV cache"]
+    if name == "2 MB paste":
+        assert any("characters; only the first" in w.value for w in at.warning)
+    if name == "control characters":
+        assert any("control character" in w.value for w in at.warning)
+    if name == "right-to-left":
+        assert any("right-to-left" in w.value for w in at.warning)
+    if name == "10,000-character word":
+        assert any("only the first" in w.value for w in at.warning)     # 10,000 tokens > the limit
+    at.selectbox(key="w_preset").select("Code snippet").run()          # the next input still works
+    clean(at)
+
+
+def test_url_restores_view(app_env):
+    at = start(preset="Code snippet", tau="0.2", layer="2", metric="lm")
+    clean(at)
+    assert at.text_area(key="w_text").value == PRESETS["Code snippet"]
+    assert at.select_slider(key="w_tau").value == TAU_GRID.index(0.2)
+    assert at.selectbox(key="w_layer").value == 1 and at.selectbox(key="w_metric").value == "lm"
+    assert at.query_params["preset"] == ["Code snippet"] or at.query_params["preset"] == "Code snippet"
+
+
+def test_pasted_text_gets_a_hash_link(app_env):
+    at = start()
+    set_text(at, "A text only this test has written, about lighthouses.")
+    clean(at)
+    h = at.query_params["text"]
+    h = h[0] if isinstance(h, list) else h
+    again = start(text=h)
+    clean(again)
+    assert again.text_area(key="w_text").value.startswith("A text only this test")
+    assert len(h) == 64                                                  # the full SHA-256
+    missing = start(text="0" * 64)
+    assert any("not stored on this server" in w.value for w in missing.warning)
+    short = start(text=h[:12])                                           # an old short key opens nothing
+    assert short.text_area(key="w_text").value != again.text_area(key="w_text").value
+
+
+def test_compare_policies_button(app_env):
+    at = start()
+    at.button(key="w_compare").click().run()
+    clean(at)
+    fig = [el for el in at.get("plotly_chart") if "Memory" in str(el.proto) or "recent window" in str(el.proto)]
+    assert fig and "recent window" in str(fig[0].proto) and "HOLA residual" in str(fig[0].proto)
+
+
+def test_step_through_buttons(app_env):
+    at = start()
+    at.switch_page("views/step.py").run()
+    clean(at)
+    assert readout(at)["Tokens read"].startswith("0 /")
+    at.button(key="w_step").click().run()
+    assert readout(at)["Tokens read"].startswith("1 /")
+    at.button(key="w_step10").click().run()
+    assert readout(at)["Tokens read"].startswith("11 /")
+    at.button(key="w_back").click().run()
+    assert readout(at)["Tokens read"].startswith("10 /")
+    at.button(key="w_play").click().run()
+    clean(at)
+    assert at.button(key="w_play").label.startswith("⏸")
+    at.button(key="w_reset").click().run()
+    assert readout(at)["Tokens read"].startswith("0 /")
+
+
+def test_recall_lab_runs_every_policy(app_env):
+    at = start()
+    at.switch_page("views/recall.py").run()
+    clean(at)
+    at.slider(key="w_pairs").set_value(6).run()
+    at.slider(key="w_length").set_value(96).run()
+    clean(at)
+    assert "keys cached" in readout(at)
+    at.slider(key="w_recall_n").set_value(4).run()
+    at.button(key="w_recall_run").click().run()
+    clean(at)
+    chart = str(at.get("plotly_chart")[-1].proto)
+    for name in ("HAM surprise", "random", "recent window", "sinks + window", "HOLA residual"):
+        assert name in chart
+
+
+def test_how_it_works_has_seven_live_steps_and_glossary(app_env):
+    at = start()
+    at.switch_page("views/how.py").run()
+    clean(at)
+    steps = [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value[:8]]
+    assert len(steps) >= 7
+    live = [m.value for m in at.markdown if m.value.startswith(":blue-badge[live]")]
+    assert len(live) == 7 and all(any(ch.isdigit() for ch in v) for v in live)
+    assert any(m.value.startswith("**Surprise**") for m in at.markdown)
+
+
+def test_presenter_mode(app_env):
+    at = start()
+    at.sidebar.toggle(key="presenter").set_value(True).run()
+    clean(at)
+    assert any("font-size:130%" in m.value for m in at.markdown)

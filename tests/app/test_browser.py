@@ -1,0 +1,169 @@
+"""The app in a real browser: `streamlit run` on a free port, driven by headless Chromium.
+
+Needs Debian's chromium and chromium-driver (.ci/run installs them); it fails, not skips, when
+they are missing, so CI cannot pass without having run it. Saves a screenshot under
+test-artifacts/.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PASTE = ("Captain Ysolde Marchbank sailed the Quillon north in 1911. The crew trusted Ysolde Marchbank, "
+         "and when the ice closed in, it was Ysolde who found the channel. ")
+WAIT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    port = free_port()
+    env = dict(os.environ, HAM_LAB_MODEL=str(tiny_model_dir), HAM_LAB_THREADS="1", HAM_LAB_MAX_TOKENS="160",
+               HAM_LAB_TEXT_STORE=str(tmp_path_factory.mktemp("texts")),
+               HAM_LAB_RECALL_MODEL=str(tmp_path_factory.mktemp("no_recall")))
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                pytest.fail(f"streamlit did not start (exit {proc.poll()}):\n{log.read()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), \
+        "install Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+                 "--window-size=1500,2600"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def until(driver, condition, message: str, timeout: float = WAIT):
+    def safe(d):
+        try:
+            return condition(d)
+        except (StaleElementReferenceException, WebDriverException):
+            return False
+    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(safe, message)
+
+
+def metric(driver, label: str) -> str:
+    for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        if box.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip() == label:
+            return box.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
+    return ""
+
+
+def view_text(driver) -> str:
+    return "".join(t.text for t in driver.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok"))
+
+
+def test_paste_threshold_select_in_a_real_browser(server, browser):
+    d = browser
+    d.get(server)
+    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")) > 10, "token view never appeared")
+    until(d, lambda d: metric(d, "of a full cache").endswith("%"), "no KV readout")
+
+    # Paste a text (Ctrl+Enter submits the text area) and wait for it in the token view.
+    area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    area.send_keys(Keys.CONTROL, "a")
+    area.send_keys(Keys.DELETE)
+    area.send_keys(PASTE)
+    area.send_keys(Keys.CONTROL, Keys.ENTER)
+    until(d, lambda d: "Marchbank" in view_text(d).replace("\u21b5", ""), "pasted text not in the token view")
+    assert "Marchbank" not in d.find_element(By.CSS_SELECTOR, "#ham-view").get_attribute("innerHTML").split(">")[0]
+
+    # Move the threshold to 0 (cache everything): the readout must say 100%.
+    before = metric(d, "of a full cache")
+    thumb = d.find_element(By.CSS_SELECTOR, '.st-key-w_tau input[type="range"]')
+    d.execute_script("arguments[0].focus();", thumb)
+    ActionChains(d).send_keys(Keys.HOME).perform()
+    until(d, lambda d: metric(d, "of a full cache") == "100.0%", f"threshold move did not reach 100% (was {before})")
+    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-cached"))
+          == len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")), "at tau 0 not every token is marked cached")
+    assert metric(d, "KV cache").endswith("tokens") and metric(d, "RNN state (fixed)")
+
+    # Select a late token by clicking it: it is marked, and the tokens it read are highlighted.
+    target = d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")[-5]
+    target_id = target.get_attribute("id")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
+    target.click()
+    until(d, lambda d: d.find_element(By.CSS_SELECTOR, "#ham-view .ham-selected").get_attribute("id") == target_id,
+          "clicking a token did not select it")
+    reads = until(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-read"), "no attention reads highlighted")
+    weights = [float(r.get_attribute("data-read")) for r in reads]
+    assert all(0 < w <= 1 for w in weights) and len(weights) >= 1
+    assert f"#{target_id.split('-t')[-1]}" in d.find_element(By.TAG_NAME, "body").text   # reads panel title
+
+    # The memory-vs-quality chart is drawn (Plotly SVG with the HAM curve and current point).
+    until(d, lambda d: any("HAM surprise" in c.text for c in d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")),
+          "memory vs quality chart missing")
+    assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    ARTIFACTS.mkdir(exist_ok=True)
+    time.sleep(1.0)                       # let the chart finish its transition
+    assert d.save_screenshot(str(ARTIFACTS / "app_read_view.png"))
+
+
+def test_other_pages_render_in_a_real_browser(server, browser):
+    d = browser
+    for path, marker in (("step", "Step through"), ("how", "How it works"), ("recall", "Recall lab")):
+        d.get(f"{server}/{path}")
+        until(d, lambda d: marker in d.find_element(By.TAG_NAME, "body").text, f"{path} page did not render")
+        until(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".ham-tok") or path == "how", f"{path}: no tokens")
+        assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    ARTIFACTS.mkdir(exist_ok=True)
+    d.save_screenshot(str(ARTIFACTS / "app_recall_lab.png"))

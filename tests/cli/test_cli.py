@@ -1,0 +1,191 @@
+"""The command line: `python -m ham_core analyze | sweep | generate` (ham_core.cli).
+
+A few runs go through a real subprocess; the rest call main(argv) in-process to stay fast.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SAMPLE_TEXT
+from ham_core import cli
+from ham_core.analysis.analysis import analyze
+from ham_core.analysis.sweep import sweep
+from ham_core.model.checkpoint import load_bundle
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.txt"
+    path.write_text(SAMPLE_TEXT, encoding="utf-8")
+    return path
+
+
+def run(*argv, stdin: bytes = b""):
+    """`python -m ham_core ...` in a subprocess -> (exit code, stdout, stderr)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    p = subprocess.run([sys.executable, "-m", "ham_core", *map(str, argv)], input=stdin,
+                       capture_output=True, cwd=ROOT, env=env, timeout=300)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def call(capsys, *argv):
+    """main(argv) in-process -> (exit code, stdout, stderr); argparse's exits count as codes."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code, err):
+    assert code not in (0, None)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+def test_analyze_json_matches_the_api(tiny_model_dir, sample):
+    code, out, err = run("analyze", sample, "--model", tiny_model_dir, "--tau", "0.8",
+                         "--layer-tau", "1=1.0", "--json")
+    assert code == 0, err
+    model, tok = load_bundle(tiny_model_dir)
+    api = analyze(model, tok, SAMPLE_TEXT, 0.8, layer_tau={1: 1.0}, model_name=str(tiny_model_dir))
+    assert json.loads(out) == api.to_dict()
+
+
+def test_bad_input_in_a_subprocess(tmp_path, tiny_model_dir):
+    code, out, err = run("analyze", tmp_path / "missing.txt", "--model", tiny_model_dir)
+    assert_one_line_error(code, err)
+    assert "not found" in err and out == ""
+
+
+def test_stdin_in_a_subprocess(tiny_model_dir):
+    code, out, err = run("sweep", "-", "--model", tiny_model_dir, "--taus", "0,0.9,2.5",
+                         "--policies", "ham,window", "--csv", stdin=SAMPLE_TEXT.encode())
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "policy,tau,kv_fraction,kv_bytes_peak,loss" and len(lines) == 7
+    assert "sweep [" in err                                             # the progress bar
+
+
+BAD_FILES = {
+    "empty": b"",
+    "whitespace": b"  \n\t \n",
+    "invalid_utf8": b"caf\xe9 au lait",
+    "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+}
+
+
+@pytest.mark.parametrize("command", ["analyze", "sweep"])
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_bad_files(capsys, tmp_path, tiny_model_dir, kind, command):
+    path = tmp_path / f"{kind}.txt"
+    path.write_bytes(BAD_FILES[kind])
+    code, out, err = call(capsys, command, path, "--model", tiny_model_dir)
+    assert_one_line_error(code, err)
+    assert out == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["--tau", "-0.5"], ["--tau", "nan"], ["--tau", "inf"], ["--tau", "abc"],
+    ["--layer-tau", "9=0.5"], ["--layer-tau", "0:0.5"], ["--layer-tau", "0=-1"], ["--policy", "oracle"],
+])
+def test_bad_thresholds(capsys, sample, tiny_model_dir, argv):
+    assert_one_line_error(*call(capsys, "analyze", sample, "--model", tiny_model_dir, *argv)[::2])
+
+
+@pytest.mark.parametrize("argv", [["--taus", "0,-1"], ["--taus", "a,b"], ["--policies", "ham,nope"],
+                                  ["--fractions", "0.5,2"], ["--json", "--csv"]])
+def test_bad_sweep_options(capsys, sample, tiny_model_dir, argv):
+    assert_one_line_error(*call(capsys, "sweep", sample, "--model", tiny_model_dir, *argv)[::2])
+
+
+def test_missing_file_folder_and_model(capsys, tmp_path, sample, tiny_model_dir, monkeypatch):
+    assert_one_line_error(*call(capsys, "analyze", tmp_path / "nope.txt", "--model", tiny_model_dir)[::2])
+    assert_one_line_error(*call(capsys, "analyze", tmp_path, "--model", tiny_model_dir)[::2])
+    assert_one_line_error(*call(capsys, "analyze", sample, "--model", tmp_path / "no_model")[::2])
+    monkeypatch.setattr("ham_core.model.checkpoint.default_model_dir", lambda: tmp_path / "no_model")
+    code, _, err = call(capsys, "analyze", sample)
+    assert_one_line_error(code, err)
+    assert "--model" in err
+
+
+def test_analyze_table_and_stdin(capsys, monkeypatch, tiny_model_dir):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(SAMPLE_TEXT.encode())))
+    code, out, err = call(capsys, "analyze", "-", "--model", tiny_model_dir, "--rows", "5", "--policy", "sinks")
+    assert code == 0, err
+    assert "policy sinks" in out and "KV cache" in out and "more tokens" in out
+    assert len(out.splitlines()) < 15
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe bad bytes", b"", b" \n ", b"a\x00b"])
+def test_bad_stdin(capsys, monkeypatch, tiny_model_dir, data):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = call(capsys, "analyze", "-", "--model", tiny_model_dir)
+    assert_one_line_error(code, err)
+    assert "stdin" in err and out == ""
+
+
+def test_long_text_notice_on_stderr(capsys, tmp_path, tiny_model_dir):
+    path = tmp_path / "long.txt"
+    path.write_text(SAMPLE_TEXT * 12)                                  # > 512 tokens (the tiny limit)
+    code, out, err = call(capsys, "analyze", path, "--model", tiny_model_dir, "--json")
+    assert code == 0
+    assert json.loads(out)["n_tokens"] == 512
+    assert err.startswith("notice: ") and "only the first 512" in err
+
+
+def test_sweep_json_matches_the_api(capsys, sample, tiny_model_dir):
+    code, out, err = call(capsys, "sweep", sample, "--model", tiny_model_dir, "--taus", "0,0.8,2.5",
+                          "--policies", "ham,hola,none", "--json", "--quiet")
+    assert code == 0 and err == ""
+    model, tok = load_bundle(tiny_model_dir)
+    api = sweep(model, tok, [0, 0.8, 2.5], ["ham", "hola", "none"], text=SAMPLE_TEXT)
+    assert json.loads(out) == [r.to_dict() for r in api]
+
+
+def test_sweep_table_and_fractions(capsys, sample, tiny_model_dir):
+    code, out, _ = call(capsys, "sweep", sample, "--model", tiny_model_dir, "--quiet")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].split() == ["policy", "tau", "kv_fraction", "kv_bytes_peak", "loss"]
+    assert len(lines) == 17                                              # 16 default thresholds
+    code, out, _ = call(capsys, "sweep", sample, "--model", tiny_model_dir, "--fractions", "0,0.25,1",
+                        "--policies", "ham,random", "--json", "--quiet")
+    rows = json.loads(out)
+    assert code == 0 and [r["policy"] for r in rows] == ["ham"] * 3 + ["random"] * 3
+    assert rows[0]["kv_fraction"] == 0.0 and rows[2]["kv_fraction"] == 1.0
+
+
+def test_generate(capsys, tiny_model_dir):
+    code, out, err = call(capsys, "generate", "--model", tiny_model_dir, "--prompt", "The cat",
+                          "--tokens", "6", "--tau", "0.7", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["tokens"]) == 6 and result["tau"] == 0.7
+    sizes = [t["cache"] for t in result["tokens"]]
+    assert all(len(s) == 2 for s in sizes)
+    assert all(b >= a for s1, s2 in zip(sizes, sizes[1:]) for a, b in zip(s1, s2))   # caches only grow
+    code, out, _ = call(capsys, "generate", "--model", tiny_model_dir, "--prompt", "The cat", "--tokens", "3")
+    assert code == 0 and out.startswith("The cat") and "cache size" in out
+    assert_one_line_error(*call(capsys, "generate", "--model", tiny_model_dir, "--prompt", "  ")[::2])
+    assert_one_line_error(*call(capsys, "generate", "--model", tiny_model_dir, "--prompt", "a", "--tau", "-1")[::2])
+
+
+def test_help_lists_module_commands(capsys):
+    code, out, _ = call(capsys, "--help")
+    assert code == 0
+    for command in ("analyze", "sweep", "generate", "corpus", "tokenizer"):
+        assert command in out
+    assert_one_line_error(*call(capsys)[::2])

@@ -1,0 +1,145 @@
+"""Training: the loss falls, a resumed run continues where it stopped, DDP runs on 2 CPU processes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ham_core.model.checkpoint import load_model
+from ham_core.model.loss import lm_loss
+from ham_core.model.routes import policy_route, quantile_route, training_routes
+from ham_core.training.train import TrainSettings, lr_at, train
+from tests.conftest import SAMPLE_TEXT, tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def repeated_batches(step: int) -> torch.Tensor:
+    """The same short pattern every step: a model that learns anything lowers its loss."""
+    pattern = torch.arange(24) % 7 + 3
+    return pattern.repeat(4, 1)
+
+
+def test_loss_falls_and_resume_continues(tmp_path):
+    cfg = tiny_config(vocab_size=64)
+    settings = TrainSettings(steps=12, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    first = train(cfg, repeated_batches, tmp_path, settings, quiet=True)
+    log = json.loads((tmp_path / "train_state.json").read_text())["log"]
+    assert first["step"] == 12
+    assert log[-1]["loss"] < log[0]["loss"] - 0.5
+
+    # Resume for 4 more steps: starts at step 12 with the saved optimizer state.
+    more = TrainSettings(**{**settings.__dict__, "steps": 16})
+    last = train(cfg, repeated_batches, tmp_path, more, quiet=True)
+    log = json.loads((tmp_path / "train_state.json").read_text())["log"]
+    assert [e["step"] for e in log] == list(range(1, 17))
+    assert last["tokens"] == 16 * 4 * 24
+
+
+def test_interrupted_run_resumes_from_checkpoint(tmp_path):
+    """Stopping after a checkpoint and resuming gives the same weights as an unbroken run."""
+    cfg = tiny_config(vocab_size=64)
+    base = dict(batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    train(cfg, repeated_batches, whole, TrainSettings(steps=8, **base), quiet=True)
+    train(cfg, repeated_batches, broken, TrainSettings(steps=8, **base), quiet=True, stop_at=4)
+    assert json.loads((broken / "train_state.json").read_text())["step"] == 4
+    train(cfg, repeated_batches, broken, TrainSettings(steps=8, **base), quiet=True)
+    a, b = load_model(whole), load_model(broken)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    s = TrainSettings(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(0, s) == pytest.approx(0.1)
+    assert lr_at(9, s) == pytest.approx(1.0)
+    assert lr_at(99, s) == pytest.approx(0.1, abs=1e-3)
+    assert all(lr_at(i, s) >= lr_at(i + 1, s) for i in range(10, 99))
+
+
+def test_quantile_route_caches_the_target_fraction():
+    surprise = torch.rand(2, 100, 3)
+    for fraction in (0.0, 0.1, 0.5, 1.0):
+        mask = quantile_route(fraction)(surprise, surprise)
+        assert abs(mask.float().mean().item() - fraction) <= 0.02
+
+
+def test_training_policies_keep_the_drawn_fraction_of_memory():
+    from ham_core.model.model import kv_peak_keys
+
+    B, T, W = 2, 50, 12
+    surprise, residual = torch.rand(B, T, 3), torch.rand(B, T, 3)
+    for name in ("random", "window", "sinks", "hola"):
+        mask = policy_route(name, W / T, seed=1, layer=0)(surprise, residual)
+        assert kv_peak_keys(mask).tolist() == [W, W], name
+    gen = torch.Generator().manual_seed(0)
+    names = {training_routes(2, gen, 0.5, 0)[0] for _ in range(60)}
+    assert names == {"ham", "random", "window", "sinks", "hola"}
+
+
+def test_lm_loss_mask_counts_only_marked_targets():
+    logits = torch.zeros(1, 4, 10)
+    logits[0, 0, 5] = 10.0      # predicts token 1 (=5) well, the others not at all
+    ids = torch.tensor([[0, 5, 3, 3]])
+    mask = torch.tensor([[0, 1, 0, 0]])
+    assert lm_loss(logits, ids, mask).item() < 0.01
+    assert lm_loss(logits, ids).item() > 1.0
+
+
+def test_ddp_two_cpu_processes(tmp_path, tiny_model_dir):
+    """`torchrun --nproc_per_node=2 -m ham_core train` on a folder of .txt files, gloo backend."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for i in range(6):
+        (texts / f"doc{i}.txt").write_text(SAMPLE_TEXT * 3)
+    out = tmp_path / "run"
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    cmd = [
+        torchrun, "--standalone", "--nproc_per_node=2", "-m", "ham_core", "train",
+        "--from-dir", str(texts), "--tokenizer", str(tiny_model_dir / "tokenizer.json"),
+        "--out", str(out), "--steps", "3", "--batch", "2", "--length", "32",
+        "--d-model", "32", "--layers", "2", "--heads", "2", "--head-dim", "16", "--mlp-hidden", "64",
+        "--warmup", "1", "--eval-every", "3", "--valid-windows", "2", "--threads", "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = json.loads((out / "train_state.json").read_text())["log"]
+    assert log[-1]["step"] == 3
+    assert log[-1]["tokens"] == 3 * 2 * 2 * 32          # both processes' windows count
+    load_model(out)                                      # a loadable checkpoint
+
+
+def test_repeats_copy_a_span_forward_deterministically():
+    from ham_core.data.windows import with_repeats
+
+    base = lambda step: torch.arange(200).repeat(6, 1)          # noqa: E731 - every token distinct
+    draw = with_repeats(base, share=1.0, seed=3, min_span=8, max_span=32)
+    ids = draw(5)
+    torch.testing.assert_close(ids, draw(5))                    # same step, same batch (resume)
+    for row in ids:
+        moved = (row != torch.arange(200)).nonzero().flatten()
+        assert 8 <= len(moved) <= 32                            # one contiguous span was overwritten
+        assert moved.max() - moved.min() + 1 == len(moved)
+        src = row[moved[0]].item()                              # ...by an earlier stretch, in order
+        assert src < moved[0] and row[moved].tolist() == list(range(src, src + len(moved)))
+    assert with_repeats(base, share=0.0)(5).equal(base(5))
+
+
+def test_init_from_starts_a_new_phase_from_trained_weights(tmp_path):
+    cfg = tiny_config(vocab_size=64)
+    first = TrainSettings(steps=4, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    train(cfg, repeated_batches, tmp_path / "a", first, quiet=True)
+    second = TrainSettings(**{**first.__dict__, "extra": {"init_from": str(tmp_path / "a")}})
+    last = train(cfg, repeated_batches, tmp_path / "b", second, quiet=True, stop_at=1)
+    assert last["step"] == 1 and last["tokens"] == 5 * 4 * 24  # counts the tokens seen before
+    start = load_model(tmp_path / "a")
+    moved = load_model(tmp_path / "b")
+    assert any(not torch.equal(p, q) for p, q in zip(start.parameters(), moved.parameters()))
