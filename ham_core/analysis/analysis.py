@@ -18,9 +18,10 @@ from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ham_core.model.dispatch import device_label
 from ham_core.errors import HAMInputError
+from ham_core.model.dispatch import device_label
 from ham_core.model.model import HAMModel, next_token_nll
+from ham_core.model.ops import sink_softmax
 from ham_core.model.policies import run_policy
 
 
@@ -123,11 +124,8 @@ class ReadContext:
         row = (visible if visible.dim() == 1 else visible[query])[: query + 1]
         keys = row.nonzero().flatten()
         with torch.no_grad():
-            logits = torch.einsum("hd,nhd->hn", q[query], k[keys]) * self.temperature[layer][:, None]
-            top = logits.amax(-1, keepdim=True).clamp_min(0.0) if len(keys) else logits.new_zeros(q.shape[1], 1)
-            scores, sink = (logits - top).exp(), (-top).exp()
-            denom = scores.sum(-1, keepdim=True) + sink
-        return Reads(query, layer, keys.tolist(), (scores / denom).float().cpu(), (sink / denom)[:, 0].float().cpu())
+            weights, sink = sink_softmax(torch.einsum("hd,nhd->hn", q[query], k[keys]) * self.temperature[layer][:, None])
+        return Reads(query, layer, keys.tolist(), weights.float().cpu(), sink.float().cpu())
 
 
 @dataclass

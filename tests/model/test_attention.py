@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ham_core.model.ops import cache_attention, selective_attention, visibility_mask
+from ham_core.model.ops import cache_attention, selective_attention, sink_softmax, visibility_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -184,3 +184,21 @@ def test_gradients_flow_through_the_fused_path():
     selective_attention(q, k, v, visible, c).out.square().sum().backward()
     for name, x in zip("qkvc", (q, k, v, c)):
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0, name
+
+
+def test_sink_softmax_is_softmax_with_a_zero_logit_appended():
+    """The one sink softmax every attention path uses: masked keys get 0, no keys leave it all
+    to the sink, and large logits do not overflow."""
+    gen = torch.Generator().manual_seed(3)
+    logits = 8 * torch.randn(2, 3, 5, generator=gen)
+    logits[0, 1, :2] = float("-inf")
+    logits[1, 2, :] = float("-inf")
+    weights, sink = sink_softmax(logits)
+    probs = torch.softmax(torch.cat([logits, torch.zeros(2, 3, 1)], -1), -1)
+    torch.testing.assert_close(weights, probs[..., :5], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(sink, probs[..., 5], atol=ATOL, rtol=RTOL)
+    assert (weights[0, 1, :2] == 0).all() and sink[1, 2] == 1.0
+    empty_w, empty_sink = sink_softmax(torch.zeros(4, 0))
+    assert empty_w.shape == (4, 0) and (empty_sink == 1).all()
+    big_w, big_sink = sink_softmax(torch.tensor([[1e4, 1e4 - 1]]))
+    assert torch.isfinite(big_w).all() and big_sink.item() == 0.0

@@ -5,7 +5,7 @@
 
 kernels/ holds Triton versions with the same signatures; `dispatch` picks between them.
 """
-from .attention import AttentionOutput, cache_attention, selective_attention, visibility_mask
+from .attention import AttentionOutput, cache_attention, selective_attention, sink_softmax, visibility_mask
 from .delta_rule import (
     DeltaRuleOutput,
     cosine_surprise,
@@ -22,4 +22,5 @@ __all__ = [
     "gated_delta_rule_chunked",
     "gated_delta_rule_recurrent",
     "selective_attention",
+    "sink_softmax",
 ]

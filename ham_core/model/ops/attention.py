@@ -18,6 +18,22 @@ class AttentionOutput(NamedTuple):
     sink: Optional[torch.Tensor]      # [B, H, T]  the sink's share of each query, when asked for
 
 
+def sink_softmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the last dim plus one extra logit 0, the sink, whose value is zero.
+
+    logits [..., n] (-inf for keys a query may not read; n may be 0) -> (weights [..., n],
+    sink [...]) with weights.sum(-1) + sink = 1. Every attention path uses this one form:
+    shifted by the max of the logits and the sink's 0, so it never overflows.
+    """
+    if logits.shape[-1]:
+        top = logits.amax(-1, keepdim=True).clamp_min(0.0)
+    else:
+        top = logits.new_zeros(*logits.shape[:-1], 1)
+    scores, sink = (logits - top).exp(), (-top).exp()
+    denom = scores.sum(-1, keepdim=True) + sink
+    return scores / denom, (sink / denom).squeeze(-1)
+
+
 def visibility_mask(visible: torch.Tensor, T: int) -> torch.Tensor:
     """Causal query-by-key mask [B, T, T] from a cached-key mask [B, T] or a [B, T, T] mask."""
     causal = torch.ones(T, T, dtype=torch.bool, device=visible.device).tril()
@@ -42,15 +58,9 @@ def selective_attention(
         return AttentionOutput(_fused(q, k, v, visible.bool(), temperature), None, None)
     mask = visibility_mask(visible.bool(), T)[:, None]                  # [B, 1, T, T]
     logits = torch.einsum("bthd,bshd->bhts", q, k) * temperature[None, :, None, None]
-    logits = logits.masked_fill(~mask, float("-inf"))
-    # Softmax over the visible keys plus the sink logit 0 (zero value): shift by the max of both.
-    top = logits.amax(-1, keepdim=True).clamp_min(0.0)
-    scores = (logits - top).exp()
-    sink = (-top).exp()
-    denom = scores.sum(-1, keepdim=True) + sink
-    weights = scores / denom
+    weights, sink = sink_softmax(logits.masked_fill(~mask, float("-inf")))
     out = torch.einsum("bhts,bshd->bthd", weights, v)
-    return AttentionOutput(out, weights, (sink / denom).squeeze(-1))
+    return AttentionOutput(out, weights, sink)
 
 
 def _fused(q, k, v, visible, temperature):
@@ -91,8 +101,5 @@ def cache_attention(
 ) -> torch.Tensor:
     """One query over a compact KV cache (decode): q [H, Dk], keys [n, H, Dk], values [n, H, Dv],
     temperature [H] -> [H, Dv]. Every cached key is visible; n may be 0 (the sink takes it all)."""
-    logits = torch.einsum("hd,nhd->hn", q, keys) * temperature[:, None]
-    top = logits.amax(-1, keepdim=True).clamp_min(0.0) if keys.shape[0] else q.new_zeros(q.shape[0], 1)
-    scores = (logits - top).exp()
-    weights = scores / (scores.sum(-1, keepdim=True) + (-top).exp())
+    weights, _ = sink_softmax(torch.einsum("hd,nhd->hn", q, keys) * temperature[:, None])
     return torch.einsum("hn,nhd->hd", weights, values)
