@@ -49,6 +49,14 @@ def max_tokens(cfg: HAMConfig) -> int:
     return max(16, min(limit, cfg.max_tokens))
 
 
+def input_chars(bundle: "Bundle") -> int:
+    """The most characters of a paste or upload the token limit can use (no token spans more
+    than the tokenizer's longest piece); longer input is cut to this before anything reads it."""
+    from ham_core.data.textfile import prefix_bytes
+
+    return prefix_bytes(bundle.tokenizer, max_tokens(bundle.cfg))
+
+
 def _set_threads() -> None:
     try:
         n = int(os.environ.get("HAM_LAB_THREADS", "0"))

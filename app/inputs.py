@@ -34,7 +34,7 @@ def _upload() -> None:
     file = st.session_state.get("w_upload")
     if file is None:
         return
-    cleaned = state.decode_upload(file.getvalue())
+    cleaned = state.decode_upload(file.getvalue(), st.session_state.get("input_chars", state.MAX_UPLOAD_BYTES))
     st.session_state.upload_notices = cleaned.notices
     st.session_state.notices = []
     if not cleaned.empty:
@@ -44,9 +44,11 @@ def _upload() -> None:
         st.session_state.token = None
 
 
-def text_input() -> state.CleanText:
-    """Draw the input widgets; return the cleaned current text and its notices."""
+def text_input(max_chars: int = state.MAX_CHARS) -> state.CleanText:
+    """Draw the input widgets; return the cleaned current text (at most `max_chars`, what the
+    token limit can use) and its notices, each once."""
     ss = st.session_state
+    ss.input_chars = max_chars
     if "w_text" not in ss:
         ss.w_text = ss.text
     if "w_preset" not in ss:
@@ -57,8 +59,8 @@ def text_input() -> state.CleanText:
                      help="Short texts written for this app; each shows a different kind of memory.")
     with right:
         st.file_uploader("…or upload a .txt", type=["txt"], key="w_upload", on_change=_upload)
-    st.text_area("Text", key="w_text", height=140, on_change=_edit_text,
+    st.text_area("Text", key="w_text", height=140, on_change=_edit_text, max_chars=state.MAX_CHARS,
                  help="Paste anything; press Ctrl+Enter (or click outside) to read it.")
-    cleaned = state.clean_text(ss.text)
-    cleaned.notices[:0] = ss.get("upload_notices", [])
+    cleaned = state.clean_text(ss.text, max_chars)
+    cleaned.notices[:0] = [n for n in ss.get("upload_notices", []) if n not in cleaned.notices]
     return cleaned

@@ -16,7 +16,7 @@ import streamlit as st
 from app import charts
 from app.common import md
 from app.results import TextResult, tau_label
-from app.token_view import BAR_CSS, TokenCell, bucket_counts, render_bars, render_legend, render_view
+from app.token_view import BAR_CSS, TokenCell, bucket_counts, render_bars, render_legend, render_view, token_label
 
 LM_RANGE = (0.0, 12.0)       # nats; colour scale range for next-token surprisal
 SURPRISE_RANGE = (0.0, 1.0)  # surprise lies in [0, 2]; 1 = "no idea", above 1 is rare, so the scale tops out at 1
@@ -42,7 +42,7 @@ def tooltips(r: TextResult, layer: int) -> list[str]:
         mins, lm = r.layer_surprise[layer].tolist(), r.lm_surprisal.tolist()
         cached = r.cached.T.tolist()
         return [
-            f"#{i} {tok!r}\n"
+            f"#{i} {token_label(tok)}\n"
             f"RNN surprise, layer {layer + 1}: {_num(mins[i])} (heads: {', '.join(_num(v) for v in heads[i])})\n"
             f"next-token surprisal: {_num(lm[i])} nats\n"
             f"in KV cache of layers: {', '.join(str(l + 1) for l, c in enumerate(cached[i]) if c) or 'none'}"
@@ -88,12 +88,12 @@ def show_readout(r: TextResult) -> None:
 
 def reads_labels(r: TextResult, reads: dict, limit: int = 10) -> tuple[list[str], list[float]]:
     items = list(reads.items())[:limit]
-    return [f"#{i} {r.tokens[i]!r}" for i, _ in items], [w for _, w in items]
+    return [f"#{i} {token_label(r.tokens[i])}" for i, _ in items], [w for _, w in items]
 
 
 def show_reads(r: TextResult, token: int, layer: int, reads: dict, sink: float, head: Optional[int]) -> None:
     who = "averaged over heads" if head is None else f"head {head + 1}"
-    st.markdown(f"**Token \\#{token} {md(repr(r.tokens[token]))} reads, layer {layer + 1}, {who}**")
+    st.markdown(f"**Token \\#{token} {md(token_label(r.tokens[token]))} reads, layer {layer + 1}, {who}**")
     if not reads:
         st.info("This token read nothing from the cache here: no earlier token is cached in this layer "
                 "(or all its attention went to the sink).")

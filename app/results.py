@@ -47,7 +47,8 @@ class TextEntry:
     notice: str                   # why it was cut ("" when it was not)
     total: int                    # tokens in the whole text
     ids: np.ndarray               # [T] token ids read
-    tokens: list                  # [T] display text of each token
+    tokens: list                  # [T] text of each token ("" for one holding only the last bytes of a
+                                  # character, which the token before shows)
     starts: list                  # [T] character offsets into the text
     ends: list
 
@@ -128,13 +129,6 @@ class TextResult:
         return dict(pairs), sink
 
 
-def _display(tokenizer, tokens) -> list:
-    if any(t.text == "" for t in tokens):          # tail bytes of a split character: show them
-        shown = tokenizer.token_strings([t.id for t in tokens])
-        return [t.text or s for t, s in zip(tokens, shown)]
-    return [t.text for t in tokens]
-
-
 def _summarise(context: ReadContext, query: int) -> ReadSummary:
     layers = []
     for layer in range(len(context.q)):
@@ -159,10 +153,10 @@ def text_entry(bundle: Bundle, text: str) -> TextEntry:
         notice, read_text, total = "", text, len(tokens)
         if total > limit:
             read_text = text[: tokens[limit - 1].end]
-            notice = (f"The text has {len(tokens):,} tokens; only the first {limit:,} are read "
-                      "(the token limit shown in the sidebar).")
+            notice = (f"The text is longer than the token limit: only its first {limit:,} tokens are read "
+                      "(the limit is shown in the sidebar).")
             tokens = tokens[:limit]
-        return TextEntry(key, read_text, notice, total, np.array([t.id for t in tokens], dtype=np.int32), _display(bundle.tokenizer, tokens),
+        return TextEntry(key, read_text, notice, total, np.array([t.id for t in tokens], dtype=np.int32), [t.text for t in tokens],
                          [t.start for t in tokens], [t.end for t in tokens])
 
     return results_store().get_or_compute(("text",) + key, cut)

@@ -66,11 +66,21 @@ def text_colour(rgb: tuple[int, int, int]) -> str:
     return "#000000" if luminance > 0.179 else "#ffffff"
 
 
+CONTINUATION = "\u25e6"      # a token holding only the last bytes of a character shown in the token before
+
+
+def token_label(text: str) -> str:
+    """A token's text for a label or tooltip: quoted and visible on one line, never escape codes."""
+    if text == "":
+        return f"{CONTINUATION} (the rest of the character before)"
+    return "'" + visible_text(text).replace("\n", "").replace("\t", "") + "'"
+
+
 def visible_text(text: str) -> str:
     """Token text made visible (not yet escaped): newline as a return mark plus the break,
     control characters as control pictures, bidi and zero-width marks by name."""
     if text == "":
-        return "\u25e6"                      # a token holding only the tail bytes of a character
+        return CONTINUATION
     out = []
     for ch in text:
         o = ord(ch)

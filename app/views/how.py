@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import charts, common, engine, results
 from app.results import TAU_GRID, tau_label
+from app.token_view import token_label
 
 ss = st.session_state
 
@@ -48,7 +49,7 @@ def body() -> None:
         ss.token = T - 1
     with c[0]:
         common.synced(st.select_slider, "Token", "w_token_how", "token", options=list(range(T)),
-                      format_func=lambda i: f"#{i} {r.tokens[i]!r}")
+                      format_func=lambda i: f"#{i} {token_label(r.tokens[i])}")
     with c[1]:
         common.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
@@ -63,7 +64,7 @@ def body() -> None:
     per_key = r.kv_bytes_full // max(T * cfg.n_layers, 1)
     steps = [
         ("Projections",
-         f"Token #{t} {r.tokens[t]!r} becomes a query q, key k and value v in each of {cfg.n_heads} heads "
+         f"Token #{t} {token_label(r.tokens[t])} becomes a query q, key k and value v in each of {cfg.n_heads} heads "
          f"({cfg.head_dim} numbers each), after a width-{cfg.conv_size} causal convolution and SiLU; q and k are "
          "scaled to unit length.",
          f"‖k‖ per head: {fmt(gates['k_norm'][t])} · ‖v‖ per head: {fmt(gates['v_norm'][t])}"),
@@ -88,12 +89,12 @@ def body() -> None:
          f"({charts.fmt_bytes(int(r.kv_tokens[l]) * per_key)})"),
         ("Selective attention",
          "The query reads the cached tokens with softmax weights; an extra 'sink' lets a head read nothing.",
-         ("reads " + ", ".join(f"#{i} {r.tokens[i]!r} ({w:.2f})" for i, w in top) if top else "reads nothing")
+         ("reads " + ", ".join(f"#{i} {token_label(r.tokens[i])} ({w:.2f})" for i, w in top) if top else "reads nothing")
          + f" · sink {sink:.2f}"),
         ("Combination",
          "Gated, normalised RNN and attention outputs are mixed and projected back; after the last layer the "
          "model predicts the next token.",
-         f"next token {r.tokens[t + 1]!r}: surprisal {nxt:.2f} nats" if t + 1 < T
+         f"next token {token_label(r.tokens[t + 1])}: surprisal {nxt:.2f} nats" if t + 1 < T
          else f"text loss {r.loss:.3f} nats/token (perplexity {r.perplexity:.1f})"),
     ]
     for n, (title, sentence, live) in enumerate(steps, 1):

@@ -6,6 +6,7 @@ import streamlit as st
 from app import charts, clickview, common, engine, inputs, panels, results, shared, state
 from app.presets import PRESETS
 from app.results import TAU_GRID, tau_label
+from app.token_view import token_label
 
 ss = st.session_state
 
@@ -104,7 +105,7 @@ def token_panel(r: results.TextResult) -> None:
         clickview.show(html, key="w_view", on_click=pick_token)
         # A number box, not a slider over every token: a 1,024-option slider is re-sent and
         # re-drawn on every threshold move (tens of ms in the browser) for no new information.
-        st.number_input(f"Selected token: \\#{ss.token} {common.md(repr(r.tokens[ss.token]))} (click one in the text, or type "
+        st.number_input(f"Selected token: \\#{ss.token} {common.md(token_label(r.tokens[ss.token]))} (click one in the text, or type "
                         f"its number, 0-{T - 1})", min_value=0, max_value=T - 1, step=1, key="w_token",
                         on_change=common._sync, args=("w_token", "token"))
     with right:
@@ -142,7 +143,7 @@ def body() -> None:
                "Select a token to see which cached tokens its attention read.")
     bundle = engine.get_bundle()
     restore_from_url(bundle)
-    cleaned = inputs.text_input()
+    cleaned = inputs.text_input(engine.input_chars(bundle))
     for note in ss.notices + cleaned.notices:
         st.warning(note)
     if cleaned.empty:

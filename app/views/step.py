@@ -13,7 +13,7 @@ from app import charts, common, engine, panels, results
 from app.panels import SURPRISE_RANGE
 from app.results import TAU_GRID, tau_label
 from app.stepper import Tape
-from app.token_view import BAR_CSS, CSS, TokenCell, render_bars, render_legend, render_view
+from app.token_view import BAR_CSS, CSS, TokenCell, render_bars, render_legend, render_view, token_label
 
 ss = st.session_state
 SPEEDS = {"1 token/s": 1.0, "2 tokens/s": 2.0, "5 tokens/s": 5.0, "10 tokens/s": 10.0}
@@ -60,7 +60,7 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, p
     with right:
         if cur is not None:
             surprise, cached = f.surprise[cur], f.cached[cur]
-            st.markdown(f"**Current token \\#{cur} {common.md(repr(r.tokens[cur]))}**")
+            st.markdown(f"**Current token \\#{cur} {common.md(token_label(r.tokens[cur]))}**")
             st.dataframe([{"layer": l + 1, **{f"head {h + 1}": round(float(surprise[l, h]), 3)
                                               for h in range(surprise.shape[1])},
                            "min": round(float(surprise[l].min()), 3), "cached": "yes" if cached[l] else "no"}

@@ -188,8 +188,9 @@ class Analysis:
         return self.context.reads(query, layer)
 
     def to_dict(self) -> dict:
-        """The CLI's JSON: model, device, n_tokens, tau, policy, loss, perplexity, kv_fraction,
-        kv_bytes_peak, kv_bytes_full, tokens [{text, start, end, lm_surprisal, surprise, cached}]."""
+        """The CLI's JSON: model, device, n_tokens, truncated, tau, policy, loss, perplexity,
+        kv_fraction, kv_bytes_peak, kv_bytes_full, tokens [{text, start, end, lm_surprisal,
+        surprise, cached}]."""
         surprise = self.surprise.T.tolist()                  # [T][L]
         cached = self.cached.T.tolist()
         tokens = [
@@ -199,7 +200,8 @@ class Analysis:
             for tok, lm, s, kept in zip(self.tokens, self.lm_surprisal, surprise, cached)
         ]
         return {
-            "model": self.model, "device": self.device, "n_tokens": self.n_tokens, "tau": list(self.tau),
+            "model": self.model, "device": self.device, "n_tokens": self.n_tokens, "truncated": self.truncated,
+            "tau": list(self.tau),
             "policy": self.policy, "loss": self.loss, "perplexity": self.perplexity,
             "kv_fraction": self.kv_fraction, "kv_bytes_peak": self.kv_bytes_peak,
             "kv_bytes_full": self.kv_bytes_full, "tokens": tokens,

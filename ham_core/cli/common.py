@@ -1,34 +1,39 @@
-"""What the commands share: reading a text file, parsing number lists, the --model option."""
+"""What the commands share: reading a bounded prefix of a text file, strict JSON, parsing number lists, the --model option."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
+from ham_core.data.textfile import RawText, decode, prefix_bytes, read_prefix
 from ham_core.errors import HAMInputError
 
 
-def read_text(source: str) -> str:
-    """A UTF-8 text file's contents, or stdin for '-'; anything unreadable is a HAMInputError."""
-    name = "stdin" if source == "-" else source
-    if source == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise HAMInputError(f"file not found: {source}")
-        if path.is_dir():
-            raise HAMInputError(f"{source} is a folder, not a text file")
-        data = path.read_bytes()
-    if b"\x00" in data:
-        raise HAMInputError(f"{name} looks like a binary file (it contains NUL bytes); give a UTF-8 text file")
+def read_input(source: str, model, tokenizer) -> Tuple[str, RawText]:
+    """The text of a file or stdin ('-'), reading only the prefix the model's token limit can
+    use. Anything unreadable is a HAMInputError."""
+    raw = read_prefix(source, prefix_bytes(tokenizer, model.cfg.max_tokens))
+    return decode(raw), raw
+
+
+def notice(raw: RawText, token_notice: str, n_tokens: int) -> None:
+    """One line on stderr when the input was cut (by bytes, or by the token limit)."""
+    if raw.cut:
+        size = f"{raw.size:,} bytes" if raw.size is not None else f"more than {len(raw.data):,} bytes"
+        print(f"notice: {raw.name} has {size}; only its first {n_tokens:,} tokens were read (the maximum "
+              f"for this model; {len(raw.data):,} bytes were read)", file=sys.stderr)
+    elif token_notice:
+        print(f"notice: {token_notice}", file=sys.stderr)
+
+
+def dump_json(value, **options) -> str:
+    """Strict JSON: a NaN or infinity (damaged weights, an overflow) is an error, never bare NaN."""
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise HAMInputError(f"{name} is not valid UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
-    if not text.strip():
-        raise HAMInputError(f"{name} is empty" if not text else f"{name} holds only whitespace: no text to read")
-    return text
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        raise HAMInputError("the model produced numbers that are not finite (NaN or infinity) for this "
+                            "input, so there is no valid JSON to print; check the model's weights") from None
 
 
 def numbers(spec: str, what: str) -> List[float]:

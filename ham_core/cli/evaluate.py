@@ -1,7 +1,6 @@
 """`ham evaluate`: the tables of assets/MODEL_CARD.md (held-out loss, recall accuracy), reproducible by anyone."""
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -12,6 +11,8 @@ from ham_core.analysis.evaluate import RECALL_EVAL_SEEDS, SLICE_FILE, heldout_wi
 from ham_core.analysis.sweep import COMPARED, DEFAULT_FRACTIONS
 from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle
 from ham_core.progress import Progress
+
+from .common import dump_json
 
 
 def _markdown(rows: List[dict], fractions: Sequence[float], value: str, fmt: str) -> str:
@@ -43,7 +44,7 @@ def _evaluate(args) -> int:
         report["recall"] = recall_table(recall_dir, fractions, policies)
         report["recall_seeds"] = [RECALL_EVAL_SEEDS.start, RECALL_EVAL_SEEDS.stop - 1]
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(dump_json(report, indent=1))
         return 0
     print(f"Fixed validation slice ({SLICE_FILE}), full cache: loss {report['valid_slice_loss']:.6f} nats/token\n")
     print(f"Held-out English, {len(windows)} windows x {args.length} tokens from the {source}:")

@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from typing import List
 
+from ham_core.data.textfile import check_source
 from ham_core.errors import HAMInputError
 from ham_core.progress import Progress
 
-from .common import add_model, load_model_args, numbers, read_text
+from .common import add_model, dump_json, load_model_args, notice, numbers, read_input
 
 TABLE_ROWS = 30
 
@@ -39,14 +39,18 @@ def _kb(n: int) -> str:
 def _analyze(args) -> int:
     from ham_core.analysis.analysis import analyze
 
-    text = read_text(args.file)
+    check_source(args.file)
     model, tokenizer, name = load_model_args(args)
+    text, raw = read_input(args.file, model, tokenizer)
     result = analyze(model, tokenizer, text, args.tau, args.policy, _layer_taus(args.layer_tau),
                      seed=args.seed, model_name=name)
-    if result.notice:
-        print(f"notice: {result.notice}", file=sys.stderr)
+    notice(raw, result.notice, result.n_tokens)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        whole = raw.size if raw.size is not None else None if raw.cut else len(raw.data)
+        # input_bytes: the input's size (null when stdin or a device was cut before its end).
+        out.update(truncated=result.truncated or raw.cut, input_bytes=whole, bytes_read=len(raw.data))
+        print(dump_json(out))
         return 0
     taus = " ".join(f"{t:g}" for t in result.tau)
     loss = "n/a" if result.loss is None else f"{result.loss:.4f} nats/token, perplexity {result.perplexity:,.2f}"
@@ -70,11 +74,11 @@ def _sweep(args) -> int:
     from ham_core.analysis.analysis import prepare_tokens
     from ham_core.analysis.sweep import COMPARED, DEFAULT_TAUS, fraction_sweep, sweep
 
-    text = read_text(args.file)
+    check_source(args.file)
     model, tokenizer, _ = load_model_args(args)
-    tokens, _, notice = prepare_tokens(model, tokenizer, text)
-    if notice:
-        print(f"notice: {notice}", file=sys.stderr)
+    text, raw = read_input(args.file, model, tokenizer)
+    tokens, _, cut = prepare_tokens(model, tokenizer, text)
+    notice(raw, cut, len(tokens))
     ids = [t.id for t in tokens]
     bar = None if args.quiet else Progress(1, "sweep", unit="forwards")
     if args.fractions is not None:
@@ -84,7 +88,7 @@ def _sweep(args) -> int:
         taus = numbers(args.taus, "--taus") if args.taus else DEFAULT_TAUS
         rows = sweep(model, ids, taus, args.policies.split(",") if args.policies else ["ham"], bar, seed=args.seed)
     if args.json:
-        print(json.dumps([row.to_dict() for row in rows]))
+        print(dump_json([row.to_dict() for row in rows]))
     elif args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].to_dict()), lineterminator="\n")
         writer.writeheader()
@@ -116,7 +120,7 @@ def _generate(args) -> int:
     ids = [g.token for g in steps]
     pieces = tokenizer.token_strings(ids)
     if args.json:
-        print(json.dumps({
+        print(dump_json({
             "model": name, "prompt": args.prompt, "text": tokenizer.decode(ids), "tau": tau,
             "seed": args.seed, "temperature": args.temperature,
             "tokens": [{"id": g.token, "text": p, "cache": g.cache_sizes} for g, p in zip(steps, pieces)],

@@ -1,7 +1,6 @@
 """`ham recall`: the recall lab's accuracy per selection policy and cache size."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -10,7 +9,7 @@ from ham_core.data.recall_task import TRAIN_SEED_OFFSET, load_task
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import default_recall_dir, load_model
 
-from .common import numbers
+from .common import dump_json, numbers
 
 def format_table(rows: Sequence[RecallRow]) -> str:
     lines = [f"{'policy':<8} {'target':>7} {'tau':>7} {'kv_frac':>8} {'accuracy':>9}"]
@@ -42,7 +41,7 @@ def _recall(args) -> int:
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     rows = recall_accuracy(model, policies, fractions, taus, n_pairs, length, seeds, n_queries)
     if args.json:
-        print(json.dumps({"model": str(directory), "n_pairs": n_pairs, "length": length,
+        print(dump_json({"model": str(directory), "n_pairs": n_pairs, "length": length,
                           "seeds": [seeds.start, seeds.stop - 1], "rows": [r.to_dict() for r in rows]}, indent=1))
     else:
         print(f"recall: {n_pairs} pairs, {length} tokens, seeds {seeds.start}..{seeds.stop - 1}, model {directory}")

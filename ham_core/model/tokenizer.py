@@ -11,6 +11,7 @@ tokens' raw bytes, so that
 from __future__ import annotations
 
 import bisect
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -65,6 +66,7 @@ class HAMTokenizer:
             else:
                 raise HAMInputError(f"{name}: token {piece!r} is not made of byte-level characters")
         self._special = special
+        self.max_token_bytes = max(len(b) for b in self._bytes)   # no token spans more bytes of text
 
     @classmethod
     def from_file(cls, path) -> "HAMTokenizer":
@@ -120,9 +122,21 @@ class HAMTokenizer:
         return data.decode("utf-8", errors="replace")  # only a cut mid-character is lossy
 
     def token_strings(self, ids: Iterable[int]) -> list[str]:
-        """Readable text of each token for display; stray bytes of a split character show as \\xNN."""
-        return [self._special.get(int(i)) or self.token_bytes(int(i)).decode("utf-8", "backslashreplace")
-                for i in ids]
+        """Readable text of each token: every character goes to the token that completes it (holds
+        its last byte), so a token holding only the first bytes of a character gets "" and no
+        token ever shows escape codes; "".join(...) == decode(ids). Special tokens show their name."""
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        out = []
+        for i in ids:
+            i = int(i)
+            if i in self._special:
+                out.append(decoder.decode(b"", final=True) + self._special[i])
+                decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            else:
+                out.append(decoder.decode(self.token_bytes(i)))
+        if out:
+            out[-1] += decoder.decode(b"", final=True)     # bytes of a character the sequence never finished
+        return out
 
     def tokenize(self, text: str) -> list[Token]:
         """Tokens of `text` with character spans into `text` (see the module docstring)."""

@@ -119,7 +119,7 @@ def test_truncation_notice_for_long_text(app_env):
     at = start()
     set_text(at, PRESETS["Technical paragraph"] * 12)
     clean(at)
-    assert any("only the first" in w.value and "token limit" in w.value for w in at.warning)
+    assert any("only its first 128 tokens" in w.value and "token limit" in w.value for w in at.warning)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t  "])
@@ -134,7 +134,7 @@ def test_empty_text_is_a_friendly_message(app_env, text):
 
 
 BAD = {
-    "2 MB paste": "The sea is wide. " * 125_000,
+    "190 KB paste": "The sea is wide. " * 11_000,     # the text box takes at most 200,000 characters
     "control characters": "bell\x07 null\x00 escape\x1b[31m red\x1b[0m end\x7f",
     "right-to-left": "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd and \u0645\u0631\u062d\u0628\u0627 \u202eevil\u202c done",
     "emoji": "Cats 🐈‍⬛ and dogs 🐕 share a 🏠; flags 🇳🇴 and skin tones 👍🏽.",
@@ -150,8 +150,9 @@ def test_bad_input_gives_a_notice_not_a_traceback(app_env, name):
     set_text(at, BAD[name])
     clean(at)
     assert "tokens" in readout(at)["KV cache"]
-    if name == "2 MB paste":
+    if name == "190 KB paste":
         assert any("characters; only the first" in w.value for w in at.warning)
+        assert at.text_area(key="w_text").proto.max_chars == 200_000
     if name == "control characters":
         assert any("control character" in w.value for w in at.warning)
     if name == "right-to-left":

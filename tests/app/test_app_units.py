@@ -1,6 +1,7 @@
 """Pure parts of the app: input cleaning, uploads, links, charts, the per-token CSV."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -22,6 +23,7 @@ def test_presets_are_six_kinds_of_text():
 
 def test_clean_text_cuts_and_notes():
     long = state.clean_text("x" * (state.MAX_CHARS + 10))
+    assert state.clean_text("a\r\nb\rc").text == "a\nb\nc" and not state.clean_text("a\r\nb").notices
     assert len(long.text) == state.MAX_CHARS and "only the first" in long.notices[0]
     ctrl = state.clean_text("a\x00b\x07c\nd\te")
     assert any("2 control" in n for n in ctrl.notices)                # newline and tab are not counted
@@ -39,8 +41,26 @@ def test_uploads_binary_and_bad_utf8_give_notices():
     assert bad.text == "caf\ufffd au lait" and "not valid UTF-8" in bad.notices[0]
     binary = state.decode_upload(bytes(range(256)) * 40)
     assert binary.empty and "binary" in binary.notices[0]
-    big = state.decode_upload(b"a" * (state.MAX_UPLOAD_BYTES + 5))
-    assert "only the start" in big.notices[0]
+    big = state.decode_upload(b"a" * 5000, max_bytes=1000)
+    assert len(big.text) == 1000 and "only the first 1,000" in big.notices[0]
+
+
+def test_uploads_in_utf16_crlf_and_empty():
+    text = "Windows line ends\r\nשלום 🐈\r\nend"
+    for data in (text.encode("utf-16"), codecs.BOM_UTF16_BE + text.encode("utf-16-be"), text.encode("utf-8-sig")):
+        up = state.decode_upload(data)
+        assert up.notices == [] and up.text == text
+        cleaned = state.clean_text(up.text)
+        assert cleaned.text == "Windows line ends\nשלום 🐈\nend"
+        assert not any("control" in n for n in cleaned.notices)          # CRLF is ordinary text
+    assert state.decode_upload(b"").notices == ["The file is empty: there is no text to read."]
+    assert "only whitespace" in state.decode_upload(b" \r\n ").notices[0]
+    cut = state.decode_upload("é".encode() * 600, max_bytes=1001)       # the cut falls inside a character
+    assert cut.text == "é" * 500 and "\ufffd" not in cut.text
+    odd = state.decode_upload(codecs.BOM_UTF16_LE + b"a\x00\x00\xd8b\x00")  # a lone surrogate in UTF-16
+    assert "UTF-16-LE" in odd.notices[0] and odd.text.startswith("a")
+    fake = state.decode_upload(codecs.BOM_UTF16_LE + b"\x01\x00\x07\x00" * 100)   # controls behind a BOM
+    assert fake.empty and "does not read as text" in fake.notices[-1]
 
 
 def test_params_round_trip_and_reject_garbage(tmp_path, monkeypatch):

@@ -135,3 +135,24 @@ def test_bars_escape_labels_and_scale_widths():
     assert "width:100.0%" in out and "width:50.0%" in out and 'id="b"' in out
     labels, counts, colours = bucket_counts([0.0, 0.1, 0.95, 3.0, float("nan")], 0.0, 1.0, n=4)
     assert counts == [2, 0, 0, 2] and labels[-1].endswith("+") and len(colours) == 4
+
+
+@pytest.mark.parametrize("text", ["שלום עולם, and مرحبا بالعالم", "Cats 🐈‍⬛ and dogs 🐕; flags 🇳🇴, tones 👍🏽"])
+def test_rtl_and_emoji_tokens_render_as_characters(text):
+    """Byte-level tokens split these characters; the view shows each character once, in the
+    token holding its first byte, and the rest as a neutral mark, never as escape codes."""
+    from ham_core.model.tokenizer import train_tokenizer
+    from app.token_view import CONTINUATION, token_label
+
+    tok = train_tokenizer(["plain English words only, nothing else"] * 4, vocab_size=280)
+    tokens = tok.tokenize(text)
+    assert any(t.text == "" for t in tokens)                      # the tokenizer did split characters
+    out = render_view([TokenCell(t.text, 0.5, tooltip=token_label(t.text)) for t in tokens], vmin=0, vmax=1)
+    parser = _Collect()
+    parser.feed(out)
+    assert "\\x" not in out and "\\u" not in out
+    shown = "".join(parser.texts).replace(CONTINUATION, "").replace("\u27e8ZWJ\u27e9", "\u200d")
+    assert shown == text
+    labels = [token_label(t.text) for t in tokens]
+    assert not any("\\x" in label for label in labels)
+    assert any(ch in "".join(labels) for ch in "של🐈")

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import SAMPLE_TEXT
 from ham_core import cli
+from ham_core.cli.common import dump_json
 from ham_core.analysis.analysis import analyze
 from ham_core.analysis.sweep import sweep
 from ham_core.model.checkpoint import load_bundle
@@ -62,7 +63,10 @@ def test_analyze_json_matches_the_api(tiny_model_dir, sample):
     assert code == 0, err
     model, tok = load_bundle(tiny_model_dir)
     api = analyze(model, tok, SAMPLE_TEXT, 0.8, layer_tau={1: 1.0}, model_name=str(tiny_model_dir))
-    assert json.loads(out) == api.to_dict()
+    got = json.loads(out)
+    size = len(SAMPLE_TEXT.encode())
+    assert (got.pop("input_bytes"), got.pop("bytes_read"), got["truncated"]) == (size, size, False)
+    assert got == api.to_dict()
 
 
 def test_bad_input_in_a_subprocess(tmp_path, tiny_model_dir):
@@ -130,7 +134,7 @@ def test_analyze_table_and_stdin(capsys, monkeypatch, tiny_model_dir):
     assert len(out.splitlines()) < 15
 
 
-@pytest.mark.parametrize("data", [b"\xff\xfe bad bytes", b"", b" \n ", b"a\x00b"])
+@pytest.mark.parametrize("data", [b"\xc3\x28 bad bytes", b"", b" \n ", b"a\x00b", b"\xff\xfea\x00\x00\xd8"])
 def test_bad_stdin(capsys, monkeypatch, tiny_model_dir, data):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     code, out, err = call(capsys, "analyze", "-", "--model", tiny_model_dir)
@@ -145,6 +149,53 @@ def test_long_text_notice_on_stderr(capsys, tmp_path, tiny_model_dir):
     assert code == 0
     assert json.loads(out)["n_tokens"] == 512
     assert err.startswith("notice: ") and "only the first 512" in err
+
+
+def test_endless_input_reads_only_a_prefix(tiny_model_dir):
+    """/dev/zero never ends: only the prefix 512 tokens can use is read, then one clear line."""
+    p = subprocess.run([sys.executable, "-m", "ham_core", "analyze", "/dev/zero", "--model", str(tiny_model_dir)],
+                       capture_output=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert_one_line_error(p.returncode, p.stderr.decode())
+    assert "binary" in p.stderr.decode()
+    with open("/dev/zero", "rb") as zero:                                # endless stdin, too
+        p = subprocess.run([sys.executable, "-m", "ham_core", "analyze", "-", "--model", str(tiny_model_dir)],
+                           stdin=zero, capture_output=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                           timeout=120)
+    assert_one_line_error(p.returncode, p.stderr.decode())
+
+
+def test_100_mb_file_is_cut_with_a_notice_and_says_so_in_json(tmp_path, tiny_model_dir):
+    path = tmp_path / "big.txt"
+    line = b"The keeper wrote the date, the wind and the ships she saw.\n"
+    with path.open("wb") as f:
+        f.write(line * (100 * 2 ** 20 // len(line) + 1))
+    size = path.stat().st_size
+    code, out, err = run("analyze", path, "--model", tiny_model_dir, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["truncated"] is True and got["input_bytes"] == size and got["n_tokens"] == 512
+    assert got["bytes_read"] < 100_000                                  # a prefix, not 100 MB
+    notes = err.strip().splitlines()
+    assert all(n.startswith("notice: ") for n in notes) and f"{size:,} bytes" in err and "Traceback" not in err
+
+
+def test_utf16_file_with_a_bom_is_read(capsys, tmp_path, tiny_model_dir):
+    for encoding in ("utf-16", "utf-16-be", "utf-32"):
+        path = tmp_path / f"{encoding}.txt"
+        data = SAMPLE_TEXT.encode(encoding)
+        path.write_bytes(data if encoding != "utf-16-be" else b"\xfe\xff" + data)
+        code, out, err = call(capsys, "analyze", path, "--model", tiny_model_dir, "--json")
+        assert code == 0, err
+        assert "".join(t["text"] for t in json.loads(out)["tokens"]) == SAMPLE_TEXT
+
+
+def test_non_finite_numbers_never_reach_json():
+    from ham_core.errors import HAMInputError
+
+    assert dump_json({"loss": 1.5}) == '{"loss": 1.5}'
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(HAMInputError, match="not finite"):
+            dump_json({"loss": bad})
 
 
 def test_sweep_json_matches_the_api(capsys, sample, tiny_model_dir):

@@ -84,7 +84,18 @@ def test_split_character_belongs_to_first_token(tiny):
     tokens = _check_spans(tiny, text)
     assert [(t.text, t.start, t.end) for t in tokens] == [
         ("a", 0, 1), ("😀", 1, 2), ("", 2, 2), ("", 2, 2), ("", 2, 2), ("b", 2, 3)]
-    assert tiny.token_strings([t.id for t in tokens])[1:5] == ["\\xf0", "\\x9f", "\\x98", "\\x80"]
+    # Shown by the token that completes it, never as escape codes.
+    assert tiny.token_strings([t.id for t in tokens]) == ["a", "", "", "", "😀", "b"]
+
+
+@pytest.mark.parametrize("text", ["שלום עולם", "مرحبا بالعالم", "Cats 🐈‍⬛ and 🇳🇴 👍🏽", "日本語のテキスト"])
+def test_token_strings_of_any_script_are_characters(tiny, text):
+    ids = tiny.encode(text)
+    strings = tiny.token_strings(ids)
+    assert "".join(strings) == text and not any("\\x" in s for s in strings)
+    assert tiny.token_strings(ids[:-1] + [ids[-1]])[-1] == strings[-1]
+    cut = tiny.token_strings(ids[:2])                      # a sequence that stops inside a character
+    assert not any("\\x" in s for s in cut) and "".join(cut) == tiny.decode(ids[:2])
 
 
 def test_special_token_and_sizes(tiny):
