@@ -21,20 +21,20 @@ from app.engine import Bundle, max_tokens
 from app.shared import results_store, text_key
 from ham_core.analysis.analysis import Analysis, ReadContext, analyze
 from ham_core.errors import HAMInputError
+from ham_core.model.policies import EQUAL_MEMORY, TAU_OFF, caches_nothing
 
 # Thresholds the sweep computes (the slider's stops). A trained model's surprises sit mostly
-# below 0.7, so the grid is finer there; 2.5 (> 2) caches nothing.
+# below 0.7, so the grid is finer there; TAU_OFF (> 2) caches nothing.
 TAU_GRID = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
-            0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, 2.5)
+            0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, TAU_OFF)
 DEFAULT_TAU = 0.2
 TOP_READS = 12                  # reads listed per query
-OTHER_POLICIES = ("random", "window", "sinks", "hola")
 
 Progress = Callable[[float, str], None]
 
 
 def tau_label(tau: float) -> str:
-    return "∞ (RNN only)" if tau > 2 else f"{tau:.2f}"
+    return "∞ (RNN only)" if caches_nothing(tau) else f"{tau:.2f}"
 
 
 @dataclass
@@ -251,8 +251,8 @@ def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[Progress] =
             progress(min(frac, 1.0), f"Other policies at equal memory: {100 * frac:.0f}%")
 
     def compute() -> list:
-        rows = sweep(bundle.model, entry.ids.astype(np.int64), taus, list(OTHER_POLICIES), progress=report)
-        return [r.to_dict() for r in rows if r.policy in OTHER_POLICIES and r.loss is not None]
+        rows = sweep(bundle.model, entry.ids.astype(np.int64), taus, list(EQUAL_MEMORY), progress=report)
+        return [r.to_dict() for r in rows if r.policy in EQUAL_MEMORY and r.loss is not None]
 
     return results_store().get_or_compute(("policies",) + entry.key, compute)
 

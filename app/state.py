@@ -14,6 +14,7 @@ from typing import Mapping, Optional
 from app.presets import PRESETS
 from app.shared import KEY_HEX
 from ham_core.data.textfile import UNIT_BYTES, sniff_encoding
+from ham_core.model.policies import TAU_FULL, TAU_OFF
 
 MAX_CHARS = 200_000           # longer pastes are cut before tokenising (the token limit cuts again)
 MAX_UPLOAD_BYTES = 2_500_000 # the most an upload is read (the page passes what its token limit needs)
@@ -122,7 +123,7 @@ def parse_params(params: Mapping[str, str], n_layers: int, n_heads: int) -> View
     if h and re.fullmatch(r"[0-9a-f]{%d}" % KEY_HEX, h):
         state.text_hash = h
     tau = _num(params.get("tau"), float, None)
-    state.tau = None if tau is None else min(max(tau, 0.0), 2.5)
+    state.tau = None if tau is None else min(max(tau, TAU_FULL), TAU_OFF)
     state.layer = min(max(_num(params.get("layer"), int, 1), 1), n_layers) - 1
     state.head = min(max(_num(params.get("head"), int, 1), 1), n_heads) - 1
     state.metric = params.get("metric") if params.get("metric") in METRICS else "min"

@@ -15,6 +15,7 @@ from app.panels import SURPRISE_RANGE
 from app.token_view import CSS, TokenCell, render_legend, render_view
 from ham_core.analysis import recall
 from ham_core.data import recall_task
+from ham_core.model.policies import POLICY_NAMES, REFERENCES
 
 ss = st.session_state
 
@@ -47,7 +48,7 @@ def accuracy_rows(model_key: str, n_pairs: int, length: int, first_seed: int, n:
     for i, f in enumerate(fractions):
         if progress is not None:
             progress(i / len(fractions), f"Cache target {f:.0%}: running every policy ({i + 1}/{len(fractions)})")
-        policies = recall.POLICIES if i == 0 else tuple(p for p in recall.POLICIES if p not in ("full", "none"))
+        policies = POLICY_NAMES if i == 0 else tuple(p for p in POLICY_NAMES if p not in REFERENCES)
         rows += [r.to_dict() for r in recall.recall_accuracy(model, policies, fractions=[f], n_pairs=n_pairs,
                                                              length=length, seeds=seeds)]
     done[args] = rows

@@ -17,11 +17,9 @@ import torch
 
 from ham_core.data.recall_task import recall_batch
 from ham_core.errors import HAMInputError
-from ham_core.model.policies import run_policy
+from ham_core.model.policies import POLICY_NAMES, REFERENCES, TAU_OFF, run_policy
 
-POLICIES = ("ham", "random", "window", "sinks", "hola", "full", "none")
 FRACTIONS = (0.0, 0.05, 0.10, 0.25, 0.50, 1.0)
-TAU_OFF = 2.5                  # any tau > 2 caches nothing: the pure RNN
 
 
 @dataclass
@@ -74,7 +72,7 @@ def tau_for_fraction(model, ids: torch.Tensor, fraction: float, tolerance: float
 
 
 @torch.no_grad()
-def recall_accuracy(model, policies: Sequence[str] = POLICIES, fractions: Optional[Sequence[float]] = None,
+def recall_accuracy(model, policies: Sequence[str] = POLICY_NAMES, fractions: Optional[Sequence[float]] = None,
                     taus: Optional[Sequence[float]] = None, n_pairs: int = 32, length: int = 384,
                     seeds: Sequence[int] = range(8), n_queries: Optional[int] = None) -> List[RecallRow]:
     """Accuracy and KV fraction per policy and threshold on the seeded sequences.
@@ -84,9 +82,9 @@ def recall_accuracy(model, policies: Sequence[str] = POLICIES, fractions: Option
     as HAM did at that threshold (equal peak memory, ham_core.model.policies.run_policy); `full` and
     `none` ignore the threshold and come first, once. Accuracy is the argmax at every answer.
     """
-    unknown = sorted(set(policies) - set(POLICIES))
+    unknown = sorted(set(policies) - set(POLICY_NAMES))
     if unknown:
-        raise HAMInputError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+        raise HAMInputError(f"unknown policies {unknown}; choose from {', '.join(POLICY_NAMES)}")
     if (fractions is None) == (taus is None):
         raise HAMInputError("give either fractions or taus")
     ids, answers = recall_batch(list(seeds), n_pairs, length, n_queries)
@@ -101,13 +99,13 @@ def recall_accuracy(model, policies: Sequence[str] = POLICIES, fractions: Option
         return fixed[name]
 
     rows: List[RecallRow] = []
-    for name in [p for p in policies if p in ("full", "none")]:
+    for name in [p for p in policies if p in REFERENCES]:
         out = reference(name)
         rows.append(RecallRow(name, None, None, out.kv_fraction.mean().item(), _accuracy(out.logits, ids, answers)))
     for tau, target in points:
         ham = model(ids, tau=tau)
         same = "none" if (ham.kv_peak == 0).all() else "full" if (ham.kv_peak == ids.shape[1]).all() else None
-        for name in [p for p in policies if p not in ("full", "none")]:
+        for name in [p for p in policies if p not in REFERENCES]:
             out = ham if name == "ham" else reference(same) if same else \
                 run_policy(model, ids, tau, name, budget=ham.kv_peak)
             rows.append(RecallRow(name, round(tau, 4), target, out.kv_fraction.mean().item(),

@@ -22,14 +22,12 @@ import torch
 from .analysis import TruncationWarning, check_tau, prepare_tokens
 from ham_core.errors import HAMInputError
 from ham_core.model.model import HAMModel, next_token_nll
-from ham_core.model.policies import get_policy, policy_routes
+from ham_core.model.policies import COMPARED, REFERENCES, TAU_OFF, caches_nothing, get_policy, policy_routes
 
-TAU_OFF = 2.5                     # any tau > 2 caches nothing (surprise lies in [0, 2])
 # 16 thresholds, dense where a trained model's cache changes most (the shipped model caches
 # 26% of tokens at 0.3, 8% at 0.5 and under 1% at 0.7 on English prose).
 DEFAULT_TAUS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 1.0, TAU_OFF)
 DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
-COMPARED = ("ham", "random", "window", "sinks", "hola")
 MEMORY_BUDGET = 1 << 30           # bytes of activations one batched forward may use
 # On a CPU, batching only saves per-call overhead: 8 thresholds of a 1,024-token text took
 # 2.1 s of CPU time one at a time, 2.4 s in pairs and 3.5 s as one batch of 8 (cache misses),
@@ -68,10 +66,10 @@ class _Job:
 
     def key(self, T: int) -> tuple:
         """Jobs with equal keys fix the same masks, hence give the same result."""
-        if self.policy in ("full", "none"):
+        if self.policy in REFERENCES:
             return (self.policy,)
         if self.policy == "ham":
-            if all(t > 2 for t in self.taus):
+            if all(caches_nothing(t) for t in self.taus):
                 return ("none",)
             return ("full",) if all(t == 0 for t in self.taus) else ("ham", self.taus)
         if all(w == 0 for w in self.budget):

@@ -72,7 +72,8 @@ def _analyze(args) -> int:
 
 def _sweep(args) -> int:
     from ham_core.analysis.analysis import prepare_tokens
-    from ham_core.analysis.sweep import COMPARED, DEFAULT_TAUS, fraction_sweep, sweep
+    from ham_core.analysis.sweep import DEFAULT_TAUS, fraction_sweep, sweep
+    from ham_core.model.policies import COMPARED
 
     check_source(args.file)
     model, tokenizer, _ = load_model_args(args)
@@ -135,7 +136,7 @@ def _generate(args) -> int:
 
 def add_cli(sub) -> None:
     """Register `analyze`, `sweep` and `generate`."""
-    from ham_core.model.policies import POLICIES
+    from ham_core.model.policies import POLICIES, TAU_OFF
 
     p = sub.add_parser("analyze", help="per-token surprise, cache and loss for one text")
     p.add_argument("file", metavar="FILE", help="a UTF-8 text file, or - for stdin")
@@ -151,7 +152,7 @@ def add_cli(sub) -> None:
     p = sub.add_parser("sweep", help="loss vs KV-cache size over thresholds and policies")
     p.add_argument("file", metavar="FILE", help="a UTF-8 text file, or - for stdin")
     add_model(p)
-    p.add_argument("--taus", default=None, help="comma-separated thresholds (default: 16 from 0 to 1, and 2.5)")
+    p.add_argument("--taus", default=None, help=f"comma-separated thresholds (default: 15 from 0 to 1, and {TAU_OFF:g})")
     p.add_argument("--policies", default=None, help=f"comma-separated, of: {', '.join(POLICIES)} (default ham)")
     p.add_argument("--fractions", default=None,
                    help="compare policies at these cache fractions instead (e.g. 0,0.05,0.1,0.25,0.5,1)")

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ham_core.analysis.recall import FRACTIONS, POLICIES, RecallRow, recall_accuracy
+from ham_core.analysis.recall import FRACTIONS, RecallRow, recall_accuracy
 from ham_core.data.recall_task import TRAIN_SEED_OFFSET, load_task
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import default_recall_dir, load_model
+from ham_core.model.policies import POLICY_NAMES
 
 from .common import dump_json, numbers
 
@@ -58,7 +59,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--n", type=int, default=16, help="number of texts (seeds seed..seed+n-1)")
     p.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS), help="cache fractions for HAM")
     p.add_argument("--taus", default="", help="HAM thresholds instead of fractions, e.g. 0.2,0.5")
-    p.add_argument("--policies", default=",".join(POLICIES))
+    p.add_argument("--policies", default=",".join(POLICY_NAMES))
     p.add_argument("--model", default="", help="model folder (default: assets/recall)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=_recall)

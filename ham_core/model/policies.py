@@ -21,10 +21,20 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from ham_core.errors import HAMInputError
+
 from .layer import Route
 from .model import HAMModel, HAMOutput, TauLike, resolve_tau
 
 SINK_TOKENS = 4   # StreamingLLM keeps the first 4 tokens
+# Surprise is 1 - cos, so it lies in [0, SURPRISE_MAX]: tau 0 caches every token and any tau
+# above SURPRISE_MAX caches none. TAU_OFF is the one value that stands for "cache nothing".
+SURPRISE_MAX = 2.0
+TAU_FULL, TAU_OFF = 0.0, 2.5
+
+
+def caches_nothing(tau: float) -> bool:
+    """Whether a threshold is above every possible surprise (the layer runs as a pure RNN)."""
+    return tau > SURPRISE_MAX
 
 
 @dataclass
@@ -45,17 +55,18 @@ class Policy:
     keep: Callable[[LayerSignals], torch.Tensor]   # -> [B, T] or [B, T, T] bool
     needs_budget: bool                             # keeps HAM's W_l keys; needs a HAM pass first
     about: str
+    fixed: bool = False                            # ignores tau and memory: a reference (full, none)
 
 
 POLICIES: Dict[str, Policy] = {}
 
 
-def register(name: str, *, needs_budget: bool = True, about: str = ""):
+def register(name: str, *, needs_budget: bool = True, fixed: bool = False, about: str = ""):
     """Decorator adding a policy. An equal-memory policy must keep at most W keys for every
     query, exactly W for some, nothing at W = 0 and every key at W = T (the sweep relies on it)."""
 
     def add(fn: Callable[[LayerSignals], torch.Tensor]):
-        POLICIES[name] = Policy(name, fn, needs_budget, about or (fn.__doc__ or "").strip().split("\n")[0])
+        POLICIES[name] = Policy(name, fn, needs_budget, about or (fn.__doc__ or "").strip().split("\n")[0], fixed)
         return fn
 
     return add
@@ -121,14 +132,21 @@ def hola(s: LayerSignals) -> torch.Tensor:
     return _top_budget(s.residual.mean(-1), s.budget)
 
 
-@register("full", needs_budget=False, about="every token (a Transformer-like cache, tau = 0)")
+@register("full", needs_budget=False, fixed=True, about="every token (a Transformer-like cache, tau = 0)")
 def full(s: LayerSignals) -> torch.Tensor:
     return torch.ones(s.surprise.shape[:2], dtype=torch.bool, device=s.surprise.device)
 
 
-@register("none", needs_budget=False, about="no token (a pure RNN, tau > 2)")
+@register("none", needs_budget=False, fixed=True, about="no token (a pure RNN, tau > 2)")
 def none(s: LayerSignals) -> torch.Tensor:
     return torch.zeros(s.surprise.shape[:2], dtype=torch.bool, device=s.surprise.device)
+
+
+# The names callers list, derived from the registry once the built-in policies are in it.
+POLICY_NAMES = tuple(POLICIES)                                            # every built-in policy
+REFERENCES = tuple(n for n, p in POLICIES.items() if p.fixed)             # full, none
+EQUAL_MEMORY = tuple(n for n, p in POLICIES.items() if p.needs_budget)    # random, window, sinks, hola
+COMPARED = ("ham",) + EQUAL_MEMORY                                        # HAM and the others at its memory
 
 
 def _as_query_by_key(mask: torch.Tensor, T: int) -> torch.Tensor:

@@ -12,9 +12,7 @@ from typing import List
 import torch
 
 from .layer import Route
-from .policies import LayerSignals, get_policy
-
-TRAIN_POLICIES = ("random", "window", "sinks", "hola")
+from .policies import EQUAL_MEMORY, LayerSignals, get_policy
 
 
 def draw_fraction(gen: torch.Generator) -> float:
@@ -59,7 +57,7 @@ def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, se
     """-> (name of the policy drawn, fraction, one route per layer) for one batch."""
     fraction = draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
-        policy = TRAIN_POLICIES[int(torch.randint(len(TRAIN_POLICIES), (1,), generator=gen))]
+        policy = EQUAL_MEMORY[int(torch.randint(len(EQUAL_MEMORY), (1,), generator=gen))]
         routes: List[Route] = [policy_route(policy, fraction, seed, layer) for layer in range(n_layers)]
         return policy, fraction, routes
     return "ham", fraction, [quantile_route(fraction) for _ in range(n_layers)]

@@ -26,6 +26,7 @@ from ham_core.model.checkpoint import TOKENIZER, load_model, save_checkpoint
 from ham_core.model.config import HAMConfig
 from ham_core.model.loss import evaluate_loss, lm_loss
 from ham_core.model.model import HAMModel
+from ham_core.model.policies import TAU_OFF
 from ham_core.model.routes import training_routes
 from ham_core.progress import Progress
 
@@ -158,7 +159,7 @@ def train(
                  "tokens": tokens_seen, "seconds": round(time.monotonic() - started, 1)}
         if valid is not None and (step % settings.eval_every == 0 or step == settings.steps):
             entry["valid_full"] = round(evaluate_loss(model, valid, tau=0.0), 4)
-            entry["valid_rnn"] = round(evaluate_loss(model, valid, tau=3.0), 4)
+            entry["valid_rnn"] = round(evaluate_loss(model, valid, tau=TAU_OFF), 4)
         if rank == 0:
             log.append(entry)
             if bar:

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from ham_core.errors import HAMInputError
-from ham_core.model.policies import POLICIES, get_policy, policy_routes, register, run_policy
-from ham_core.analysis.sweep import TAU_OFF, fraction_sweep, sweep, taus_for_fractions
+from ham_core.model.policies import (COMPARED, EQUAL_MEMORY, POLICIES, POLICY_NAMES, REFERENCES, TAU_OFF,
+                                     caches_nothing, get_policy, policy_routes, register, run_policy)
+from ham_core.analysis.sweep import fraction_sweep, sweep, taus_for_fractions
 
 BUDGETED = [name for name, p in POLICIES.items() if p.needs_budget]
 TAUS = [0.0, 0.3, 0.6, 0.8, 0.9, 1.0, 1.1, 1.3, 2.0, 2.5]
@@ -25,6 +26,18 @@ def test_registry_has_every_policy():
     assert set(BUDGETED) == {"random", "window", "sinks", "hola"}
     with pytest.raises(HAMInputError, match="unknown policy"):
         get_policy("oracle")
+
+
+def test_name_lists_and_thresholds_come_from_the_registry():
+    assert POLICY_NAMES == ("ham", "random", "window", "sinks", "hola", "full", "none")
+    assert REFERENCES == ("full", "none") and EQUAL_MEMORY == tuple(BUDGETED)
+    assert COMPARED == ("ham", "random", "window", "sinks", "hola")
+    assert caches_nothing(TAU_OFF) and not caches_nothing(2.0)
+
+
+def test_tau_off_caches_nothing_and_tau_zero_everything(tiny_model, ids):
+    assert tiny_model(ids, tau=TAU_OFF).kv_fraction.max() == 0.0
+    assert tiny_model(ids, tau=0.0).kv_fraction.min() == 1.0
 
 
 def test_kv_fraction_non_increasing_in_tau(tiny_model, ids):
