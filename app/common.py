@@ -41,21 +41,25 @@ def presenter_css() -> None:
 def sidebar() -> None:
     with st.sidebar:
         st.toggle("Presenter mode (larger type)", key="presenter")
-        try:
-            b = engine.get_bundle()
-        except HAMInputError as exc:
-            st.error(f"The model could not be loaded: {exc}")
-            return
-        cfg = b.cfg
-        st.markdown(
-            f"**Model** {engine.format_params(b.n_params)} parameters · {cfg.n_layers} layers × "
-            f"{cfg.n_heads} heads of {cfg.head_dim}  \n**Device** {b.device}  \n"
-            f"**Token limit** {engine.max_tokens(cfg):,} tokens per text"
-        )
-        if not b.trained:
-            st.warning(b.notice)
-        st.caption("Light / dark theme: ⋮ menu → Settings (both themes come from .streamlit/config.toml).")
+        guard(_model_facts)
     presenter_css()
+
+
+def _model_facts() -> None:
+    try:
+        b = engine.get_bundle()
+    except HAMInputError as exc:
+        st.error(f"The model could not be loaded: {exc}")
+        return
+    cfg = b.cfg
+    st.markdown(
+        f"**Model** {engine.format_params(b.n_params)} parameters · {cfg.n_layers} layers × "
+        f"{cfg.n_heads} heads of {cfg.head_dim}  \n**Device** {b.device}  \n"
+        f"**Token limit** {engine.max_tokens(cfg):,} tokens per text"
+    )
+    if not b.trained:
+        st.warning(b.notice)
+    st.caption("Light / dark theme: ⋮ menu → Settings (both themes come from .streamlit/config.toml).")
 
 
 def md(text: str) -> str:

@@ -233,6 +233,9 @@ def analyze(
     with torch.no_grad():
         out = run_policy(model, ids, taus, policy, seed=seed, projections=True)
         nll = next_token_nll(out.logits, ids)[0].double().cpu()
+    if not (torch.isfinite(nll).all() and torch.isfinite(out.surprise).all()):
+        raise HAMInputError("the model produced numbers that are not finite (NaN or infinity) for this text, "
+                            "so there is nothing meaningful to show; check the model's weights")
     loss = float(nll.mean()) if len(nll) else None
     result = Analysis(
         model=model_name or describe_model(model),

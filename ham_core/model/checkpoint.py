@@ -70,6 +70,10 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> HAM
                 f"weights file {weights}: {name} has shape {list(tensor.shape)}, "
                 f"config expects {list(expected[name].shape)}"
             )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise HAMInputError(f"weights file {weights} is damaged: {name} holds {bad:,} NaN or infinite "
+                                f"value(s); retrain or restore the file")
     model.load_state_dict(state)
     return model.to(device).eval()
 

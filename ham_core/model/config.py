@@ -2,10 +2,27 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ham_core.errors import HAMInputError
+
+
+def physical_memory():
+    """Bytes of RAM on this machine, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} PB"
 
 
 @dataclass
@@ -40,6 +57,39 @@ class HAMConfig:
     def inner_dim(self) -> int:
         return self.n_heads * self.head_dim
 
+    def parameter_count(self) -> int:
+        """Parameters of a HAMModel with these sizes (HAMModel.num_parameters, without building it)."""
+        d, H, D, I, M = self.d_model, self.n_heads, self.head_dim, self.inner_dim, self.mlp_hidden
+        layer = (d * 3 * I + 3 * I * self.conv_size        # q, k, v projection and its short convolution
+                 + d * H * 2 + d * 2 * H + 2 * H            # decay, beta, the two output gates (+ bias)
+                 + 3 * H + 2 * H * D                        # A_log, dt_bias, temperature; the two head norms
+                 + I * d + 2 * d + 3 * d * M)               # out projection, block norms, SwiGLU
+        return self.vocab_size * d + self.n_layers * layer + d
+
+    def memory_bytes(self) -> int:
+        """Rough float32 memory to hold the weights and read one text of max_tokens tokens: the
+        weights, one layer's activations (the chunked form pads the text to whole chunks and
+        keeps chunk x chunk matrices per head) and the logits."""
+        T, C = self.max_tokens, self.chunk_size
+        padded = -(-T // C) * C
+        activations = padded * (10 * self.inner_dim + 4 * self.d_model + 3 * self.mlp_hidden) \
+            + 3 * padded * C * self.n_heads + 2 * T * self.vocab_size
+        return 4 * (self.parameter_count() + activations)
+
+    def check_fits(self, memory: int | None = None) -> None:
+        """HAMInputError naming the field when these sizes cannot fit `memory` bytes (default:
+        this machine's RAM), rather than a crash deep inside an allocation."""
+        memory = physical_memory() if memory is None else memory
+        need = self.memory_bytes()
+        if memory is None or need <= memory:
+            return
+        defaults = HAMConfig()
+        relief = {f.name: need - HAMConfig(**{**asdict(self), f.name: getattr(defaults, f.name)}).memory_bytes()
+                  for f in fields(self) if f.type in ("int", int)}
+        field = max(relief, key=relief.get)
+        raise HAMInputError(f"{field} = {getattr(self, field):,} needs about {_size(need)} of memory to hold the "
+                            f"model and read one text; this machine has {_size(memory)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -66,7 +116,9 @@ class HAMConfig:
         if not isinstance(data, dict):
             raise HAMInputError(f"config file {path} must hold a JSON object")
         try:
-            return cls.from_dict(data)
+            cfg = cls.from_dict(data)
+            cfg.check_fits()
+            return cfg
         except HAMInputError as exc:
             raise HAMInputError(f"config file {path}: {exc}") from None
         except TypeError as exc:

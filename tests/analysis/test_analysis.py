@@ -208,3 +208,16 @@ def test_step_values_are_the_layers_own(bundle):
         torch.testing.assert_close(a.steps.beta[l], p.beta[0])
         torch.testing.assert_close(a.steps.v_norm[l], p.v[0].norm(dim=-1))
     assert (0 < a.steps.alpha).all() and (a.steps.alpha < 1).all()
+
+
+def test_non_finite_numbers_are_an_error_not_a_view(bundle):
+    """A model built in memory is not checked like a file: if its forward gives NaN or infinity,
+    analyze says so instead of returning numbers no view can draw."""
+    model, tok = bundle
+    torch.manual_seed(0)
+    broken = HAMModel(model.cfg).eval()
+    broken.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        broken.blocks[0].ham.out_proj.weight[0, 0] = float("inf")
+    with pytest.raises(HAMInputError, match="not finite"):
+        analyze(broken, tok, SAMPLE_TEXT, 0.5)

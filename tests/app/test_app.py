@@ -246,3 +246,38 @@ def test_presenter_mode(app_env):
     at.sidebar.toggle(key="presenter").set_value(True).run()
     clean(at)
     assert any("font-size:130%" in m.value for m in at.markdown)
+
+
+def _broken_model(tiny_model_dir, tmp_path, fault: str):
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / f"broken_{fault}"
+    shutil.copytree(tiny_model_dir, broken)
+    if fault == "nan":
+        state = load_file(str(broken / "model.safetensors"))
+        state["embed.weight"][0, 0] = float("nan")
+        save_file(state, str(broken / "model.safetensors"))
+    else:
+        cfg = json.loads((broken / "config.json").read_text())
+        cfg[fault] = 10 ** 9
+        (broken / "config.json").write_text(json.dumps(cfg))
+    return broken
+
+
+@pytest.mark.parametrize("fault", ["d_model", "chunk_size", "nan"])
+def test_a_broken_model_is_one_message_in_the_sidebar_and_on_every_page(app_env, tiny_model_dir, monkeypatch, fault):
+    broken = _broken_model(tiny_model_dir, app_env, fault)
+    monkeypatch.setenv("HAM_LAB_MODEL", str(broken))
+    at = start()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        side = [e.value for e in at.sidebar.error]
+        assert len(side) == 1 and "could not be loaded" in side[0]
+        named = "model.safetensors" if fault == "nan" else f"config.json: {fault} = "
+        assert named in side[0] and "\n" not in side[0]
+        if page != "views/recall.py":                              # the recall lab has its own model
+            assert any(named in e.value for e in at.main.error)

@@ -240,3 +240,29 @@ def test_help_lists_module_commands(capsys):
     for command in ("analyze", "sweep", "generate", "corpus", "tokenizer"):
         assert command in out
     assert_one_line_error(*call(capsys)[::2])
+
+
+@pytest.mark.parametrize("fault", ["d_model", "chunk_size", "nan"])
+def test_a_broken_model_is_one_line_naming_the_file(capsys, tmp_path, tiny_model_dir, sample, fault):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    if fault == "nan":
+        state = load_file(str(broken / "model.safetensors"))
+        state["blocks.0.ham.qkv.weight"][1, 2] = float("inf")
+        save_file(state, str(broken / "model.safetensors"))
+    else:
+        cfg = json.loads((broken / "config.json").read_text())
+        cfg[fault] = {"d_model": 100_000_000, "chunk_size": 1_000_000_000}[fault]
+        (broken / "config.json").write_text(json.dumps(cfg))
+    for command in ("analyze", "sweep"):
+        code, out, err = call(capsys, command, sample, "--model", broken, "--json")
+        assert_one_line_error(code, err)
+        if fault == "nan":
+            assert str(broken / "model.safetensors") in err and "blocks.0.ham.qkv.weight" in err
+        else:
+            assert str(broken / "config.json") in err and f"{fault} = " in err
+        assert out == ""

@@ -18,6 +18,7 @@ from ham_core.model.checkpoint import (
     save_checkpoint,
 )
 from ham_core.model.config import HAMConfig
+from ham_core.model.model import HAMModel
 from ham_core.errors import HAMInputError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -164,3 +165,51 @@ def test_bundle_without_tokenizer_names_the_file(tiny_model_dir, tmp_path):
     with pytest.raises(HAMInputError) as info:
         load_bundle(copy)
     assert str(copy / TOKENIZER) in _message(info)
+
+
+def test_parameter_count_matches_the_built_model(tiny_model):
+    assert tiny_model.cfg.parameter_count() == tiny_model.num_parameters()
+    assert HAMConfig().parameter_count() == HAMModel(HAMConfig()).num_parameters()
+
+
+@pytest.mark.parametrize("edit", [{"d_model": 100_000_000}, {"chunk_size": 1_000_000_000}, {"max_tokens": 10 ** 12},
+                                  {"vocab_size": 10 ** 10}, {"n_layers": 10 ** 7}])
+def test_sizes_that_cannot_fit_in_memory_are_refused_naming_file_and_field(saved, edit):
+    """One line naming config.json and the field, before any allocation is tried."""
+    field = next(iter(edit))
+    message = _load_with_config_edit(saved, edit)
+    assert "\n" not in message and str(saved / CONFIG) in message and f"{field} = " in message
+    assert "memory" in message
+
+
+def test_fits_is_judged_against_the_memory_given():
+    cfg = HAMConfig()
+    cfg.check_fits(memory=cfg.memory_bytes())
+    with pytest.raises(HAMInputError, match="this machine has"):
+        cfg.check_fits(memory=cfg.memory_bytes() - 1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_weights_with_non_finite_values_are_refused_naming_the_file(saved, bad):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(saved / WEIGHTS))
+    state["blocks.1.mlp.up.weight"][3, 5] = bad
+    save_file(state, str(saved / WEIGHTS))
+    with pytest.raises(HAMInputError) as info:
+        load_model(saved)
+    message = _message(info)
+    assert str(saved / WEIGHTS) in message and "blocks.1.mlp.up.weight" in message and "NaN or infinite" in message
+
+
+def test_random_bytes_under_a_valid_header_are_refused(saved):
+    """Random float32 bits include NaN and infinity patterns: such a file never loads silently."""
+    path = saved / WEIGHTS
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    gen = torch.Generator().manual_seed(0)
+    data[header:] = torch.randint(0, 256, (len(data) - header,), generator=gen, dtype=torch.uint8).numpy().tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(HAMInputError) as info:
+        load_model(saved)
+    assert str(path) in _message(info)
