@@ -30,7 +30,7 @@ TAU_GRID = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35,
 DEFAULT_TAU = 0.2
 TOP_READS = 12                  # reads listed per query
 
-Progress = Callable[[float, str], None]
+ShowProgress = Callable[[float, str], None]   # show(fraction done, message) in the page
 
 
 def tau_label(tau: float) -> str:
@@ -211,7 +211,7 @@ def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[in
         ("result",) + entry.key + (taus,), lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus), (query,)))
 
 
-def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[Progress] = None,
+def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None,
             query: Optional[int] = None) -> None:
     """The HAM sweep: a result at every grid threshold, once per text and model on this server.
     The reads of `query` are kept at each threshold, so moving the slider never waits for them."""
@@ -239,7 +239,7 @@ def stored_policy_rows(entry: TextEntry) -> Optional[list]:
     return results_store().get(("policies",) + entry.key)
 
 
-def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[Progress] = None) -> list:
+def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None) -> list:
     """The other selection policies at HAM's memory for each grid threshold (ham_core.analysis.sweep)."""
     from ham_core.analysis.sweep import sweep
 

@@ -29,7 +29,8 @@ from ham_core.analysis import analyze                                      # noq
 from ham_core.model.checkpoint import TOKENIZER, WEIGHTS, default_model_dir, load_bundle  # noqa: E402
 from ham_core.model.config import HAMConfig                                      # noqa: E402
 from ham_core.model.model import HAMModel                                        # noqa: E402
-from ham_core.analysis.sweep import DEFAULT_FRACTIONS, DEFAULT_TAUS, fraction_sweep, sweep  # noqa: E402
+from ham_core.analysis.sweep import DEFAULT_TAUS, fraction_sweep, sweep  # noqa: E402
+from ham_core.analysis.thresholds import DEFAULT_FRACTIONS  # noqa: E402
 from ham_core.model.policies import COMPARED  # noqa: E402
 
 TARGETS_AT_1024 = {"analyze": 0.3, "ham sweep x16": 3.0, "5 policies x 6 fractions": 15.0}

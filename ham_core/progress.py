@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Callable
+
+# What long computations accept for progress: called as report(done, total). A Progress bar is one.
+ProgressFn = Callable[[int, int], None]
 
 
 class Progress:

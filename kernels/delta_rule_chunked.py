@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ham_core.model.ops.delta_rule import DeltaRuleOutput, _check
+from ham_core.model.ops.delta_rule import DeltaRuleOutput, check_inputs
 
 from ._common import block, check_device
 from .delta_rule_recurrent import COS_EPS
@@ -191,7 +191,7 @@ def chunk_gated_delta_rule(
     -> DeltaRuleOutput(out [B, T, H, Dv], surprise [B, T, H], final_state [B, H, Dk, Dv],
     residual [B, T, H]), in q's dtype (the kernels work in float32).
     """
-    _check(q, k, v, g, beta, initial_state)
+    check_inputs(q, k, v, g, beta, initial_state)
     check_device(q, k, v, g, beta, initial_state)
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ham_core.model.ops.delta_rule import DeltaRuleOutput, _check
+from ham_core.model.ops.delta_rule import DeltaRuleOutput, check_inputs
 
 from ._common import block, check_device
 
@@ -84,7 +84,7 @@ def fused_recurrent_gated_delta_rule(
     -> DeltaRuleOutput(out [B, T, H, Dv], surprise [B, T, H], final_state [B, H, Dk, Dv],
     residual [B, T, H]), in q's dtype (the kernel accumulates in float32).
     """
-    _check(q, k, v, g, beta, initial_state)
+    check_inputs(q, k, v, g, beta, initial_state)
     check_device(q, k, v, g, beta, initial_state)
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]

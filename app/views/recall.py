@@ -14,6 +14,7 @@ from app import charts, common, engine
 from app.panels import SURPRISE_RANGE
 from app.token_view import CSS, TokenCell, render_legend, render_view
 from ham_core.analysis import recall
+from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.data import recall_task
 from ham_core.model.policies import POLICY_NAMES, REFERENCES
 
@@ -43,7 +44,7 @@ def accuracy_rows(model_key: str, n_pairs: int, length: int, first_seed: int, n:
     if args in done:
         return done[args]
     rows = []
-    fractions = [f for f in recall.FRACTIONS if 0 < f < 1]
+    fractions = [f for f in DEFAULT_FRACTIONS if 0 < f < 1]
     seeds = range(first_seed, first_seed + n)
     for i, f in enumerate(fractions):
         if progress is not None:
@@ -100,12 +101,12 @@ def body() -> None:
     length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key="w_length")
     seed = c[2].number_input("Seed", 0, recall_task.TRAIN_SEED_OFFSET - 1, 0, key="w_seed",
                              help=f"Training used seeds ≥ {recall_task.TRAIN_SEED_OFFSET:,}, so these are held out.")
-    target = c[3].select_slider("Cache target", [f for f in recall.FRACTIONS], value=0.25, key="w_target",
+    target = c[3].select_slider("Cache target", [f for f in DEFAULT_FRACTIONS], value=0.25, key="w_target",
                                 format_func=lambda f: f"{f:.0%}")
     layer = st.radio("Layer", list(range(model.cfg.n_layers)), format_func=lambda l: f"layer {l + 1}",
                      horizontal=True, key="w_recall_layer")
     seq = recall_task.make_recall(n_pairs, length, int(seed))
-    tau = recall.tau_for_fraction(model, seq.ids[None].to(model.device), target)
+    tau = recall.shared_tau(model, seq.ids[None].to(model.device), target)
     st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {tau:.3f}.")
     sequence_view(model, seq, tau, layer)
     st.subheader("Accuracy vs cache, every policy")

@@ -17,9 +17,10 @@ import torch
 
 from ham_core.data.recall_task import recall_batch
 from ham_core.errors import HAMInputError
-from ham_core.model.policies import POLICY_NAMES, REFERENCES, TAU_OFF, run_policy
+from ham_core.model.policies import POLICY_NAMES, REFERENCES, run_policy
 
-FRACTIONS = (0.0, 0.05, 0.10, 0.25, 0.50, 1.0)
+from .thresholds import taus_for_fractions
+
 
 
 @dataclass
@@ -40,35 +41,11 @@ def _accuracy(logits: torch.Tensor, ids: torch.Tensor, answers: torch.Tensor) ->
     return (pred == ids.gather(1, answers)).float().mean().item()
 
 
-@torch.no_grad()
-def tau_for_fraction(model, ids: torch.Tensor, fraction: float, tolerance: float = 0.005,
-                     rounds: int = 12) -> float:
-    """One threshold for all texts in ids whose mean KV fraction is at most `fraction` (and
-    within `tolerance` of it when the rounds allow). ham_core.analysis.sweep.taus_for_fractions finds
-    the closest threshold for one text; the recall lab wants one for many texts, never above
-    the target. Each round guesses the tau that caches the right number of (layer, token)
-    cells by the last pass's surprise (exact unless routing in lower layers moves the upper
-    layers' surprise), or bisects between the best guesses on either side."""
-    if fraction >= 1.0:
-        return 0.0
-    if fraction <= 0.0:
-        return TAU_OFF
-    below, above = 0.0, TAU_OFF           # kv(below) > fraction (tau 0 caches all), kv(above) <= it
-    out, guessing = model(ids, tau=0.0), True
-    for _ in range(rounds):
-        ranked = out.surprise.amin(-1).flatten().sort(descending=True).values
-        tau = float(ranked[int(fraction * ranked.numel())]) + 1e-6 if guessing else (below + above) / 2
-        if not below < tau < above:       # the guess left the bracket: bisect from now on
-            guessing, tau = False, (below + above) / 2
-        out = model(ids, tau=tau)
-        kv = out.kv_fraction.mean().item()
-        if kv <= fraction:
-            above = tau
-            if fraction - kv <= tolerance:
-                break
-        else:
-            below = tau
-    return above
+def shared_tau(model, ids: torch.Tensor, fraction: float) -> float:
+    """One threshold for every text of ids [B, T] whose mean cache fraction is at most
+    `fraction` (and within half a point of it when 12 rounds allow): the recall lab compares
+    policies at a memory HAM never exceeds."""
+    return taus_for_fractions(model, ids, fraction, shared=True, at_most=True, rounds=12)[0]
 
 
 @torch.no_grad()
@@ -89,7 +66,7 @@ def recall_accuracy(model, policies: Sequence[str] = POLICY_NAMES, fractions: Op
         raise HAMInputError("give either fractions or taus")
     ids, answers = recall_batch(list(seeds), n_pairs, length, n_queries)
     ids, answers = ids.to(model.device), answers.to(model.device)
-    points = [(tau_for_fraction(model, ids, f), f) for f in fractions] if fractions is not None \
+    points = [(shared_tau(model, ids, f), f) for f in fractions] if fractions is not None \
         else [(float(t), None) for t in taus]
     fixed: dict = {}
 

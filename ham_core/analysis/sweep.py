@@ -8,33 +8,33 @@ computed twice: a configuration that fixes the
 same masks as one already run (same policy and budgets; an empty budget = `none`; a full
 budget = `full`) reuses its result, and `full` / `none` run once whatever the taus.
 
-`taus_for_fractions` finds the HAM threshold that gives a target cache fraction, and
-`fraction_sweep` compares the policies at such fractions (e.g. 0, 5, 10, 25, 50, 100%).
+`fraction_sweep` compares the policies at target cache fractions (e.g. 0, 5, 10, 25, 50, 100%),
+HAM's threshold for each found by ham_core.analysis.thresholds.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .analysis import TruncationWarning, check_tau, prepare_tokens
 from ham_core.errors import HAMInputError
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.policies import COMPARED, REFERENCES, TAU_OFF, caches_nothing, get_policy, policy_routes
+from ham_core.progress import ProgressFn
+
+from .analysis import TruncationWarning, check_tau, prepare_tokens
+from .thresholds import DEFAULT_FRACTIONS, Pass, check_fractions, search_taus
 
 # 16 thresholds, dense where a trained model's cache changes most (the shipped model caches
 # 26% of tokens at 0.3, 8% at 0.5 and under 1% at 0.7 on English prose).
 DEFAULT_TAUS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 1.0, TAU_OFF)
-DEFAULT_FRACTIONS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
 MEMORY_BUDGET = 1 << 30           # bytes of activations one batched forward may use
 # On a CPU, batching only saves per-call overhead: 8 thresholds of a 1,024-token text took
 # 2.1 s of CPU time one at a time, 2.4 s in pairs and 3.5 s as one batch of 8 (cache misses),
 # while at 64-256 tokens batches of 4-16 were 5-30% faster. So a CPU batch holds ~1,024 tokens.
 CPU_BATCH_TOKENS = 1024
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -90,7 +90,7 @@ class _Runner:
     """Runs jobs on one text in batches, keeping every result it has computed."""
 
     def __init__(self, model: HAMModel, ids: torch.Tensor, seed: int, max_batch: Optional[int],
-                 progress: Optional[Progress]):
+                 progress: Optional[ProgressFn]):
         self.model, self.ids, self.seed = model, ids.to(model.device), seed
         self.T, self.L = ids.shape[0], model.cfg.n_layers
         self.max_batch = max_batch or batch_size(model, self.T)
@@ -187,7 +187,7 @@ def _rows(runner: _Runner, taus: List[float], policies: List[str]) -> List[Sweep
 
 
 def sweep(model: HAMModel, tokenizer_or_ids, taus: Sequence[float] = DEFAULT_TAUS,
-          policies: Sequence[str] = ("ham",), progress: Optional[Progress] = None, *,
+          policies: Sequence[str] = ("ham",), progress: Optional[ProgressFn] = None, *,
           text: Optional[str] = None, seed: int = 0, max_batch: Optional[int] = None) -> List[SweepRow]:
     """Rows for every policy x tau (policy-major, in the order given) on one text.
 
@@ -200,68 +200,23 @@ def sweep(model: HAMModel, tokenizer_or_ids, taus: Sequence[float] = DEFAULT_TAU
 
 
 def _search(runner: _Runner, fractions: Sequence[float], tolerance: float, rounds: int) -> List[float]:
-    """Fixed-point search: tau = the surprise ranked round(f L T) in the last pass at the
-    previous tau (the first guess comes from the full-cache pass), until the fraction is met."""
-    L, T = runner.L, runner.T
-    taus: List[Optional[float]] = [0.0 if f >= 1 else TAU_OFF if f <= 0 else None for f in fractions]
-    pending = [i for i, t in enumerate(taus) if t is None]
-    if not pending:
-        return taus
-    runner.plan(1)
-    full = runner.run([_Job("ham", (0.0,) * L)])[0].surprise
-    surprise = {i: full for i in pending}
-    best: Dict[int, Tuple[float, float]] = {}
-    for _ in range(rounds):
-        if not pending:
-            break
-        runner.plan(len(pending))
-        guesses = {}
-        for i in pending:
-            ranked = surprise[i].flatten().sort(descending=True).values
-            guesses[i] = float(ranked[max(1, round(fractions[i] * L * T)) - 1])
-        results = runner.run([_Job("ham", (guesses[i],) * L) for i in pending])
-        for i, r in zip(list(pending), results):
-            error = abs(r.kv_fraction - fractions[i])
-            if i not in best or error < best[i][0]:
-                best[i] = (error, guesses[i])
-            surprise[i] = r.surprise
-            if error <= tolerance:
-                pending.remove(i)
-    return [t if t is not None else best[i][1] for i, t in enumerate(taus)]
+    """HAM's closest threshold for each fraction (thresholds.search_taus), through the runner's
+    batched forwards, so fraction_sweep reuses the search's HAM passes."""
 
+    def measure(targets: List[int], taus: List[float]) -> List[Pass]:
+        runner.plan(len(taus))
+        return [Pass(r.kv_fraction, r.surprise) for r in runner.run([_Job("ham", (t,) * runner.L) for t in taus])]
 
-def taus_for_fractions(model: HAMModel, tokenizer_or_ids, fractions: Sequence[float], *,
-                       text: Optional[str] = None, tolerance: float = 0.005, rounds: int = 4,
-                       progress: Optional[Progress] = None) -> List[float]:
-    """The HAM threshold whose peak cache is closest to each target fraction (within
-    `tolerance` when `rounds` allow; fraction 1 gives 0 and fraction 0 gives TAU_OFF)."""
-    fractions = _check_fractions(fractions)
-    runner = _Runner(model, _token_ids(model, tokenizer_or_ids, text), 0, None, progress)
-    return _search(runner, fractions, tolerance, rounds)
-
-
-def _check_fractions(fractions: Sequence[float]) -> List[float]:
-    out = []
-    for f in fractions:
-        try:
-            f = float(f)
-        except (TypeError, ValueError):
-            raise HAMInputError(f"a cache fraction must be a number in [0, 1], got {f!r}") from None
-        if not 0 <= f <= 1:
-            raise HAMInputError(f"a cache fraction must be in [0, 1], got {f!r}")
-        out.append(f)
-    if not out:
-        raise HAMInputError("need at least one cache fraction")
-    return out
+    return search_taus(measure, fractions, tolerance=tolerance, rounds=rounds)
 
 
 def fraction_sweep(model: HAMModel, tokenizer_or_ids, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                   policies: Sequence[str] = COMPARED, progress: Optional[Progress] = None, *,
+                   policies: Sequence[str] = COMPARED, progress: Optional[ProgressFn] = None, *,
                    text: Optional[str] = None, seed: int = 0, max_batch: Optional[int] = None,
                    tolerance: float = 0.005) -> List[SweepRow]:
     """Policies at target cache fractions: rows policy-major, one per fraction (tau = HAM's
     threshold found for it). The HAM passes of the search are reused, not run again."""
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     runner = _Runner(model, _token_ids(model, tokenizer_or_ids, text), seed, max_batch, progress)
     taus = _search(runner, fractions, tolerance, rounds=4)
     _, policies = _check([0.0], policies)

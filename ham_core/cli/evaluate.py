@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence
 import torch
 
 from ham_core.analysis.evaluate import RECALL_EVAL_SEEDS, SLICE_FILE, heldout_windows, lm_table, recall_table, slice_loss
-from ham_core.analysis.sweep import DEFAULT_FRACTIONS
+from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle
 from ham_core.model.policies import COMPARED
 from ham_core.progress import Progress

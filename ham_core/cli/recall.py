@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ham_core.analysis.recall import FRACTIONS, RecallRow, recall_accuracy
+from ham_core.analysis.recall import RecallRow, recall_accuracy
+from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.data.recall_task import TRAIN_SEED_OFFSET, load_task
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import default_recall_dir, load_model
@@ -57,7 +58,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--queries", type=int, default=0, help="queries per text (default: the model's task)")
     p.add_argument("--seed", type=int, default=0, help="first seed (training uses seeds >= 1,000,000)")
     p.add_argument("--n", type=int, default=16, help="number of texts (seeds seed..seed+n-1)")
-    p.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS), help="cache fractions for HAM")
+    p.add_argument("--fractions", default=",".join(str(f) for f in DEFAULT_FRACTIONS), help="cache fractions for HAM")
     p.add_argument("--taus", default="", help="HAM thresholds instead of fractions, e.g. 0.2,0.5")
     p.add_argument("--policies", default=",".join(POLICY_NAMES))
     p.add_argument("--model", default="", help="model folder (default: assets/recall)")

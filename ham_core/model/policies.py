@@ -24,11 +24,11 @@ from ham_core.errors import HAMInputError
 
 from .layer import Route
 from .model import HAMModel, HAMOutput, TauLike, resolve_tau
+from .ops.delta_rule import SURPRISE_MAX
 
 SINK_TOKENS = 4   # StreamingLLM keeps the first 4 tokens
-# Surprise is 1 - cos, so it lies in [0, SURPRISE_MAX]: tau 0 caches every token and any tau
-# above SURPRISE_MAX caches none. TAU_OFF is the one value that stands for "cache nothing".
-SURPRISE_MAX = 2.0
+# Surprise lies in [0, SURPRISE_MAX]: tau 0 caches every token and any tau above SURPRISE_MAX
+# caches none. TAU_OFF is the one value that stands for "cache nothing" (the pure RNN).
 TAU_FULL, TAU_OFF = 0.0, 2.5
 
 

@@ -1,13 +1,13 @@
-"""Selection policies at equal memory, and threshold sweeps (ham_core.model.policies, ham_core.analysis.sweep)."""
+"""Selection policies at equal memory (ham_core.model.policies)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from ham_core.analysis.sweep import sweep
 from ham_core.errors import HAMInputError
 from ham_core.model.policies import (COMPARED, EQUAL_MEMORY, POLICIES, POLICY_NAMES, REFERENCES, TAU_OFF,
                                      caches_nothing, get_policy, policy_routes, register, run_policy)
-from ham_core.analysis.sweep import fraction_sweep, sweep, taus_for_fractions
 
 BUDGETED = [name for name, p in POLICIES.items() if p.needs_budget]
 TAUS = [0.0, 0.3, 0.6, 0.8, 0.9, 1.0, 1.1, 1.3, 2.0, 2.5]
@@ -141,49 +141,3 @@ def test_adding_a_policy_is_one_function(tiny_model, ids):
         assert [r.policy for r in sweep(tiny_model, ids, [0.9], ["oldest"])] == ["oldest"]
     finally:
         del POLICIES["oldest"]
-
-
-def test_sweep_rows_and_batching(tiny_model, ids):
-    policies = ["ham", "random", "window", "sinks", "hola", "full", "none"]
-    calls = []
-    rows = sweep(tiny_model, ids, [0.0, 0.9, 2.5], policies, progress=lambda d, t: calls.append((d, t)))
-    assert [(r.policy, r.tau) for r in rows] == [(p, t) for p in policies for t in (0.0, 0.9, 2.5)]
-    assert calls and calls[-1][0] == calls[-1][1]
-    assert all(d1 < d2 for (d1, _), (d2, _) in zip(calls, calls[1:]))
-    by = {(r.policy, r.tau): r for r in rows}
-    for p in policies[:5]:
-        assert by[(p, 0.9)].kv_bytes_peak == by[("ham", 0.9)].kv_bytes_peak
-        assert by[(p, 0.0)].loss == pytest.approx(by[("full", 0.0)].loss, abs=1e-6)
-        assert by[(p, 2.5)].loss == pytest.approx(by[("none", 0.0)].loss, abs=1e-6)
-    one_at_a_time = sweep(tiny_model, ids, [0.0, 0.9, 2.5], policies, max_batch=1)
-    for a, b in zip(rows, one_at_a_time):
-        assert (a.policy, a.tau, a.kv_bytes_peak) == (b.policy, b.tau, b.kv_bytes_peak)
-        assert a.loss == pytest.approx(b.loss, abs=1e-5)
-    assert set(rows[0].to_dict()) == {"policy", "tau", "kv_fraction", "kv_bytes_peak", "loss"}
-
-
-def test_sweep_rejects_bad_input(tiny_model, ids):
-    for taus, policies in (([-0.1], ["ham"]), ([float("nan")], ["ham"]), ([], ["ham"]), ([0.5], ["nope"])):
-        with pytest.raises(HAMInputError):
-            sweep(tiny_model, ids, taus, policies)
-    with pytest.raises(HAMInputError):
-        sweep(tiny_model, ids.expand(2, -1), [0.5], ["ham"])
-
-
-def test_taus_for_fractions(tiny_model, ids):
-    fractions = [0.0, 0.1, 0.25, 0.5, 1.0]
-    taus = taus_for_fractions(tiny_model, ids, fractions)
-    assert taus[0] == TAU_OFF and taus[-1] == 0.0
-    got = [r.kv_fraction for r in sweep(tiny_model, ids, taus, ["ham"])]
-    for want, have in zip(fractions, got):
-        assert abs(want - have) <= 0.02, (fractions, got)
-    with pytest.raises(HAMInputError):
-        taus_for_fractions(tiny_model, ids, [1.5])
-
-
-def test_fraction_sweep_compares_at_equal_memory(tiny_model, ids):
-    rows = fraction_sweep(tiny_model, ids, [0.0, 0.25, 1.0], ["ham", "random", "hola"])
-    assert len(rows) == 9
-    for i in range(3):
-        peaks = {rows[i + 3 * k].kv_bytes_peak for k in range(3)}
-        assert len(peaks) == 1

@@ -21,6 +21,7 @@ import torch
 
 # Below this product of norms the prediction counts as empty: cos = 0, surprise = 1.
 _COS_EPS = 1e-12
+SURPRISE_MAX = 2.0     # surprise is 1 - cos: it lies in [0, 2]
 
 
 class DeltaRuleOutput(NamedTuple):
@@ -38,10 +39,11 @@ def cosine_surprise(pred: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     dot = (pred * v).sum(-1)
     norms = pred.norm(dim=-1) * v.norm(dim=-1)
     cos = dot / norms.clamp_min(_COS_EPS)
-    return (1.0 - cos).clamp(0.0, 2.0)
+    return (1.0 - cos).clamp(0.0, SURPRISE_MAX)
 
 
-def _check(q, k, v, g, beta, initial_state):
+def check_inputs(q, k, v, g, beta, initial_state) -> None:
+    """The shapes every form of the gated delta rule takes (the kernels check the same); ValueError if not."""
     if q.dim() != 4 or k.shape != q.shape:
         raise ValueError(f"q and k must both be [B, T, H, D], got {tuple(q.shape)} and {tuple(k.shape)}")
     B, T, H, _ = q.shape
@@ -62,7 +64,7 @@ def gated_delta_rule_recurrent(
     initial_state: Optional[torch.Tensor] = None,
 ) -> DeltaRuleOutput:
     """The readable reference: one token at a time. Shapes as in the module docstring."""
-    _check(q, k, v, g, beta, initial_state)
+    check_inputs(q, k, v, g, beta, initial_state)
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     S = q.new_zeros(B, H, Dk, Dv) if initial_state is None else initial_state.to(q.dtype)
@@ -103,7 +105,7 @@ def gated_delta_rule_chunked(
     small betas, and not the decayed alpha_t p_t, which for a strong decay (alpha_t < ~1e-10)
     falls under the cosine's zero threshold or underflows and would read as "no prediction".
     """
-    _check(q, k, v, g, beta, initial_state)
+    check_inputs(q, k, v, g, beta, initial_state)
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     C = int(chunk_size)
