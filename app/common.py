@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import engine
 from app.presets import DEFAULT_PRESET, PRESETS
+from ham_core.model.dispatch import device_label
 from ham_core.errors import HAMInputError
 
 log = logging.getLogger("ham_lab")
@@ -38,14 +39,16 @@ def presenter_css() -> None:
                     "h1{font-size:3rem !important}</style>", unsafe_allow_html=True)
 
 
-def sidebar() -> None:
-    with st.sidebar:
-        st.toggle("Presenter mode (larger type)", key="presenter")
-        guard(_model_facts)
-    presenter_css()
+def _where(path) -> str:
+    """A model folder as the teacher would find it: relative to the project when inside it."""
+    from pathlib import Path
+
+    path = Path(path).resolve()
+    root = Path(__file__).resolve().parent.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-def _model_facts() -> None:
+def _language_model() -> None:
     try:
         b = engine.get_bundle()
     except HAMInputError as exc:
@@ -53,13 +56,37 @@ def _model_facts() -> None:
         return
     cfg = b.cfg
     st.markdown(
-        f"**Model** {engine.format_params(b.n_params)} parameters · {cfg.n_layers} layers × "
-        f"{cfg.n_heads} heads of {cfg.head_dim}  \n**Device** {b.device}  \n"
+        f"**Model** `{md(_where(engine.model_dir()))}`: {engine.format_params(b.n_params)} parameters · "
+        f"{cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}  \n**Device** {b.device}  \n"
         f"**Token limit** {engine.max_tokens(cfg):,} tokens per text"
     )
     if not b.trained:
         st.warning(b.notice)
-    st.caption("Light / dark theme: ⋮ menu → Settings (both themes come from .streamlit/config.toml).")
+
+
+def _recall_model() -> None:
+    try:
+        model, task, trained = engine.get_recall_bundle()
+    except HAMInputError as exc:
+        st.error(f"The recall model could not be loaded: {exc}")
+        return
+    cfg = model.cfg
+    st.markdown(
+        f"**Recall model** `{md(_where(engine.recall_dir()))}`"
+        f"{'' if trained else ' (untrained stand-in)'}: {engine.format_params(model.num_parameters())} "
+        f"parameters · {cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}  \n"
+        f"**Trained on** {task.get('n_pairs', '?')} pairs in {task.get('length', '?')} tokens  \n"
+        f"**Device** {device_label(model.device)}"
+    )
+
+
+def sidebar(page: str = "read") -> None:
+    """Presenter toggle and the model the current page uses (the recall lab has its own)."""
+    with st.sidebar:
+        st.toggle("Presenter mode (larger type)", key="presenter")
+        guard(_recall_model if page == "recall" else _language_model)
+        st.caption("Light / dark theme: ⋮ menu → Settings (both themes come from .streamlit/config.toml).")
+    presenter_css()
 
 
 def md(text: str) -> str:

@@ -17,7 +17,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from app.engine import Bundle, max_tokens
+from app import precompute
+from app.engine import Bundle, max_tokens, model_dir
 from app.shared import results_store, text_key
 from ham_core.analysis.analysis import Analysis, ReadContext, analyze
 from ham_core.errors import HAMInputError
@@ -214,7 +215,10 @@ def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[in
 def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None,
             query: Optional[int] = None) -> None:
     """The HAM sweep: a result at every grid threshold, once per text and model on this server.
-    The reads of `query` are kept at each threshold, so moving the slider never waits for them."""
+    The reads of `query` are kept at each threshold, so moving the slider never waits for them.
+    A preset whose sweep was computed ahead of time (app.precompute) skips it."""
+    if shipped_sweep(bundle, entry):
+        return
     store = results_store()
     missing = [t for t in TAU_GRID if ("result",) + entry.key + (grid_taus(bundle, t),) not in store]
     for i, tau in enumerate(missing):
@@ -223,9 +227,26 @@ def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] =
         result_for(bundle, entry, grid_taus(bundle, tau), query)
 
 
+def shipped_sweep(bundle: Bundle, entry: TextEntry) -> bool:
+    """Put the rows shipped for this text (app.precompute) in the store, when there are rows
+    computed with this very model, text and threshold grid; False when there are none."""
+    store = results_store()
+    if ("ham_curve",) + entry.key in store:
+        return True
+    rows = precompute.lookup_sweep(model_dir(), entry.read_text, TAU_GRID) if bundle.trained else None
+    if rows is None:
+        return False
+    store.put(("policies",) + entry.key, rows.policies)
+    store.put(("ham_curve",) + entry.key, rows.ham)
+    return True
+
+
 def ham_rows(bundle: Bundle, entry: TextEntry) -> list:
     """The HAM curve: one row per grid threshold (policy, tau, kv_fraction, kv_bytes_peak, loss)."""
     rows, store = [], results_store()
+    shipped = store.get(("ham_curve",) + entry.key)
+    if shipped is not None:
+        return shipped
     for tau in TAU_GRID:
         r = store.get(("result",) + entry.key + (grid_taus(bundle, tau),))
         if r is not None and r.loss == r.loss:
@@ -241,8 +262,6 @@ def stored_policy_rows(entry: TextEntry) -> Optional[list]:
 
 def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None) -> list:
     """The other selection policies at HAM's memory for each grid threshold (ham_core.analysis.sweep)."""
-    from ham_core.analysis.sweep import sweep
-
     taus = [t for t in TAU_GRID if 0 < t <= 2]
 
     def report(done: int, total: int) -> None:
@@ -251,8 +270,7 @@ def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgres
             progress(min(frac, 1.0), f"Other policies at equal memory: {100 * frac:.0f}%")
 
     def compute() -> list:
-        rows = sweep(bundle.model, entry.ids.astype(np.int64), taus, list(EQUAL_MEMORY), progress=report)
-        return [r.to_dict() for r in rows if r.policy in EQUAL_MEMORY and r.loss is not None]
+        return precompute.sweep_rows(bundle.model, entry.ids.astype(np.int64), taus, report).policies
 
     return results_store().get_or_compute(("policies",) + entry.key, compute)
 

@@ -27,5 +27,5 @@ pages = [
 ]
 page = st.navigation(pages)
 common.init_state()
-common.sidebar()          # guarded inside, so a fault shows in the sidebar
+common.sidebar(page.url_path)   # guarded inside, so a fault shows in the sidebar
 common.guard(page.run)    # each page guards its own body; this catches what escapes (its module code)

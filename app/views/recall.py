@@ -10,13 +10,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import charts, common, engine
+from app import charts, common, engine, precompute
 from app.panels import SURPRISE_RANGE
 from app.token_view import CSS, TokenCell, render_legend, render_view
 from ham_core.analysis import recall
 from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.data import recall_task
-from ham_core.model.policies import POLICY_NAMES, REFERENCES
 
 ss = st.session_state
 
@@ -37,23 +36,40 @@ def _computed() -> dict:
     return {}
 
 
-def accuracy_rows(model_key: str, n_pairs: int, length: int, first_seed: int, n: int, model, progress=None) -> list:
-    """Accuracy vs cache for every policy (ham_core.analysis.recall.recall_accuracy), one fraction at a time."""
+def accuracy_rows(model_dir, n_pairs: int, length: int, first_seed: int, n: int, model, progress=None) -> list:
+    """Accuracy vs cache for every policy: shipped (app.precompute) when they match the model and
+    settings, else computed once per process and kept."""
     done = _computed()
-    args = (model_key, n_pairs, length, first_seed, n)
-    if args in done:
-        return done[args]
-    rows = []
-    fractions = [f for f in DEFAULT_FRACTIONS if 0 < f < 1]
-    seeds = range(first_seed, first_seed + n)
-    for i, f in enumerate(fractions):
-        if progress is not None:
-            progress(i / len(fractions), f"Cache target {f:.0%}: running every policy ({i + 1}/{len(fractions)})")
-        policies = POLICY_NAMES if i == 0 else tuple(p for p in POLICY_NAMES if p not in REFERENCES)
-        rows += [r.to_dict() for r in recall.recall_accuracy(model, policies, fractions=[f], n_pairs=n_pairs,
-                                                             length=length, seeds=seeds)]
-    done[args] = rows
-    return rows
+    args = (precompute.model_hash(model_dir), n_pairs, length, first_seed, n)
+    if args not in done:
+        settings = dict(n_pairs=n_pairs, length=length, first_seed=first_seed, n=n)
+        done[args] = (precompute.lookup_recall(model_dir, settings)
+                      or precompute.accuracy_rows(model, **settings, progress=progress))
+    return done[args]
+
+
+ENDS = {"full": "full cache", "none": "no cache (RNN only)"}
+
+
+def joined(rows: list) -> list:
+    """Rows for the chart: every policy's curve runs from the no-cache point to the full-cache
+    point (all policies share them), which are also drawn on their own, labelled."""
+    ends = [r for r in rows if r["policy"] in ENDS]
+    out = [dict(r, policy=ENDS[r["policy"]]) for r in ends]
+    for policy in dict.fromkeys(r["policy"] for r in rows if r["policy"] not in ENDS):
+        out += [r for r in rows if r["policy"] == policy] + [dict(r, policy=policy) for r in ends]
+    return out
+
+
+def table(rows: list) -> list:
+    """The rows in words and percentages, in the order of the legend."""
+    names = {**{p: style[0] for p, style in charts.POLICY_STYLE.items()}, **ENDS}
+    return [{"policy": names.get(r["policy"], r["policy"]),
+             "cache target": "–" if r.get("target") is None else f"{r['target']:.0%}",
+             "KV cache (% of full)": f"{100 * r['kv_fraction']:.1f}%",
+             "recall accuracy": f"{100 * r['accuracy']:.1f}%",
+             "HAM threshold τ": "–" if r.get("tau") is None or r["policy"] != "ham" else f"{r['tau']:.3f}"}
+            for r in rows]
 
 
 def sequence_view(model, seq, tau: float, layer: int) -> None:
@@ -111,16 +127,23 @@ def body() -> None:
     sequence_view(model, seq, tau, layer)
     st.subheader("Accuracy vs cache, every policy")
     n = st.slider("Sequences to average over", 4, 32, 8, step=4, key="w_recall_n")
+    model_dir = engine.recall_dir()
+    settings = dict(n_pairs=n_pairs, length=length, first_seed=int(seed), n=n)
+    ready = trained and precompute.lookup_recall(model_dir, settings) is not None
     args = (key, n_pairs, length, int(seed), n)
-    if ss.get("recall_done") != args and not st.button("Run every policy", key="w_recall_run", type="primary"):
-        st.caption("Runs HAM, random, recent window, sinks + window and HOLA at the same memory, plus full and none.")
+    if not ready and ss.get("recall_done") != args and not st.button("Run every policy", key="w_recall_run",
+                                                                      type="primary"):
+        st.caption("Runs HAM, random, recent window, sinks + window and HOLA at the same memory, plus a full "
+                   "cache and none.")
         return
     bar = st.empty()
-    rows = accuracy_rows(*args, model, lambda f, msg: bar.progress(f, msg))
+    rows = accuracy_rows(model_dir, **settings, model=model, progress=lambda f, msg: bar.progress(f, msg))
     bar.empty()
     ss.recall_done = args
-    st.plotly_chart(charts.recall_figure(rows), key="recall_chart")
-    st.dataframe([{k: v for k, v in r.items()} for r in rows], hide_index=True)
+    st.plotly_chart(charts.recall_figure(joined(rows)), key="recall_chart")
+    st.dataframe(table(rows), hide_index=True)
+    if ready:
+        st.caption("Computed ahead of time for these settings and this recall model (`python -m app.precompute`).")
 
 
 common.guard(body)

@@ -1,0 +1,242 @@
+"""Results computed ahead of time, so the presets and the recall lab open at once in class.
+
+For each preset, the HAM sweep over the slider's thresholds and the other policies at equal
+memory (the rows of the memory-vs-quality chart); for the recall lab, the accuracy of every
+policy at the default task. They are shipped as JSON in assets/precomputed/, each stamped with
+a hash of the model files it was computed with (and of the text read), and used only when both
+still match: a retrained model, another token limit or an edited preset falls back to
+computing, as for any pasted text. After retraining, one command writes them again:
+
+    python -m app.precompute                 # the models in assets/ (or HAM_LAB_MODEL, HAM_LAB_RECALL_MODEL)
+    python -m app.precompute --check         # exit status 1 when a file does not match its model
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMAT = 1
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "task.json")
+
+
+def folder() -> Path:
+    return Path(os.environ.get("HAM_LAB_PRECOMPUTED") or ROOT / "assets" / "precomputed")
+
+
+def _digest(directory: str, stamp: tuple) -> str:
+    h = hashlib.sha256()
+    for name in MODEL_FILES:
+        path = Path(directory) / name
+        if path.exists():
+            h.update(name.encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+_cached_digest = functools.lru_cache(maxsize=8)(_digest)
+
+
+def model_hash(directory: Path) -> str:
+    """SHA-256 over the model folder's files (weights, config, tokenizer, task), computed once
+    per version of the files (their sizes and modification times)."""
+    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) if p.exists() else None
+                  for p in (Path(directory) / n for n in MODEL_FILES))
+    return _cached_digest(str(Path(directory).resolve()), stamp)
+
+
+def text_hash(text: str) -> str:
+    from app.shared import text_key      # the key every shared store and link uses
+
+    return text_key(text)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@dataclass
+class SweepRows:
+    """The memory-vs-quality chart's rows for one text: HAM at each threshold, the others at
+    HAM's memory (dicts with policy, tau, kv_fraction, kv_bytes_peak, loss)."""
+
+    ham: list
+    policies: list
+
+
+def sweep_rows(model, ids, taus: Sequence[float], progress: Optional[Callable[[int, int], None]] = None) -> SweepRows:
+    """HAM at every tau and the compared policies at HAM's memory for 0 < tau <= 2, in one
+    ham_core.sweep call (HAM's passes are the other policies' budgets, so each runs once)."""
+    from ham_core.analysis.sweep import sweep
+    from ham_core.model.policies import EQUAL_MEMORY
+
+    rows = [r.to_dict() for r in sweep(model, ids, list(taus), ["ham", *EQUAL_MEMORY], progress=progress)
+            if r.loss is not None]
+    return SweepRows([r for r in rows if r["policy"] == "ham"],
+                     [r for r in rows if r["policy"] != "ham" and 0 < r["tau"] <= 2])
+
+
+def _read(path: Path) -> Optional[dict]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+@functools.lru_cache(maxsize=4)
+def _by_text(directory: str, stamp: tuple) -> dict:
+    """text hash -> file, for every preset file in the folder."""
+    out = {}
+    for path in sorted(Path(directory).glob("preset-*.json")):
+        data = _read(path)
+        if data and isinstance(data.get("text"), str):
+            out[data["text"]] = path
+    return out
+
+
+def lookup_sweep(model_dir: Path, read_text: str, taus: Sequence[float]) -> Optional[SweepRows]:
+    """The shipped rows for this exact text, model and threshold grid; None when there are none
+    or they were computed with anything else."""
+    d = folder()
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(d.glob("preset-*.json"))) if d.is_dir() else ()
+    path = _by_text(str(d), stamp).get(text_hash(read_text))
+    data = _read(path) if path else None
+    if not data or data.get("model") != model_hash(model_dir) or data.get("text") != text_hash(read_text) \
+            or data.get("taus") != [float(t) for t in taus]:
+        return None
+    return SweepRows(data["ham_rows"], data["policy_rows"])
+
+
+def lookup_recall(model_dir: Path, settings: dict) -> Optional[list]:
+    """Shipped recall-lab accuracy rows for these task settings and this recall model, or None."""
+    data = _read(folder() / "recall.json")
+    if not data or data.get("model") != model_hash(model_dir) or data.get("settings") != settings:
+        return None
+    return data["rows"]
+
+
+def recall_settings(task: dict, seed: int = 0, n: int = 8) -> dict:
+    """The recall lab's settings on first view (what its sliders start at)."""
+    return {"n_pairs": int(task.get("n_pairs", 16)), "length": int(task.get("length", 256)),
+            "first_seed": int(seed), "n": int(n)}
+
+
+def accuracy_rows(model, n_pairs: int, length: int, first_seed: int, n: int,
+                  progress: Optional[Callable[[float, str], None]] = None) -> list:
+    """Recall accuracy and cache size of every policy (ham_core.recall.recall_accuracy) at the
+    cache fractions strictly between 0 and 1, one fraction at a time so progress can be shown;
+    full and none (which ignore the fraction) come with the first."""
+    from ham_core.analysis import recall
+    from ham_core.model.policies import POLICY_NAMES, REFERENCES
+
+    rows = []
+    fractions = [f for f in recall.FRACTIONS if 0 < f < 1]
+    for i, f in enumerate(fractions):
+        if progress is not None:
+            progress(i / len(fractions), f"Cache target {f:.0%}: running every policy ({i + 1}/{len(fractions)})")
+        policies = POLICY_NAMES if i == 0 else tuple(p for p in POLICY_NAMES if p not in REFERENCES)
+        rows += [r.to_dict() for r in recall.recall_accuracy(model, policies, fractions=[f], n_pairs=n_pairs,
+                                                             length=length, seeds=range(first_seed, first_seed + n))]
+    return rows
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def write_presets(model_dir: Path, max_tokens: int, out: Path) -> list[Path]:
+    from app.presets import PRESETS
+    from app.results import TAU_GRID
+    from ham_core.model.checkpoint import load_bundle
+
+    model, tokenizer = load_bundle(model_dir)
+    written = []
+    for name, text in PRESETS.items():
+        tokens = tokenizer.tokenize(text)
+        read = text if len(tokens) <= max_tokens else text[: tokens[max_tokens - 1].end]
+        ids = tokenizer.encode(read)
+        rows = sweep_rows(model, ids, TAU_GRID)
+        path = out / f"preset-{slug(name)}.json"
+        _write(path, {"format": FORMAT, "preset": name, "model": model_hash(model_dir), "text": text_hash(read),
+                      "n_tokens": len(ids), "taus": [float(t) for t in TAU_GRID],
+                      "ham_rows": rows.ham, "policy_rows": rows.policies})
+        written.append(path)
+        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(ids)} tokens, "
+              f"{len(rows.ham)} HAM rows, {len(rows.policies)} policy rows", flush=True)
+    return written
+
+
+def write_recall(recall_dir: Path, out: Path) -> Path:
+    from ham_core.data.recall_task import load_task
+    from ham_core.model.checkpoint import load_model
+
+    model, task = load_model(recall_dir), load_task(recall_dir)
+    settings = recall_settings(task)
+    rows = accuracy_rows(model, **settings)
+    path = out / "recall.json"
+    _write(path, {"format": FORMAT, "model": model_hash(recall_dir), "settings": settings, "rows": rows})
+    print(f"{path}: {len(rows)} rows for {settings}", flush=True)
+    return path
+
+
+def check(model_dir: Path, recall_dir: Path, max_tokens: int) -> list[str]:
+    """Names of the precomputed files that do not match the models and presets (empty: all do)."""
+    from app.presets import PRESETS
+    from app.results import TAU_GRID
+    from ham_core.data.recall_task import load_task
+    from ham_core.model.tokenizer import HAMTokenizer
+
+    tokenizer = HAMTokenizer.from_file(model_dir / "tokenizer.json")
+    bad = []
+    for name, text in PRESETS.items():
+        tokens = tokenizer.tokenize(text)
+        read = text if len(tokens) <= max_tokens else text[: tokens[max_tokens - 1].end]
+        if lookup_sweep(model_dir, read, TAU_GRID) is None:
+            bad.append(f"preset-{slug(name)}.json")
+    if lookup_recall(recall_dir, recall_settings(load_task(recall_dir))) is None:
+        bad.append("recall.json")
+    return bad
+
+
+def main(argv: Optional[list] = None) -> int:
+    from app.engine import DEFAULT_MAX_TOKENS
+    from ham_core.model.checkpoint import default_model_dir, default_recall_dir
+
+    p = argparse.ArgumentParser(prog="python -m app.precompute", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=Path(os.environ.get("HAM_LAB_MODEL") or default_model_dir()))
+    p.add_argument("--recall-model", type=Path,
+                   default=Path(os.environ.get("HAM_LAB_RECALL_MODEL") or default_recall_dir()))
+    p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="the app's token limit")
+    p.add_argument("--out", type=Path, default=None, help="folder (default: assets/precomputed or HAM_LAB_PRECOMPUTED)")
+    p.add_argument("--check", action="store_true", help="only check that the files match the models")
+    p.add_argument("--only", choices=["presets", "recall"], default=None)
+    args = p.parse_args(argv)
+    if args.out is not None:
+        os.environ["HAM_LAB_PRECOMPUTED"] = str(args.out)
+    if args.check:
+        bad = check(args.model, args.recall_model, args.max_tokens)
+        print("every precomputed file matches its model" if not bad else
+              "out of date (run python -m app.precompute): " + ", ".join(bad))
+        return 1 if bad else 0
+    out = folder()
+    if args.only in (None, "presets"):
+        write_presets(args.model, args.max_tokens, out)
+    if args.only in (None, "recall"):
+        write_recall(args.recall_model, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Cold-start benchmark of the app (not a test): what a class waits for, in a real browser.
+
+Three figures, each in headless Chromium against `streamlit run app/streamlit_app.py` on a free
+port (the shipped model unless --model):
+  * preset: process start -> a preset's full Read view (every token, the KV readout, the
+    memory-vs-quality chart with the HAM curve and the other policies);
+  * recall: a fresh process -> the recall lab's first view (the token view and its readout);
+  * paste: in the running app, a pasted text of about --tokens tokens, from Ctrl+Enter -> its
+    first view (every token and the readout), and -> its chart with the HAM curve.
+
+    python bench/cold_start_bench.py [--preset NAME] [--tokens 1024] [--repeats 1] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+from app_bench import readout, text_of  # noqa: E402
+
+LIMIT = 600.0          # seconds before a measurement gives up
+
+
+def chromium():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1500,2400"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+@contextmanager
+def app_server(env: dict):
+    """Start the app; yields (url, t0) with t0 the moment the process was started."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--server.headless", "true"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise SystemExit("the app did not start")
+                time.sleep(0.05)
+        yield url, t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def wait_for(what: str, condition, t0: float) -> float:
+    """Seconds from t0 until condition() holds (polled every 50 ms)."""
+    while not condition():
+        if time.perf_counter() - t0 > LIMIT:
+            raise SystemExit(f"gave up waiting for {what} after {LIMIT:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def n_tokens(d, view: str = "ham-view") -> int:
+    return d.execute_script(f"const v = document.getElementById('{view}'); return v ? v.children.length : 0;")
+
+
+def chart_has(d, *names: str) -> bool:
+    return any(all(n in c.text for n in names) for c in d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"))
+
+
+def preset_and_paste(env: dict, preset: str, expected: int, paste: str, paste_tokens: int) -> dict:
+    d = chromium()
+    try:
+        with app_server(env) as (url, t0):
+            out = {"server": time.perf_counter() - t0}
+            d.get(f"{url}/?preset={urllib.parse.quote(preset)}")
+            out["view"] = wait_for("the preset's token view", lambda: n_tokens(d) >= expected and readout(d), t0)
+            out["chart"] = wait_for("the HAM curve", lambda: chart_has(d, "HAM surprise"), t0)
+
+            def policies() -> bool:
+                for b in d.find_elements(By.CSS_SELECTOR, ".st-key-w_compare button"):   # when they wait for a click
+                    b.click()
+                    out["clicked"] = 1.0
+                return chart_has(d, "HAM surprise", "recent window", "HOLA residual")
+
+            out["policies"] = wait_for("the other policies in the chart", policies, t0)
+            # Paste: set the text area's value as typing would (React listens for input events),
+            # then submit with Ctrl+Enter, which starts the clock.
+            area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+            d.execute_script("const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;"
+                             "set.call(arguments[0], arguments[1]);"
+                             "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", area, paste)
+            area.send_keys(Keys.END)
+            t1 = time.perf_counter()
+            area.send_keys(Keys.CONTROL, Keys.ENTER)
+            out["paste_view"] = wait_for("the pasted text's view", lambda: n_tokens(d) >= paste_tokens - 8
+                                         and readout(d), t1)
+            out["paste_chart"] = wait_for("the pasted text's chart", lambda: n_tokens(d) >= paste_tokens - 8
+                                          and chart_has(d, "HAM surprise") and not d.find_elements(
+                                              By.CSS_SELECTOR, '[data-testid="stProgress"]'), t1)
+        return out
+    finally:
+        d.quit()
+
+
+def recall_first_view(env: dict) -> dict:
+    d = chromium()
+    try:
+        with app_server(env) as (url, t0):
+            d.get(f"{url}/recall")
+
+            def shown() -> bool:
+                return n_tokens(d, "recall-view") > 16 and any(
+                    "keys cached" in m.text for m in d.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'))
+
+            return {"recall": wait_for("the recall lab's view", shown, t0)}
+    finally:
+        d.quit()
+
+
+def main() -> None:
+    from app.presets import DEFAULT_PRESET, PRESETS
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=str(ROOT / "assets" / "lm"))
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
+    p.add_argument("--tokens", type=int, default=1024, help="length of the pasted text")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="HAM_LAB_THREADS (0: torch's default)")
+    args = p.parse_args()
+    from ham_core.tokenizer import HAMTokenizer
+
+    model_dir = Path(args.model)
+    tok = HAMTokenizer.from_file(model_dir / "tokenizer.json")
+    expected = len(tok.encode(PRESETS[args.preset]))
+    paste = text_of(args.tokens, model_dir)
+    paste = paste[: tok.tokenize(paste)[args.tokens - 1].end]     # exactly --tokens tokens
+    env = dict(os.environ, HAM_LAB_MODEL=str(model_dir), HAM_LAB_MAX_TOKENS=str(max(args.tokens, 1024)),
+               HAM_LAB_TEXT_STORE=tempfile.mkdtemp())
+    if args.threads:
+        env["HAM_LAB_THREADS"] = str(args.threads)
+    runs = []
+    for _ in range(args.repeats):
+        r = preset_and_paste(env, args.preset, expected, paste, args.tokens)
+        r.update(recall_first_view(env))
+        runs.append(r)
+        print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in r.items()), flush=True)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"model {model_dir}, threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores, median of {len(runs)}")
+    print(f"preset {args.preset!r} ({expected} tokens): server up {med['server']:.1f} s; from process start to "
+          f"token view + readout {med['view']:.1f} s, HAM curve {med['chart']:.1f} s, other policies (full view) "
+          f"{med['policies']:.1f} s (target <= 3 s)")
+    print(f"recall lab, fresh process to its first view: {med['recall']:.1f} s (target <= 5 s)")
+    print(f"pasted text of {args.tokens} tokens in the running app: first view {med['paste_view']:.1f} s "
+          f"(target <= 2 s), chart {med['paste_chart']:.1f} s (target <= 8 s)")
+
+
+if __name__ == "__main__":
+    main()

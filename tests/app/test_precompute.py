@@ -1,0 +1,75 @@
+"""Results computed ahead of time (app.precompute): the shipped files match the shipped models and
+the numbers a fresh computation gives; a file for another model, text or token limit is never
+used; and the Read page shows a matching preset's full chart with no click and no sweep."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from app import precompute
+from app.engine import DEFAULT_MAX_TOKENS
+from app.presets import PRESETS
+from app.results import TAU_GRID
+from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_shipped_files_match_the_shipped_models():
+    assert precompute.check(default_model_dir(), default_recall_dir(), DEFAULT_MAX_TOKENS) == [], \
+        "the models changed: run python -m app.precompute"
+
+
+def test_shipped_rows_are_what_a_fresh_sweep_gives():
+    model, tokenizer = load_bundle()
+    name = min(PRESETS, key=lambda n: len(tokenizer.encode(PRESETS[n])))
+    shipped = precompute.lookup_sweep(default_model_dir(), PRESETS[name], TAU_GRID)
+    taus = [0.0, 0.3, 2.5]
+    fresh = precompute.sweep_rows(model, tokenizer.encode(PRESETS[name]), taus)
+    by_key = {(r["policy"], r["tau"]): r for r in shipped.ham + shipped.policies}
+    for row in fresh.ham + fresh.policies:
+        old = by_key[(row["policy"], row["tau"])]
+        assert old["kv_bytes_peak"] == row["kv_bytes_peak"]
+        assert old["loss"] == pytest.approx(row["loss"], abs=1e-4)
+
+
+def test_a_file_is_used_only_for_its_model_and_text(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HAM_LAB_PRECOMPUTED", str(tmp_path / "pre"))
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    written = precompute.write_presets(model_dir, 64, tmp_path / "pre")
+    assert len(written) == len(PRESETS)
+    _, tokenizer = load_bundle(model_dir)
+    text = PRESETS["Repetitive text"]
+    read = text[: tokenizer.tokenize(text)[63].end]
+    rows = precompute.lookup_sweep(model_dir, read, TAU_GRID)
+    assert rows is not None and {r["policy"] for r in rows.policies} == {"random", "window", "sinks", "hola"}
+    assert [r["tau"] for r in rows.ham] == list(TAU_GRID)
+    assert precompute.lookup_sweep(model_dir, text, TAU_GRID) is None            # another token limit
+    assert precompute.lookup_sweep(model_dir, read + " ", TAU_GRID) is None      # another text
+    assert precompute.lookup_sweep(model_dir, read, TAU_GRID[:-1]) is None       # another slider grid
+    (model_dir / "config.json").write_text((model_dir / "config.json").read_text() + "\n")
+    assert precompute.lookup_sweep(model_dir, read, TAU_GRID) is None            # another model
+
+
+def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from app.shared import results_store
+
+    monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path / "texts"))
+    monkeypatch.setenv("HAM_LAB_RECALL_MODEL", str(tmp_path / "no_recall_model"))
+    monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "96")
+    monkeypatch.setenv("HAM_LAB_PRECOMPUTED", str(tmp_path / "pre"))
+    precompute.write_presets(tiny_model_dir, 96, tmp_path / "pre")
+    results_store().clear()
+    at = AppTest.from_file(str(precompute.ROOT / "app" / "streamlit_app.py"), default_timeout=180)
+    at.query_params["preset"] = "Facts, then questions"
+    at.run()
+    assert not at.exception and not at.error
+    chart = str(at.get("plotly_chart")[0].proto)
+    assert "HAM surprise" in chart and "recent window" in chart and "HOLA residual" in chart
+    assert not [b for b in at.button if b.key == "w_compare"]
+    assert results_store().computed.get("result", 0) == 1      # the view's threshold only, no sweep
