@@ -37,6 +37,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from app_bench import readout, text_of  # noqa: E402
 
 LIMIT = 600.0          # seconds before a measurement gives up
+SCRIPT = "streamlit_app.py"
 
 
 def chromium():
@@ -49,13 +50,13 @@ def chromium():
 
 
 @contextmanager
-def app_server(env: dict):
+def app_server(env: dict, script: str):
     """Start the app; yields (url, t0) with t0 the moment the process was started."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / script),
                              "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--server.headless", "true"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,10 +93,10 @@ def chart_has(d, *names: str) -> bool:
     return any(all(n in c.text for n in names) for c in d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"))
 
 
-def preset_and_paste(env: dict, preset: str, expected: int, paste: str, paste_tokens: int) -> dict:
+def preset_and_paste(env: dict, script: str, preset: str, expected: int, paste: str, paste_tokens: int) -> dict:
     d = chromium()
     try:
-        with app_server(env) as (url, t0):
+        with app_server(env, script) as (url, t0):
             out = {"server": time.perf_counter() - t0}
             d.get(f"{url}/?preset={urllib.parse.quote(preset)}")
             out["view"] = wait_for("the preset's token view", lambda: n_tokens(d) >= expected and readout(d), t0)
@@ -127,10 +128,10 @@ def preset_and_paste(env: dict, preset: str, expected: int, paste: str, paste_to
         d.quit()
 
 
-def recall_first_view(env: dict) -> dict:
+def recall_first_view(env: dict, script: str) -> dict:
     d = chromium()
     try:
-        with app_server(env) as (url, t0):
+        with app_server(env, script) as (url, t0):
             d.get(f"{url}/recall")
 
             def shown() -> bool:
@@ -151,6 +152,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=1024, help="length of the pasted text")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="HAM_LAB_THREADS (0: torch's default)")
+    p.add_argument("--script", default=SCRIPT, help="the app script under app/ that `streamlit run` starts")
     args = p.parse_args()
     from ham_core.tokenizer import HAMTokenizer
 
@@ -165,8 +167,8 @@ def main() -> None:
         env["HAM_LAB_THREADS"] = str(args.threads)
     runs = []
     for _ in range(args.repeats):
-        r = preset_and_paste(env, args.preset, expected, paste, args.tokens)
-        r.update(recall_first_view(env))
+        r = preset_and_paste(env, args.script, args.preset, expected, paste, args.tokens)
+        r.update(recall_first_view(env, args.script))
         runs.append(r)
         print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in r.items()), flush=True)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

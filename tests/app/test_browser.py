@@ -38,14 +38,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
+def server(request, tiny_model_dir, tmp_path_factory):
+    """The app on a free port; a test module may name the script to run in APP_SCRIPT."""
     port = free_port()
     env = dict(os.environ, HAM_LAB_MODEL=str(tiny_model_dir), HAM_LAB_THREADS="1", HAM_LAB_MAX_TOKENS="160",
                HAM_LAB_TEXT_STORE=str(tmp_path_factory.mktemp("texts")),
                HAM_LAB_RECALL_MODEL=str(tmp_path_factory.mktemp("no_recall")))
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / getattr(request.module, "APP_SCRIPT", "streamlit_app.py")),
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -10,6 +10,7 @@ from selenium.webdriver.common.by import By
 
 from test_browser import ARTIFACTS, browser, metric, server, until  # noqa: F401 - fixtures
 
+APP_SCRIPT = "server.py"          # the README's command: the app with its start-up warm-up
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 

@@ -1,0 +1,31 @@
+"""HAM Lab's server: `python -m streamlit run app/server.py`.
+
+It serves the pages of app/streamlit_app.py unchanged. What it adds is a start-up step: while
+the server starts and the first browser loads the page, a background thread imports the model
+code, loads the models and reads the default preset at the default threshold into the shared
+result store, so the first visitor does not wait for any of it. (`streamlit run
+app/streamlit_app.py` serves the same app, only without that head start.)
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:           # `streamlit run` puts app/ on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from app.warmup import warm  # noqa: E402
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    threading.Thread(target=warm, name="ham-lab-warm", daemon=True).start()
+    yield
+
+
+app = st.App("streamlit_app.py", lifespan=lifespan)
