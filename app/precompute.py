@@ -76,7 +76,7 @@ class SweepRows:
 
 def sweep_rows(model, ids, taus: Sequence[float], progress: Optional[Callable[[int, int], None]] = None) -> SweepRows:
     """HAM at every tau and the compared policies at HAM's memory for 0 < tau <= 2, in one
-    ham_core.sweep call (HAM's passes are the other policies' budgets, so each runs once)."""
+    ham_core.analysis.sweep call (HAM's passes are the other policies' budgets, so each runs once)."""
     from ham_core.analysis.sweep import sweep
     from ham_core.model.policies import EQUAL_MEMORY
 

@@ -154,7 +154,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="HAM_LAB_THREADS (0: torch's default)")
     p.add_argument("--script", default=SCRIPT, help="the app script under app/ that `streamlit run` starts")
     args = p.parse_args()
-    from ham_core.tokenizer import HAMTokenizer
+    from ham_core.model.tokenizer import HAMTokenizer
 
     model_dir = Path(args.model)
     tok = HAMTokenizer.from_file(model_dir / "tokenizer.json")
