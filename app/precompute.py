@@ -134,14 +134,15 @@ def recall_settings(task: dict, seed: int = 0, n: int = 8) -> dict:
 
 def accuracy_rows(model, n_pairs: int, length: int, first_seed: int, n: int,
                   progress: Optional[Callable[[float, str], None]] = None) -> list:
-    """Recall accuracy and cache size of every policy (ham_core.recall.recall_accuracy) at the
+    """Recall accuracy and cache size of every policy (ham_core.analysis.recall) at the
     cache fractions strictly between 0 and 1, one fraction at a time so progress can be shown;
     full and none (which ignore the fraction) come with the first."""
     from ham_core.analysis import recall
+    from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
     from ham_core.model.policies import POLICY_NAMES, REFERENCES
 
     rows = []
-    fractions = [f for f in recall.FRACTIONS if 0 < f < 1]
+    fractions = [f for f in DEFAULT_FRACTIONS if 0 < f < 1]
     for i, f in enumerate(fractions):
         if progress is not None:
             progress(i / len(fractions), f"Cache target {f:.0%}: running every policy ({i + 1}/{len(fractions)})")

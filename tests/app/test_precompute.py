@@ -74,3 +74,20 @@ def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tm
     assert "HAM surprise" in chart and "recent window" in chart and "HOLA residual" in chart
     assert not [b for b in at.button if b.key == "w_compare"]
     assert results_store().computed.get("result", 0) - before == 1     # the view's threshold only, no sweep
+
+
+def test_shipped_recall_rows_are_what_a_fresh_run_gives():
+    from ham_core.analysis import recall
+    from ham_core.data.recall_task import load_task
+    from ham_core.model.checkpoint import load_model
+
+    settings = precompute.recall_settings(load_task(default_recall_dir()))
+    shipped = precompute.lookup_recall(default_recall_dir(), settings)
+    fresh = recall.recall_accuracy(load_model(default_recall_dir()), ("ham", "window"), fractions=[0.25],
+                                   n_pairs=settings["n_pairs"], length=settings["length"],
+                                   seeds=range(settings["first_seed"], settings["first_seed"] + settings["n"]))
+    for row in fresh:
+        old = next(r for r in shipped if r["policy"] == row.policy and r["target"] == row.target)
+        assert old["tau"] == pytest.approx(row.tau, abs=1e-4)
+        assert old["kv_fraction"] == pytest.approx(row.kv_fraction, abs=1e-6)
+        assert old["accuracy"] == pytest.approx(row.accuracy, abs=1e-6)
