@@ -1,10 +1,14 @@
-"""What the commands share: reading a bounded prefix of a text file, strict JSON, parsing number lists, the --model option."""
+"""What the commands share: reading a bounded prefix of a text file, strict JSON, parsing number
+lists, the --model option, and flags built from a dataclass's fields."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import typing
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
-from typing import List, Tuple
+from typing import Iterable, List, Mapping, Optional, Tuple
 
 from ham_core.data.textfile import RawText, decode, prefix_bytes, read_prefix
 from ham_core.errors import HAMInputError
@@ -68,3 +72,40 @@ def load_model_args(args):
                             f"model.safetensors, config.json and tokenizer.json)")
     model, tokenizer = load_bundle(directory)
     return model, tokenizer, str(args.model) if args.model else "shipped (assets/lm)"
+
+
+def _flag_type(hint):
+    """int, float, str or bool from a field's type (Optional[X] counts as X)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) is typing.Union and len(args) == 1 else hint
+
+
+def add_fields(parser, cls, *, aliases: Optional[Mapping[str, Iterable[str]]] = None,
+               skip: Iterable[str] = ()) -> None:
+    """One flag per field of the dataclass `cls`: --field-name, of the field's type, with the
+    help in its metadata ("help") and its default shown. A flag left out stays None, so
+    `fields_from_args` can tell it from one that was given."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        kind = _flag_type(hints[f.name])
+        default = f.default_factory() if f.default is MISSING else f.default
+        about = f.metadata.get("help", f"{cls.__name__}.{f.name}")
+        flags = [f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, ())]
+        options = dict(dest=f.name, default=None, help=f"{about} (default: {default})")
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif kind in (int, float, str):
+            options.update(type=kind, metavar={int: "N", float: "X", str: "TEXT"}[kind])
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for {kind}")
+        parser.add_argument(*flags, **options)
+
+
+def fields_from_args(args, cls, base=None):
+    """A `cls` from `base` (or its defaults) with every flag add_fields made that was given."""
+    values = asdict(base) if base is not None else {}
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    return cls(**{**values, **given})
+

@@ -13,7 +13,9 @@ from ham_core.model.checkpoint import TOKENIZER, default_model_dir
 from ham_core.model.config import HAMConfig
 from ham_core.model.tokenizer import HAMTokenizer, train_tokenizer
 from ham_core.training import recall_train
-from ham_core.training.train import TrainSettings, train
+from ham_core.training.train import TrainSettings, read_settings, train
+
+from .common import add_fields, fields_from_args
 
 
 def add_cli(subparsers) -> None:
@@ -22,8 +24,9 @@ def add_cli(subparsers) -> None:
 
 
 def _train(args) -> int:
+    settings = fields_from_args(args, TrainSettings, read_settings(args.out))   # a resumed run keeps its own
     if args.from_dir:
-        train_pairs, valid_pairs = split_documents(read_folder(args.from_dir), 0.05, args.seed)
+        train_pairs, valid_pairs = split_documents(read_folder(args.from_dir), 0.05, settings.seed)
         train_docs = [text for _, text in train_pairs]
         valid_docs = [text for _, text in valid_pairs] or train_docs[:1]   # one file: validate on it
         cache = None
@@ -36,17 +39,13 @@ def _train(args) -> int:
     else:
         print(f"training a {args.vocab_size}-token tokenizer (no file at {tok_path})")
         tokenizer = train_tokenizer(train_docs, vocab_size=args.vocab_size)
-    cfg = HAMConfig(vocab_size=tokenizer.vocab_size, d_model=args.d_model, n_layers=args.layers,
-                    n_heads=args.heads, head_dim=args.head_dim, mlp_hidden=args.mlp_hidden)
-    settings = TrainSettings(steps=args.steps, batch=args.batch, length=args.length, lr=args.lr,
-                             warmup=args.warmup, policy_share=args.policy_share, eval_every=args.eval_every,
-                             save_every=args.save_every, seed=args.seed,
-                             extra={"init_from": args.init_from, "repeat_share": args.repeat_share})
+    cfg = fields_from_args(args, HAMConfig, HAMConfig(vocab_size=tokenizer.vocab_size))
     rank = int(os.environ.get("RANK", "0"))
-    sampler = WindowSampler(cached_stream(tokenizer, train_docs, cache, "train"), args.length, args.batch,
-                            seed=args.seed, rank=rank)
-    batches = with_repeats(sampler, args.repeat_share, seed=args.seed + 1000 * rank)
-    valid = fixed_windows(cached_stream(tokenizer, valid_docs, cache, "valid"), args.length, args.valid_windows)
+    sampler = WindowSampler(cached_stream(tokenizer, train_docs, cache, "train"), settings.length, settings.batch,
+                            seed=settings.seed, rank=rank)
+    batches = with_repeats(sampler, settings.repeat_share, seed=settings.seed + 1000 * rank)
+    valid = fixed_windows(cached_stream(tokenizer, valid_docs, cache, "valid"), settings.length,
+                          settings.valid_windows)
     if args.threads:
         torch.set_num_threads(args.threads)
     last = train(cfg, batches, args.out, settings, tokenizer=tokenizer, valid=valid)
@@ -56,32 +55,20 @@ def _train(args) -> int:
 
 
 def _add_train(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a HAM language model on a corpus or a folder of .txt files")
+    p = subparsers.add_parser("train", help="train a HAM language model on a corpus or a folder of .txt files",
+                              description="Train (or resume) a HAM language model. A run folder that holds a "
+                                          "train state resumes with its own settings; flags given override them.")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a train state)")
     p.add_argument("--corpus", help="corpus folder with train.jsonl / valid.jsonl (default: the built corpus)")
     p.add_argument("--from-dir", help="train on a folder of .txt files instead")
     p.add_argument("--tokenizer", default=str(default_model_dir() / TOKENIZER),
                    help="tokenizer.json to use (trained anew if the file does not exist)")
-    p.add_argument("--vocab-size", type=int, default=4096)
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--head-dim", type=int, default=64)
-    p.add_argument("--mlp-hidden", type=int, default=704)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--length", type=int, default=512)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=150)
-    p.add_argument("--policy-share", type=float, default=0.25)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--init-from", help="start from this trained model folder (a new schedule and optimizer)")
-    p.add_argument("--repeat-share", type=float, default=0.0,
-                   help="share of windows with a span copied further on (teaches cache lookups)")
-    p.add_argument("--valid-windows", type=int, default=32)
+    p.add_argument("--vocab-size", type=int, default=HAMConfig.vocab_size,
+                   help=f"size of a tokenizer trained anew (default: {HAMConfig.vocab_size})")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--seed", type=int, default=0)
+    add_fields(p.add_argument_group("training (kept in train_state.json)"), TrainSettings)
+    add_fields(p.add_argument_group("model sizes, for a new model (kept in config.json)"), HAMConfig,
+               aliases={"n_layers": ["--layers"], "n_heads": ["--heads"]}, skip=("vocab_size",))
     p.set_defaults(func=_train)
 
 

@@ -98,9 +98,7 @@ def train_recall(run_dir: str | Path, steps: int = 3600, lr: float = 3e-3, seed:
     def settings(policy_share: float) -> TrainSettings:
         return TrainSettings(steps=steps, batch=TOKENS_PER_STEP // TASK["length"], length=TASK["length"],
                              lr=lr, warmup=min(100, steps // 10 + 1), weight_decay=0.01, save_every=50,
-                             eval_every=10 ** 9, policy_share=policy_share, seed=seed,
-                             extra={"task": TASK, "loss": "answers only", "lengths": LENGTHS,
-                                    "stages": STAGES, "ham_only": HAM_ONLY, "tokens_per_step": TOKENS_PER_STEP})
+                             eval_every=10 ** 9, policy_share=policy_share, seed=seed)
 
     batches, cfg = recall_batches(steps, seed), recall_config()
     train(cfg, batches, run_dir, settings(0.0), loss_mask_fn=recall_loss_mask, quiet=quiet,

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import TOKENIZER, load_model, save_checkpoint
 from ham_core.model.config import HAMConfig
 from ham_core.model.loss import evaluate_loss, lm_loss
@@ -31,21 +32,56 @@ from ham_core.model.routes import training_routes
 from ham_core.progress import Progress
 
 
+STATE_JSON = "train_state.json"    # step, settings and log; the optimizer is in train_state.safetensors
+
+
+def _about(text: str) -> dict:
+    return {"help": text}
+
+
 @dataclass
 class TrainSettings:
-    steps: int = 3000
-    batch: int = 16              # windows per step (per process)
-    length: int = 512            # tokens per window
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 150
-    weight_decay: float = 0.1
-    clip: float = 1.0
-    policy_share: float = 0.25   # batches that use random / window / sinks / hola routing
-    eval_every: int = 250
-    save_every: int = 100
-    seed: int = 0
-    extra: dict = field(default_factory=dict)
+    """Every option of a training run. The `train` command's flags are built from these fields
+    (type, default and the help in each field's metadata), and train_state.json keeps them."""
+
+    steps: int = field(default=3000, metadata=_about("optimizer steps in the whole schedule"))
+    batch: int = field(default=16, metadata=_about("windows per step (per process)"))
+    length: int = field(default=512, metadata=_about("tokens per window"))
+    lr: float = field(default=2e-3, metadata=_about("peak learning rate (AdamW)"))
+    min_lr_ratio: float = field(default=0.1, metadata=_about("the cosine decay ends at this share of lr"))
+    warmup: int = field(default=150, metadata=_about("steps of linear warm-up"))
+    weight_decay: float = field(default=0.1, metadata=_about("AdamW weight decay of the matrices"))
+    clip: float = field(default=1.0, metadata=_about("gradient-norm clipping"))
+    policy_share: float = field(default=0.25, metadata=_about(
+        "share of batches routed by random / window / sinks / hola instead of HAM"))
+    eval_every: int = field(default=250, metadata=_about("steps between validations"))
+    save_every: int = field(default=100, metadata=_about("steps between checkpoints"))
+    seed: int = field(default=0, metadata=_about("seed of the weights, the batches and the routes"))
+    init_from: Optional[str] = field(default=None, metadata=_about(
+        "start from this trained model folder (a new schedule and optimizer)"))
+    repeat_share: float = field(default=0.0, metadata=_about(
+        "share of windows with a span copied further on (teaches cache lookups)"))
+    valid_windows: int = field(default=32, metadata=_about("held-out windows scored at each validation"))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainSettings":
+        """Settings as train_state.json holds them. Runs written before every option was a field
+        kept init_from and repeat_share under "extra": those become their fields; keys that
+        no field takes (notes such as the recall recipe's) are dropped."""
+        names = {f.name for f in fields(cls)}
+        flat = {**(data.get("extra") or {}), **{k: v for k, v in data.items() if k != "extra"}}
+        return cls(**{k: v for k, v in flat.items() if k in names})
+
+
+def read_settings(run_dir: str | Path) -> Optional[TrainSettings]:
+    """The settings a run folder was trained with, or None when it holds no train state."""
+    path = Path(run_dir) / STATE_JSON
+    if not path.is_file():
+        return None
+    try:
+        return TrainSettings.from_dict(json.loads(path.read_text()).get("settings", {}))
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise HAMInputError(f"{path} is not a train state this code can read: {exc}") from None
 
 
 def lr_at(step: int, s: TrainSettings) -> float:
@@ -68,12 +104,12 @@ def _save_state(run: Path, model, optimizer, step: int, settings: TrainSettings,
     save_file(tensors, str(tmp))
     tmp.replace(run / "train_state.safetensors")
     info = {"step": step, "settings": asdict(settings), "log": log}
-    (run / "train_state.json.tmp").write_text(json.dumps(info, indent=1))
-    (run / "train_state.json.tmp").replace(run / "train_state.json")
+    (run / f"{STATE_JSON}.tmp").write_text(json.dumps(info, indent=1))
+    (run / f"{STATE_JSON}.tmp").replace(run / STATE_JSON)
 
 
 def _load_state(run: Path, model, optimizer) -> tuple[int, list]:
-    info = json.loads((run / "train_state.json").read_text())
+    info = json.loads((run / STATE_JSON).read_text())
     tensors = load_file(str(run / "train_state.safetensors"))
     params = dict(model.named_parameters())
     for key, value in tensors.items():
@@ -117,8 +153,8 @@ def train(
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
-    resuming = (run / "train_state.json").exists()
-    init_from = settings.extra.get("init_from")
+    resuming = (run / STATE_JSON).exists()
+    init_from = settings.init_from
     if resuming:
         model = load_model(run)
     elif init_from:             # a new phase (new schedule, new optimizer) from trained weights

@@ -1,6 +1,7 @@
 """Training: the loss falls, a resumed run continues where it stopped, DDP runs on 2 CPU processes."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import torch
 from ham_core.model.checkpoint import load_model
 from ham_core.model.loss import lm_loss
 from ham_core.model.routes import policy_route, quantile_route, training_routes
-from ham_core.training.train import TrainSettings, lr_at, train
+from ham_core.cli import main as ham
+from ham_core.training.train import TrainSettings, lr_at, read_settings, train
 from tests.conftest import SAMPLE_TEXT, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,9 +139,51 @@ def test_init_from_starts_a_new_phase_from_trained_weights(tmp_path):
     cfg = tiny_config(vocab_size=64)
     first = TrainSettings(steps=4, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
     train(cfg, repeated_batches, tmp_path / "a", first, quiet=True)
-    second = TrainSettings(**{**first.__dict__, "extra": {"init_from": str(tmp_path / "a")}})
+    second = TrainSettings(**{**first.__dict__, "init_from": str(tmp_path / "a")})
     last = train(cfg, repeated_batches, tmp_path / "b", second, quiet=True, stop_at=1)
     assert last["step"] == 1 and last["tokens"] == 5 * 4 * 24  # counts the tokens seen before
     start = load_model(tmp_path / "a")
     moved = load_model(tmp_path / "b")
     assert any(not torch.equal(p, q) for p, q in zip(start.parameters(), moved.parameters()))
+
+
+OLD_STATE_SETTINGS = {   # train_state.json's "settings" as runs before typed settings wrote them
+    "steps": 6, "batch": 2, "length": 32, "lr": 0.01, "min_lr_ratio": 0.1, "warmup": 1, "weight_decay": 0.1,
+    "clip": 1.0, "policy_share": 0.25, "eval_every": 3, "save_every": 2, "seed": 0,
+    "extra": {"init_from": None, "repeat_share": 0.5, "task": {"n_pairs": 4}},
+}
+
+
+def test_old_train_state_maps_extra_onto_fields():
+    s = TrainSettings.from_dict(OLD_STATE_SETTINGS)
+    assert s.repeat_share == 0.5 and s.init_from is None and s.steps == 6 and s.valid_windows == 32
+    assert TrainSettings.from_dict({**OLD_STATE_SETTINGS, "extra": {}}).repeat_share == 0.0
+    assert TrainSettings.from_dict(dataclasses.asdict(s)) == s
+
+
+def test_a_run_from_the_old_layout_resumes_with_its_own_settings(tmp_path, tiny_model_dir, capsys):
+    """A run stopped at step 4 whose train_state.json has the old "extra" settings: `ham train
+    --out RUN` with no other flag resumes it to its own 6 steps, with its own batch, length and
+    repeat share (not the defaults: 3,000 steps of 16 x 512)."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for i in range(4):
+        (texts / f"doc{i}.txt").write_text(SAMPLE_TEXT * 3)
+    run = tmp_path / "run"
+    common = ["--from-dir", str(texts), "--tokenizer", str(tiny_model_dir / "tokenizer.json"), "--threads", "1"]
+    sizes = ["--d-model", "32", "--layers", "2", "--heads", "2", "--head-dim", "16", "--mlp-hidden", "64"]
+    flags = ["--steps", "6", "--batch", "2", "--length", "32", "--lr", "0.01", "--warmup", "1",
+             "--eval-every", "3", "--save-every", "2", "--valid-windows", "2", "--repeat-share", "0.5"]
+    assert ham(["train", "--out", str(run), *common, *sizes, *flags, "--steps", "4"]) == 0
+    state = json.loads((run / "train_state.json").read_text())
+    assert state["step"] == 4
+    state["settings"] = OLD_STATE_SETTINGS
+    (run / "train_state.json").write_text(json.dumps(state))
+    assert read_settings(run).repeat_share == 0.5
+    assert ham(["train", "--out", str(run), *common]) == 0
+    state = json.loads((run / "train_state.json").read_text())
+    assert state["step"] == 6 and state["log"][-1]["tokens"] == 6 * 2 * 32
+    assert state["settings"]["repeat_share"] == 0.5 and "extra" not in state["settings"]
+    assert state["settings"]["valid_windows"] == 32          # not in the old settings: the default
+    capsys.readouterr()
+    load_model(run)                                          # a loadable checkpoint
