@@ -14,7 +14,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle, load_model
+from ham_core.data import recall_task
+from ham_core.model.checkpoint import TOKENIZER, WEIGHTS, default_model_dir, default_recall_dir, load_bundle, load_model
 from ham_core.model.config import HAMConfig
 from ham_core.model.dispatch import device_label
 from ham_core.model.model import HAMModel
@@ -71,7 +72,7 @@ def _device() -> str:
 
 
 def _key(directory: Path) -> str:
-    weights = directory / "model.safetensors"
+    weights = directory / WEIGHTS
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
     return f"{directory.resolve()}@{stamp}"
 
@@ -81,12 +82,12 @@ def _load(directory: str, key: str) -> Bundle:
     path = Path(directory)
     dev = _device()
     _set_threads()
-    if (path / "model.safetensors").exists():
+    if (path / WEIGHTS).exists():
         model, tok = load_bundle(path, device=dev)
         return Bundle(model, tok, key, device_label(dev), model.num_parameters(), True)
     from ham_core.model.tokenizer import HAMTokenizer
 
-    tok = HAMTokenizer.from_file(path / "tokenizer.json")
+    tok = HAMTokenizer.from_file(path / TOKENIZER)
     torch.manual_seed(0)
     model = HAMModel(HAMConfig(vocab_size=tok.vocab_size)).to(dev).eval()
     return Bundle(model, tok, key + "#random", device_label(dev), model.num_parameters(), False,
@@ -106,17 +107,11 @@ def recall_dir() -> Path:
 
 @st.cache_resource(show_spinner="Loading the recall model (once)...")
 def _load_recall(directory: str, key: str):
-    from ham_core.data import recall_task as recall
-
     path = Path(directory)
-    if (path / "model.safetensors").exists():
-        task = recall.load_task(path)
-        return load_model(path, _device()), task, True
+    if (path / WEIGHTS).exists():
+        return load_model(path, _device()), recall_task.load_task(path), True
     torch.manual_seed(0)
-    cfg = HAMConfig(vocab_size=recall.VOCAB_SIZE, d_model=64, n_layers=2, n_heads=2, head_dim=32,
-                    mlp_hidden=128, chunk_size=32, max_tokens=1024)
-    task = {"n_pairs": 16, "length": 256, "n_queries": 8}
-    return HAMModel(cfg).to(_device()).eval(), task, False
+    return HAMModel(recall_task.recall_config()).to(_device()).eval(), dict(recall_task.TASK), False
 
 
 def get_recall_bundle():

@@ -197,9 +197,10 @@ def check(model_dir: Path, recall_dir: Path, max_tokens: int) -> list[str]:
     from app.presets import PRESETS
     from app.results import TAU_GRID
     from ham_core.data.recall_task import load_task
+    from ham_core.model.checkpoint import TOKENIZER
     from ham_core.model.tokenizer import HAMTokenizer
 
-    tokenizer = HAMTokenizer.from_file(model_dir / "tokenizer.json")
+    tokenizer = HAMTokenizer.from_file(model_dir / TOKENIZER)
     bad = []
     for name, text in PRESETS.items():
         tokens = tokenizer.tokenize(text)

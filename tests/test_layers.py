@@ -1,4 +1,5 @@
-"""The package structure holds: no module of ham_core imports from a layer above its own.
+"""The package structure holds: no module of ham_core imports from a layer above its own, and
+the app's pages draw what ham_core returns without touching torch themselves.
 
 Layers, lowest first: the base modules (errors, progress), model, data, then analysis and
 training side by side (neither imports the other), then cli, then the package's own
@@ -73,3 +74,14 @@ def test_the_check_sees_relative_and_lazy_imports():
     assert "ham_core.errors" in names and "ham_core.model.layer" in names
     checkpoint = {t for _, t in imported(PACKAGE / "model" / "checkpoint.py")}
     assert "ham_core.model.tokenizer" in checkpoint      # imported inside load_bundle
+
+
+def test_app_views_import_no_torch():
+    offenders = []
+    for path in sorted((ROOT / "app" / "views").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                          if n == "torch" or n.startswith("torch.")]
+    assert not offenders, "\n".join(offenders)

@@ -6,9 +6,7 @@ queries ask for the values; accuracy vs cache size per policy shows the gap.
 """
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
-import torch
 
 from app import charts, common, engine, precompute
 from app.panels import SURPRISE_RANGE
@@ -18,16 +16,6 @@ from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.data import recall_task
 
 ss = st.session_state
-
-
-def roles(seq: recall_task.RecallSequence) -> list[str]:
-    out = ["filler"] * len(seq.ids)
-    out[0] = "start"
-    for name, pos in (("key", seq.keys), ("value", seq.values), ("query", seq.queries), ("answer", seq.answers)):
-        for p in pos.tolist():
-            out[p] = name
-    out[int((seq.ids == recall_task.SEP).nonzero()[0, 0])] = "separator"
-    return out
 
 
 @st.cache_resource(show_spinner=False)
@@ -72,33 +60,25 @@ def table(rows: list) -> list:
             for r in rows]
 
 
-def sequence_view(model, seq, tau: float, layer: int) -> None:
-    with torch.no_grad():
-        out = model(seq.ids[None].to(model.device), tau=tau)
-    surprise = out.surprise[0].amin(-1).float().cpu().numpy()            # [L, T] routing surprise
-    cached = out.cached[0].cpu().numpy()                                 # [L, T]
-    kinds = roles(seq)
+def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
+    """Draw one inspected sequence (ham_core.analysis.recall.inspect_recall) in one layer."""
+    surprise, cached = seen.surprise, seen.cached
     cells = [TokenCell(f" {tok}" if i else tok, float(surprise[layer, i]), int(cached[layer, i]),
-                       f"#{i} {tok} ({kinds[i]}): surprise {surprise[layer, i]:.3f}, "
+                       f"#{i} {tok} ({seen.roles[i]}): surprise {surprise[layer, i]:.3f}, "
                        f"cached in {int(cached[:, i].sum())} of {cached.shape[0]} layers")
-             for i, tok in enumerate(seq.tokens)]
+             for i, tok in enumerate(seen.tokens)]
     st.html(f"<style>{CSS}</style>" + render_legend(f"RNN surprise, layer {layer + 1}", *SURPRISE_RANGE,
                                                     cache_label=f"in layer {layer + 1}'s cache")
             + render_view(cells, vmin=SURPRISE_RANGE[0], vmax=SURPRISE_RANGE[1], prefix="recall"))
-    kinds_arr = np.array(kinds)
-    body = np.arange(len(kinds)) < int((seq.ids == recall_task.SEP).nonzero()[0, 0])
-    share = {k: cached[layer][body & (kinds_arr == k)].mean() if (body & (kinds_arr == k)).any() else 0.0
-             for k in ("key", "value", "filler")}
+    share = seen.cached_share[layer]
     c = st.columns(4)
-    c[0].metric("KV cache", f"{100 * float(out.kv_fraction[0]):.1f}% of full")
+    c[0].metric("KV cache", f"{100 * seen.kv_fraction:.1f}% of full")
     c[1].metric("keys cached", f"{100 * share['key']:.0f}%")
     c[2].metric("values cached", f"{100 * share['value']:.0f}%")
     c[3].metric("filler cached", f"{100 * share['filler']:.0f}%")
-    pred = out.logits[0].argmax(-1).cpu()
-    answers = seq.answers.tolist()
-    table = [{"query": seq.tokens[a - 1], "expected": seq.tokens[a], "model says": recall_task.TOKENS[int(pred[a - 1])],
-              "right": "✓" if int(pred[a - 1]) == int(seq.ids[a]) else "✗"} for a in answers]
-    st.markdown(f"**Answers at this threshold** — {sum(t['right'] == '✓' for t in table)} of {len(table)} right")
+    table = [{"query": a.query, "expected": a.expected, "model says": a.predicted, "right": "✓" if a.right else "✗"}
+             for a in seen.answers]
+    st.markdown(f"**Answers at this threshold** — {seen.n_right} of {len(table)} right")
     st.dataframe(table, hide_index=True, height=min(35 * len(table) + 40, 300))
 
 
@@ -121,10 +101,9 @@ def body() -> None:
                                 format_func=lambda f: f"{f:.0%}")
     layer = st.radio("Layer", list(range(model.cfg.n_layers)), format_func=lambda l: f"layer {l + 1}",
                      horizontal=True, key="w_recall_layer")
-    seq = recall_task.make_recall(n_pairs, length, int(seed))
-    tau = recall.shared_tau(model, seq.ids[None].to(model.device), target)
-    st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {tau:.3f}.")
-    sequence_view(model, seq, tau, layer)
+    seen = recall.inspect_recall(model, n_pairs, length, int(seed), target)
+    st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {seen.tau:.3f}.")
+    sequence_view(seen, layer)
     st.subheader("Accuracy vs cache, every policy")
     n = st.slider("Sequences to average over", 4, 32, 8, step=4, key="w_recall_n")
     model_dir = engine.recall_dir()

@@ -11,11 +11,12 @@ assets/recall), and one that caches the right tokens recalls them all.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 
-from ham_core.data.recall_task import recall_batch
+from ham_core.data.recall_task import TOKENS, make_recall, recall_batch, roles, separator
 from ham_core.errors import HAMInputError
 from ham_core.model.policies import POLICY_NAMES, REFERENCES, run_policy
 
@@ -88,3 +89,58 @@ def recall_accuracy(model, policies: Sequence[str] = POLICY_NAMES, fractions: Op
             rows.append(RecallRow(name, round(tau, 4), target, out.kv_fraction.mean().item(),
                                   _accuracy(out.logits, ids, answers)))
     return rows
+
+
+@dataclass
+class Answer:
+    """One query after the `?`: the key asked, the value expected and the model's argmax."""
+
+    position: int                 # where the answer (the value) stands in the text
+    query: str
+    expected: str
+    predicted: str
+
+    @property
+    def right(self) -> bool:
+        return self.predicted == self.expected
+
+
+@dataclass
+class RecallInspection:
+    """One recall sequence read by HAM at the threshold that meets a cache target: everything
+    the recall lab's sequence view draws (L layers, T tokens)."""
+
+    tokens: List[str]                   # [T] readable tokens
+    roles: List[str]                    # [T] start, filler, key, value, separator, query, answer
+    tau: float                          # HAM's threshold for the target on this sequence
+    surprise: np.ndarray                # [L, T] layer surprise (min over heads), float32
+    cached: np.ndarray                  # [L, T] bool: in the layer's KV cache
+    kv_fraction: float                  # peak KV cache / full
+    cached_share: List[Dict[str, float]]   # [L] {key, value, filler}: share of them cached before `?`
+    answers: List[Answer]
+
+    @property
+    def n_right(self) -> int:
+        return sum(a.right for a in self.answers)
+
+
+@torch.no_grad()
+def inspect_recall(model, n_pairs: int, length: int, seed: int, fraction: float,
+                   n_queries: Optional[int] = None) -> RecallInspection:
+    """Make the seeded sequence (recall_task.make_recall), find HAM's threshold for `fraction`
+    on it (never above), read it once and report per token and per layer what was cached."""
+    seq = make_recall(n_pairs, length, seed, n_queries)
+    ids = seq.ids[None].to(model.device)
+    tau = shared_tau(model, ids, fraction)
+    out = model(ids, tau=tau)
+    cached = out.cached[0].cpu().numpy().astype(bool)
+    kinds = np.array(roles(seq))
+    body = np.arange(len(kinds)) < separator(seq)
+    shares = [{k: float(layer[body & (kinds == k)].mean()) if (body & (kinds == k)).any() else 0.0
+               for k in ("key", "value", "filler")} for layer in cached]
+    predicted = out.logits[0].argmax(-1).cpu().tolist()
+    name = lambda i: TOKENS[i] if i < len(TOKENS) else f"#{i}"     # noqa: E731 - a larger model's id
+    answers = [Answer(a, seq.tokens[a - 1], seq.tokens[a], name(predicted[a - 1])) for a in seq.answers.tolist()]
+    return RecallInspection(seq.tokens, kinds.tolist(), tau, out.surprise[0].amin(-1).float().cpu().numpy(),
+                            cached, float(out.kv_fraction[0]), shares, answers)
+

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from ham_core.errors import HAMInputError
+from ham_core.model.config import HAMConfig
 
 TRAIN_SEED_OFFSET = 1_000_000
 N_FILLER, N_KEYS, N_VALUES = 8, 64, 64
@@ -29,6 +30,16 @@ VOCAB_SIZE = VALUE0 + N_VALUES                                   # 138
 TOKENS = (["<s>", "?"] + [chr(ord("a") + i) for i in range(N_FILLER)]
           + [f"k{i:02d}" for i in range(N_KEYS)] + [f"v{i:02d}" for i in range(N_VALUES)])
 TASK_FILE = "task.json"
+# The shipped task: 32 pairs in 384 tokens (values are 1/12 of the text), every key queried.
+TASK = {"n_pairs": 32, "length": 384, "n_queries": 32}
+
+
+def recall_config() -> HAMConfig:
+    """The recall-lab model's sizes: 2 layers of 2 heads of 16, d_model 64 (77k parameters: an RNN
+    state of 2 x 16 x 16 per layer, too small for TASK's 32 pairs). The trainer and the app's
+    untrained stand-in both build it from here."""
+    return HAMConfig(vocab_size=VOCAB_SIZE, d_model=64, n_layers=2, n_heads=2, head_dim=16,
+                     mlp_hidden=128, chunk_size=32, max_tokens=1024)
 
 
 @dataclass
@@ -110,3 +121,20 @@ def load_task(directory: str | Path) -> dict:
         raise HAMInputError(f"task file not found: {path} (is this a recall model folder?)") from None
     except json.JSONDecodeError as exc:
         raise HAMInputError(f"task file {path} is not valid JSON: {exc}") from None
+
+
+def roles(seq: RecallSequence) -> List[str]:
+    """[T] what each token is: start, filler, key, value, separator, query or answer."""
+    out = ["filler"] * len(seq.ids)
+    out[0] = "start"
+    for name, positions in (("key", seq.keys), ("value", seq.values), ("query", seq.queries), ("answer", seq.answers)):
+        for p in positions.tolist():
+            out[p] = name
+    out[separator(seq)] = "separator"
+    return out
+
+
+def separator(seq: RecallSequence) -> int:
+    """Position of the `?` between the text and the queries."""
+    return int((seq.ids == SEP).nonzero()[0, 0])
+

@@ -3,7 +3,7 @@
     python -m ham_core train-recall --out /work/runs/recall --steps 3600 --threads 1
     python -m ham_core train-recall --out /work/runs/recall --ship assets/recall --no-train   # copy only
 
-The model is a small HAM (2 layers of 2 heads of 16, d_model 64, 77k parameters: an RNN state
+The model is a small HAM (recall_task.recall_config: 2 layers of 2 heads of 16, d_model 64, 77k parameters: an RNN state
 of 2 x 16 x 16 per layer, too small for 32 pairs) trained with ham_core.training.train.train. Each
 batch draws a cache fraction; until HAM_ONLY of the steps every batch routes the HAM way, then
 a quarter of the batches use random / window / sinks / hola at that memory (as for the
@@ -34,22 +34,15 @@ from typing import Callable
 
 import torch
 
-from ham_core.data.recall_task import TASK_FILE, TRAIN_SEED_OFFSET, VOCAB_SIZE, answer_mask, recall_batch
+from ham_core.data.recall_task import (TASK, TASK_FILE, TRAIN_SEED_OFFSET, VOCAB_SIZE, answer_mask, recall_batch,
+                                       recall_config)
 from ham_core.model.checkpoint import CONFIG, WEIGHTS
-from ham_core.model.config import HAMConfig
 
-# The shipped task: 32 pairs in 384 tokens (values are 1/12 of the text), every key queried.
-TASK = {"n_pairs": 32, "length": 384, "n_queries": 32}
 PAIR_SPACING = TASK["length"] // TASK["n_pairs"]     # shorter texts keep the same density
 LENGTHS = (64, 128, 256, 384)
 STAGES = (0.08, 0.2, 0.35)    # training progress at which 128, 256, then 384 tokens join
 HAM_ONLY = 0.3                # before this progress no batch uses the other policies
 TOKENS_PER_STEP = 2048
-
-
-def recall_config() -> HAMConfig:
-    return HAMConfig(vocab_size=VOCAB_SIZE, d_model=64, n_layers=2, n_heads=2, head_dim=16,
-                     mlp_hidden=128, chunk_size=32, max_tokens=1024)
 
 
 def recall_batches(steps: int, seed: int = 0) -> Callable[[int], torch.Tensor]:

@@ -9,7 +9,7 @@ import torch
 
 from ham_core.errors import HAMInputError
 from ham_core.model.model import HAMModel
-from ham_core.analysis.recall import recall_accuracy
+from ham_core.analysis.recall import inspect_recall, recall_accuracy
 from ham_core.cli.recall import add_cli
 from ham_core.data.recall_task import (
     BOS,
@@ -24,6 +24,8 @@ from ham_core.data.recall_task import (
     answer_mask,
     load_task,
     make_recall,
+    recall_config,
+    roles,
     recall_batch,
 )
 from ham_core.model.checkpoint import default_recall_dir
@@ -127,6 +129,7 @@ def test_shipped_model_targets(capsys):
 
     task = load_task(default_recall_dir())
     model = load_model(default_recall_dir())
+    assert model.cfg == recall_config()            # the app's untrained stand-in has the same sizes
     seeds = range(100, 108)
     assert max(seeds) < TRAIN_SEED_OFFSET
     rows = recall_accuracy(model, ("ham", "random", "window", "sinks", "none"), fractions=[0.25],
@@ -138,3 +141,28 @@ def test_shipped_model_targets(capsys):
         assert by[name].accuracy <= 0.60, (name, by[name])
     ids, _ = recall_batch(seeds, task["n_pairs"], task["length"], task["n_queries"])
     assert model(ids, tau=2.5).kv_fraction.max() == 0.0               # tau > 2: nothing cached
+
+
+def test_roles_name_every_token():
+    seq = make_recall(6, 64, 3)
+    kinds = roles(seq)
+    assert kinds[0] == "start" and kinds.count("separator") == 1 and kinds[int((seq.ids == SEP).nonzero()[0, 0])] == "separator"
+    assert [kinds[p] for p in seq.keys.tolist()] == ["key"] * 6 and [kinds[p] for p in seq.answers.tolist()] == ["answer"] * 6
+    assert kinds.count("filler") == 64 - 2 - 4 * 6
+
+
+def test_inspect_recall_reports_what_the_view_draws():
+    torch.manual_seed(0)
+    model = HAMModel(recall_config()).eval()
+    seen = inspect_recall(model, 6, 64, 3, 0.25)
+    L, T = model.cfg.n_layers, 64
+    assert seen.surprise.shape == (L, T) and seen.cached.shape == (L, T) and seen.cached.dtype == bool
+    assert seen.tokens == make_recall(6, 64, 3).tokens and seen.roles == roles(make_recall(6, 64, 3))
+    out = model(make_recall(6, 64, 3).ids[None], tau=seen.tau)
+    assert seen.kv_fraction == pytest.approx(float(out.kv_fraction[0])) and seen.kv_fraction <= 0.25
+    assert (seen.cached == out.cached[0].numpy()).all()
+    assert len(seen.answers) == 6 and all(a.expected.startswith("v") and a.query.startswith("k") for a in seen.answers)
+    assert seen.n_right == sum(a.predicted == a.expected for a in seen.answers)
+    assert set(seen.cached_share[0]) == {"key", "value", "filler"}
+    assert all(0.0 <= v <= 1.0 for share in seen.cached_share for v in share.values())
+
