@@ -37,57 +37,134 @@ def _ppl(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
-def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 380) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=xtitle, yaxis_title=ytitle, height=height,
-                      margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.22),
-                      hovermode="closest")
+FONT = 12                        # base font size (px) of every chart; presenter mode scales it
+
+
+def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 380,
+            font_scale: float = 1.0) -> go.Figure:
+    f = font_scale
+    fig.update_layout(title=dict(text=title, font=dict(size=round(1.15 * FONT * f))), xaxis_title=xtitle,
+                      yaxis_title=ytitle, height=round(height * max(1.0, 0.8 + 0.2 * f)), font=dict(size=round(FONT * f)),
+                      margin=dict(l=round(50 * f), r=20, t=round(50 * f), b=round(45 * f)),
+                      legend=dict(orientation="h", y=-0.22 - 0.05 * (f - 1), font=dict(size=round(FONT * f))),
+                      hoverlabel=dict(font=dict(size=round(FONT * f))), hovermode="closest")
     return fig
 
 
-def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None,
-                          title: str = "Memory vs quality") -> go.Figure:
+def paired_noise(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two standard errors of the mean of the per-token differences a - b (NaNs skipped): how
+    far apart two mean losses on this text must be before the difference means anything."""
+    d = [x - y for x, y in zip(a, b) if x == x and y == y]
+    if len(d) < 2:
+        return float("inf")
+    mean = sum(d) / len(d)
+    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+    return 2 * math.sqrt(var / len(d))
+
+
+def range_sentence(losses: Sequence[float], noise: Optional[float] = None) -> str:
+    """The y-axis span in plain words: 'the whole range is 0.0036 nats/token = 0.08% of the loss'."""
+    ys = [y for y in losses if y == y]
+    if not ys:
+        return ""
+    span, mid = max(ys) - min(ys), max(ys)
+    out = f"the whole range is {span:.4f} nats/token = {100 * span / mid:.2g}% of the loss"
+    if noise is not None and math.isfinite(noise):
+        out += f"; differences under ±{noise:.4f} are noise on this text"
+    return out
+
+
+MIN_TOKENS = 32                  # below this the page does not weigh memory against quality
+
+
+def cache_verdict(full_loss: float, none_loss: float, noise: float, n_tokens: int) -> Optional[str]:
+    """None when the cache's effect on this text can be measured; otherwise the sentence the page
+    shows instead of a curve of noise."""
+    if n_tokens < MIN_TOKENS:
+        return (f"This text has {n_tokens} tokens: too short for a cache to matter (the RNN's state holds "
+                f"all of it), so no memory-vs-quality curve is drawn. Paste at least {MIN_TOKENS} tokens.")
+    gap = none_loss - full_loss
+    if not (gap == gap and noise == noise) or abs(gap) > noise:
+        return None
+    return (f"On this text the cache makes no measurable difference: a full cache and no cache differ by "
+            f"{gap:+.4f} nats/token, inside the noise of ±{noise:.4f} (two standard errors of the per-token "
+            f"difference over {n_tokens:,} tokens), so a curve between them would only draw noise. A longer "
+            "text that repeats rare names or facts gives the cache something to do.")
+
+
+def _ends(rows: list) -> tuple[Optional[object], Optional[object]]:
+    """The HAM curve's RNN-only (0%) and full-cache (100%) rows, when the sweep has them."""
+    ham = sorted((r for r in rows if str(_get(r, "policy", "ham")) == "ham"), key=lambda r: float(_get(r, "kv_fraction")))
+    none = ham[0] if ham and float(_get(ham[0], "kv_fraction")) < 1e-9 else None
+    full = ham[-1] if ham and float(_get(ham[-1], "kv_fraction")) > 0.999 else None
+    return none, full
+
+
+def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, title: str = "Memory vs quality",
+                          *, noise: Optional[float] = None, font_scale: float = 1.0) -> go.Figure:
     """x = peak KV cache as % of a full cache (bytes on hover), y = loss in nats/token
-    (perplexity on hover). One curve per policy; full-cache and RNN-only labelled; the current
-    slider point (dict with kv_fraction, kv_bytes_peak, loss, tau) as a star."""
+    (perplexity on hover). One curve per policy, each joined to the two points every policy
+    shares: RNN only (0%) and full cache (100%), which are labelled; the current slider point
+    (dict with kv_fraction, kv_bytes_peak, loss) as a star. `noise` (nats, e.g. paired_noise)
+    draws a band around the RNN-only loss: points inside it are not distinguishable from having
+    no cache on this text; the y-axis is never narrower than that band."""
+    rows = list(rows)
+    none, full = _ends(rows)
     by_policy: dict[str, list] = {}
     for r in rows:
         by_policy.setdefault(str(_get(r, "policy", "ham")), []).append(r)
     fig = go.Figure()
+    f = font_scale
+    all_y = []
     for policy, pts in by_policy.items():
+        if policy != "ham":                       # every policy starts at RNN only and ends at full cache
+            pts = [p for p in (none, *pts, full) if p is not None]
         pts = sorted(pts, key=lambda r: float(_get(r, "kv_fraction")))
         name, colour, symbol = POLICY_STYLE.get(policy, (policy, "#555555", "circle"))
         xs = [100 * float(_get(r, "kv_fraction")) for r in pts]
         ys = [float(_get(r, "loss")) for r in pts]
+        all_y += ys
         custom = [[fmt_bytes(float(_get(r, "kv_bytes_peak", 0))), _ppl(y),
                    "" if _get(r, "tau") is None else f"{float(_get(r, 'tau')):.3g}"] for r, y in zip(pts, ys)]
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", name=name, customdata=custom,
             line=dict(color=colour, width=3 if policy == "ham" else 2, dash="solid" if policy == "ham" else "dot"),
-            marker=dict(symbol=symbol, size=8, color=colour),
+            marker=dict(symbol=symbol, size=round(8 * f), color=colour),
             hovertemplate=(f"<b>{name}</b><br>KV cache %{{x:.1f}}% of full (%{{customdata[0]}})"
-                           "<br>loss %{y:.3f} nats/token<br>perplexity %{customdata[1]:.2f}"
+                           "<br>loss %{y:.4f} nats/token<br>perplexity %{customdata[1]:.2f}"
                            + ("<br>τ = %{customdata[2]}" if policy == "ham" else "") + "<extra></extra>"),
         ))
-        if policy == "ham" and pts:
-            for r, label in ((pts[-1], "full cache"), (pts[0], "RNN only")):
-                frac = float(_get(r, "kv_fraction"))
-                if (label == "full cache" and frac > 0.999) or (label == "RNN only" and frac < 1e-9):
-                    fig.add_annotation(x=100 * frac, y=float(_get(r, "loss")), text=label, showarrow=True,
-                                       arrowhead=2, ax=-40 if label == "full cache" else 40, ay=-30)
+    for row, label, ax in ((none, "RNN only (no cache)", 60), (full, "full cache (Transformer-like)", -70)):
+        if row is not None:
+            y = float(_get(row, "loss"))
+            fig.add_annotation(x=100 * float(_get(row, "kv_fraction")), y=y, showarrow=True, arrowhead=2,
+                               text=f"{label}<br>{y:.4f} nats · ppl {_ppl(y):.2f}", ax=ax, ay=-36,
+                               font=dict(size=round(0.95 * FONT * f)), bgcolor="rgba(255,255,255,0.8)")
     if current is not None:
         loss = float(current["loss"])
+        all_y.append(loss)
         fig.add_trace(go.Scatter(
             x=[100 * float(current["kv_fraction"])], y=[loss], mode="markers", name="current threshold",
-            marker=dict(symbol="star", size=18, color="#000000", line=dict(color="#ffffff", width=1.5)),
+            marker=dict(symbol="star", size=round(18 * f), color="#000000", line=dict(color="#ffffff", width=1.5)),
             customdata=[[fmt_bytes(float(current.get("kv_bytes_peak", 0))), _ppl(loss)]],
             hovertemplate=("<b>current</b><br>KV cache %{x:.1f}% of full (%{customdata[0]})"
-                           "<br>loss %{y:.3f} nats/token<br>perplexity %{customdata[1]:.2f}<extra></extra>"),
+                           "<br>loss %{y:.4f} nats/token<br>perplexity %{customdata[1]:.2f}<extra></extra>"),
         ))
+    if noise is not None and math.isfinite(noise) and none is not None:
+        base = float(_get(none, "loss"))
+        fig.add_hrect(y0=base - noise, y1=base + noise, fillcolor="#888888", opacity=0.18, line_width=0,
+                      annotation_text="noise: within ±2 s.e. of RNN only", annotation_position="top left",
+                      annotation_font_size=round(0.9 * FONT * f))
+        all_y += [base - noise, base + noise]
+    if all_y:
+        lo, hi = min(all_y), max(all_y)
+        pad = 0.08 * (hi - lo) if hi > lo else 0.01
+        fig.update_yaxes(range=[lo - pad, hi + 2.5 * pad])
     fig.update_xaxes(range=[-3, 103], ticksuffix="%")
-    return _layout(fig, title, "KV cache (% of a full cache)", "loss (nats / token)")
+    return _layout(fig, title, "KV cache (% of a full cache)", "loss (nats / token)", font_scale=f)
 
 
-def cache_fill_figure(sizes: Sequence[Sequence[int]], position: int, total: int) -> go.Figure:
+def cache_fill_figure(sizes: Sequence[Sequence[int]], position: int, total: int, *, font_scale: float = 1.0) -> go.Figure:
     """Step-through: KV cache size per layer after each token read so far."""
     fig = go.Figure()
     for layer, ys in enumerate(zip(*sizes) if sizes else []):
@@ -97,10 +174,11 @@ def cache_fill_figure(sizes: Sequence[Sequence[int]], position: int, total: int)
                              line=dict(color="#999999", dash="dot")))
     fig.update_xaxes(range=[0, max(total, 1)])
     fig.update_yaxes(range=[0, max(total, 1)])
-    return _layout(fig, f"KV cache after {position} of {total} tokens", "tokens read", "tokens in cache", 300)
+    return _layout(fig, f"KV cache after {position} of {total} tokens", "tokens read", "tokens in cache", 300,
+                   font_scale=font_scale)
 
 
-def recall_figure(rows: Iterable) -> go.Figure:
+def recall_figure(rows: Iterable, *, font_scale: float = 1.0) -> go.Figure:
     """Recall lab: accuracy vs KV cache % for each policy. Rows: policy, kv_fraction, accuracy."""
     by_policy: dict[str, list] = {}
     for r in rows:
@@ -115,7 +193,7 @@ def recall_figure(rows: Iterable) -> go.Figure:
             hovertemplate=f"<b>{name}</b><br>KV cache %{{x:.1f}}%<br>accuracy %{{y:.1f}}%<extra></extra>"))
     fig.update_xaxes(range=[-3, 103], ticksuffix="%")
     fig.update_yaxes(range=[-3, 103], ticksuffix="%")
-    return _layout(fig, "Recall accuracy vs KV cache", "KV cache (% of full)", "recall accuracy")
+    return _layout(fig, "Recall accuracy vs KV cache", "KV cache (% of full)", "recall accuracy", font_scale=font_scale)
 
 
 def figure_html(fig: go.Figure) -> str:

@@ -1,89 +1,103 @@
-"""Pieces of the read view built from a TextResult: token cells, the KV readout, the reads.
+"""Panels of the read page built from TextResults: the KV readout and what the cache bought,
+the selected token's reads (one layer, and all layers side by side), the colour counts and the
+per-token CSV.
 
-Functions named `*_cells`, `tooltip` and `csv_text` are pure (tests call them); the `show_*`
-functions draw with Streamlit.
+`kv_rows`, `totals`, `*_html`, `reads_labels` and `csv_text` are pure (tests call them); the
+`show_*` functions draw with Streamlit.
 """
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
-import numpy as np
 import streamlit as st
 
 from app import charts
+from app.colours import Bins
 from app.common import md
 from app.results import TextResult, tau_label
-from app.token_view import BAR_CSS, TokenCell, bucket_counts, render_bars, render_legend, render_view, token_label
+from app.token_view import BAR_CSS, CACHE_COLOUR, READ_COLOUR, render_bars, token_label
 
-LM_RANGE = (0.0, 12.0)       # nats; colour scale range for next-token surprisal
+
+LM_RANGE = (0.0, 12.0)       # nats; the fixed colour range of next-token surprisal
 SURPRISE_RANGE = (0.0, 1.0)  # surprise lies in [0, 2]; 1 = "no idea", above 1 is rare, so the scale tops out at 1
 
 
-def metric_values(r: TextResult, metric: str, layer: int, head: int) -> tuple[np.ndarray, float, float, str]:
-    """Values to colour by, their range and a legend label."""
-    if metric == "lm":
-        return r.lm_surprisal, *LM_RANGE, "next-token surprisal (nats)"
-    if metric == "head":
-        return r.surprise[layer, :, head], *SURPRISE_RANGE, f"RNN surprise, layer {layer + 1} head {head + 1}"
-    return r.layer_surprise[layer], *SURPRISE_RANGE, f"RNN surprise, layer {layer + 1} (min over heads)"
+def _num(x: Optional[float], digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _num(x: float) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+def kv_rows(r: TextResult) -> list[dict]:
+    """The KV readout per layer: cached tokens of T (never more than T: a layer holds each token
+    at most once), % of a full cache and bytes; then the total over layers in bytes and %."""
+    L, T = r.cached.shape
+    rows = [dict(layer=f"layer {l + 1}", tau=tau_label(r.tau[l]), tokens=int(r.kv_tokens[l]), of=T,
+                 share=int(r.kv_tokens[l]) / T, bytes=int(r.kv_bytes_layers[l])) for l in range(L)]
+    rows.append(dict(layer="all layers", tau="", tokens=None, of=T, share=r.kv_fraction, bytes=int(r.kv_bytes_peak)))
+    return rows
 
 
-def tooltips(r: TextResult, layer: int) -> list[str]:
-    """The hover text of every token for `layer` (built once per result and layer while memory allows)."""
-    def build() -> list[str]:
-        heads = r.surprise[layer].tolist()
-        mins, lm = r.layer_surprise[layer].tolist(), r.lm_surprisal.tolist()
-        cached = r.cached.T.tolist()
-        return [
-            f"#{i} {token_label(tok)}\n"
-            f"RNN surprise, layer {layer + 1}: {_num(mins[i])} (heads: {', '.join(_num(v) for v in heads[i])})\n"
-            f"next-token surprisal: {_num(lm[i])} nats\n"
-            f"in KV cache of layers: {', '.join(str(l + 1) for l, c in enumerate(cached[i]) if c) or 'none'}"
-            for i, tok in enumerate(r.tokens)
-        ]
-
-    return r.memo(("tips", layer), build)
+def totals(full: TextResult, r: TextResult, none: TextResult) -> list[dict]:
+    """Loss, perplexity and KV bytes with no cache, at the current thresholds and with a full cache."""
+    return [dict(name=name, loss=x.loss, perplexity=x.perplexity, kv_bytes=int(x.kv_bytes_peak), share=x.kv_fraction)
+            for name, x in (("no cache (RNN only)", none), ("current thresholds", r), ("full cache (Transformer-like)", full))]
 
 
-def view_cells(r: TextResult, metric: str, layer: int, head: int, count_mode: bool,
-               reads: Optional[dict] = None) -> list[TokenCell]:
-    values = metric_values(r, metric, layer, head)[0].tolist()
-    marks = (r.cached.sum(0) if count_mode else r.cached[layer]).tolist()
-    tips, reads = tooltips(r, layer), reads or {}
-    return [TokenCell(text=t, value=None if math.isnan(values[i]) else values[i], cached=int(marks[i]),
-                      tooltip=tips[i], read=reads.get(i))
-            for i, t in enumerate(r.tokens)]
+READOUT_CSS = """
+.ham-readout{display:flex;flex-wrap:wrap;gap:0.6rem 2rem;font-size:0.85rem;margin:0.2rem 0 0.6rem 0}
+.ham-readout table{border-collapse:collapse}
+.ham-readout th,.ham-readout td{padding:1px 0.55rem;text-align:right;font-variant-numeric:tabular-nums;
+ border-bottom:1px solid rgba(128,128,128,0.25)}
+.ham-readout th:first-child,.ham-readout td:first-child{text-align:left}
+.ham-readout caption{text-align:left;font-weight:600;padding-bottom:0.2rem}
+.ham-readout .ham-now{font-weight:700}
+.ham-share{display:inline-block;height:0.6rem;background:#c2410c;border-radius:2px;vertical-align:middle;margin-right:0.3rem}
+"""
 
 
-def view_html(r: TextResult, *, metric: str, layer: int, head: int, count_mode: bool, scale: str,
-              selected: Optional[int], reads: Optional[dict], font_size: str = "0.95rem") -> str:
-    _, vmin, vmax, label = metric_values(r, metric, layer, head)
-    cells = view_cells(r, metric, layer, head, count_mode, reads)
-    cache_label = "cached (superscript: in how many layers)" if count_mode else f"in layer {layer + 1}'s KV cache"
-    legend = render_legend(label, vmin, vmax, scale=scale, cache_label=cache_label, show_reads=selected is not None)
-    return legend + render_view(cells, vmin=vmin, vmax=vmax, scale=scale, selected=selected,
-                                count_mode=count_mode, font_size=font_size)
+def _row(cells: list, cls: str = "", tag: str = "td") -> str:
+    attr = f' class="{cls}"' if cls else ""
+    return f"<tr{attr}>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
 
 
-def show_readout(r: TextResult) -> None:
-    """KV-cache size (tokens, % of full, bytes) beside the fixed RNN state, plus quality."""
+def readout_html(r: TextResult, full: TextResult, none: TextResult) -> str:
+    """The two readout tables: KV cache per layer, and what the cache bought (no cache, now, full)."""
+    e = html.escape
+    kv = [_row(["", "τ", "cached tokens", "of a full cache", "bytes"], tag="th")]
+    for row in kv_rows(r):
+        tokens = "" if row["tokens"] is None else f"{row['tokens']:,} of {row['of']:,}"
+        bar = f'<span class="ham-share" style="width:{2.5 * row["share"]:.2f}rem"></span>{100 * row["share"]:.1f}%'
+        kv.append(_row([e(row["layer"]), e(row["tau"]), tokens, bar, e(charts.fmt_bytes(row["bytes"]))],
+                       "ham-now" if row["tokens"] is None else ""))
+    cells = totals(full, r, none)
+    gain = [_row(["", *(e(c["name"]) for c in cells)], tag="th"),
+            _row(["loss (nats/token)", *(_num(c["loss"], 4) for c in cells)]),
+            _row(["perplexity", *(_num(c["perplexity"], 2) for c in cells)]),
+            _row(["KV cache", *(e(f"{charts.fmt_bytes(c['kv_bytes'])} ({100 * c['share']:.0f}%)") for c in cells)])]
+    return (f"<style>{READOUT_CSS}</style><div class=\"ham-readout\">"
+            f"<table id=\"ham-kv\"><caption>KV cache per layer</caption>{''.join(kv)}</table>"
+            f"<table id=\"ham-bought\"><caption>What the cache bought on this text</caption>{''.join(gain)}</table></div>")
+
+
+def show_readout(r: TextResult, full: TextResult, none: TextResult) -> None:
+    """Headline figures (total KV bytes and %, the fixed RNN state, loss, what the cache bought),
+    then the per-layer KV table and the no cache / now / full cache table."""
     L, T = r.cached.shape
     c = st.columns(5)
-    c[0].metric("KV cache", f"{int(r.kv_tokens.sum()):,} tokens", help=f"peak keys over {L} layers; full = {L * T:,}")
+    c[0].metric("KV cache (all layers)", charts.fmt_bytes(r.kv_bytes_peak),
+                help=f"peak keys and values over the {L} layers; a full cache of these {T:,} tokens: "
+                     f"{charts.fmt_bytes(r.kv_bytes_full)}")
     c[1].metric("of a full cache", f"{100 * r.kv_fraction:.1f}%")
-    c[2].metric("KV bytes", charts.fmt_bytes(r.kv_bytes_peak), help=f"full cache: {charts.fmt_bytes(r.kv_bytes_full)}")
-    c[3].metric("RNN state (fixed)", charts.fmt_bytes(r.state_bytes), help="does not grow with the text")
-    c[4].metric("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–",
+    c[2].metric("RNN state (fixed)", charts.fmt_bytes(r.state_bytes), help="does not grow with the text")
+    c[3].metric("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–",
                 help=f"mean next-token loss; perplexity {r.perplexity:.2f}")
-    per_layer = " · ".join(f"layer {l + 1}: {int(r.kv_tokens[l])} (τ {tau_label(r.tau[l])})" for l in range(L))
-    st.caption(f"Cached tokens per layer (of {T:,}): {per_layer}. Perplexity {r.perplexity:.2f}.")
+    gain = none.loss - r.loss
+    c[4].metric("cache bought", f"{gain:+.4f} nats" if gain == gain else "–",
+                help="loss with no cache minus loss now, per token: what the cached tokens are worth")
+    st.html(readout_html(r, full, none))
 
 
 def reads_labels(r: TextResult, reads: dict, limit: int = 10) -> tuple[list[str], list[float]]:
@@ -100,15 +114,63 @@ def show_reads(r: TextResult, token: int, layer: int, reads: dict, sink: float, 
         return
     labels, weights = reads_labels(r, reads)
     st.html(f"<style>{BAR_CSS}</style>" + render_bars(labels, weights, prefix="ham-reads"))
-    st.caption(f"Sink (read nothing): {sink:.1%} of the attention. The 10 largest reads are listed.")
+    st.caption(f"Sink (read nothing): {sink:.1%} of the attention. The {len(weights)} largest reads are listed.")
 
 
-def show_counts(r: TextResult, metric: str, layer: int, head: int, scale: str) -> None:
-    """GLTR-style count chart: tokens per colour bucket of the current metric."""
-    values, vmin, vmax, label = metric_values(r, metric, layer, head)
-    labels, counts, colours = bucket_counts(values.tolist(), vmin, vmax, scale)
-    st.html(f"<style>{BAR_CSS}</style>" + render_bars(labels, counts, title=f"Tokens per colour: {label}",
-                                                     colours=colours, fmt="{:d}", prefix="ham-counts"))
+STRIP_CSS = """
+.ham-strips{font-size:0.8rem;margin:0.2rem 0 0.8rem 0}
+.ham-strips-title{font-weight:600;margin-bottom:0.2rem}
+.ham-strip-row{margin:0 0 0.35rem 0}
+.ham-strip{position:relative;display:block;width:100%;height:26px;background:rgba(128,128,128,0.12);border-radius:2px}
+.ham-strip>span{position:absolute;display:block}
+.ham-strip-text{font-family:ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
+"""
+
+
+def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """(start, length) of each run of True."""
+    out, start = [], None
+    for i, f in enumerate([*flags, False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            out.append((start, i - start))
+            start = None
+    return out
+
+
+def multiples_html(r: TextResult, query: int, per_layer: Sequence[tuple[dict, float]]) -> str:
+    """All layers at a glance for one token: per layer a strip of the whole text (orange: cached
+    in that layer; magenta bars: what the token read, height by weight; black: the token), and
+    its largest reads in words. per_layer: (reads {key: weight}, sink) for each layer."""
+    T = len(r.tokens)
+    top = max([w for reads, _ in per_layer for w in reads.values()] or [1.0])
+    pct = lambda x: f"{100 * x / T:.3f}%"  # noqa: E731 - a position along the text
+    bar = max(1.0, T / 150)
+    rows = []
+    for layer, (reads, sink) in enumerate(per_layer):
+        # Plain positioned spans, not SVG: the page's HTML sanitiser drops SVG.
+        cached = "".join(f'<span style="left:{pct(s)};width:{pct(n)};bottom:0;height:5px;background:{CACHE_COLOUR}"></span>'
+                         for s, n in _runs(r.cached[layer].tolist()))
+        marks = "".join(f'<span class="ham-strip-read" style="left:{pct(k - bar / 2)};width:{pct(bar)};bottom:6px;'
+                        f'height:{19 * w / top:.1f}px;background:rgb{READ_COLOUR}"></span>' for k, w in reads.items())
+        here = f'<span style="left:{pct(query - bar / 2)};width:{pct(bar)};top:0;height:26px;background:#000"></span>'
+        words = " · ".join(f"#{k} {html.escape(token_label(r.tokens[k]))} {w:.0%}" for k, w in list(reads.items())[:3])
+        label = (f"layer {layer + 1} · {int(r.kv_tokens[layer]):,} cached · sink {sink:.0%}"
+                 + (f" · {words}" if words else " · read nothing"))
+        rows.append(f'<div class="ham-strip-row" id="ham-strip-{layer}"><div class="ham-strip">{cached}{marks}{here}</div>'
+                    f'<span class="ham-strip-text">{label}</span></div>')
+    title = f"Token #{query} in every layer (the whole text, left to right)"
+    return (f'<style>{STRIP_CSS}</style><div class="ham-strips" id="ham-strips"><div class="ham-strips-title">'
+            f'{html.escape(title)}</div>{"".join(rows)}</div>')
+
+
+def counts_html(bins: Bins, values: Sequence[float]) -> str:
+    """GLTR-style count chart: how many tokens each colour of the view holds."""
+    counts = bins.counts(values)
+    colours = [f"rgb{c}" for c in bins.colours]
+    return f"<style>{BAR_CSS}</style>" + render_bars(bins.ranges(), counts, title=f"Tokens per colour: {bins.label}",
+                                                     colours=colours, fmt="{:d}", prefix="ham-counts")
 
 
 def csv_text(r: TextResult) -> str:

@@ -21,6 +21,7 @@ from app import precompute
 from app.engine import Bundle, max_tokens, model_dir
 from app.shared import results_store, text_key
 from ham_core.analysis.analysis import Analysis, ReadContext, analyze
+from ham_core.analysis.readmap import ReadMap
 from ham_core.errors import HAMInputError
 from ham_core.model.policies import EQUAL_MEMORY, TAU_OFF, caches_nothing
 
@@ -29,7 +30,7 @@ from ham_core.model.policies import EQUAL_MEMORY, TAU_OFF, caches_nothing
 TAU_GRID = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
             0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, TAU_OFF)
 DEFAULT_TAU = 0.2
-TOP_READS = 12                  # reads listed per query
+TOP_READS = 8                   # reads listed, and drawn as arcs, per query
 
 ShowProgress = Callable[[float, str], None]   # show(fraction done, message) in the page
 
@@ -78,7 +79,11 @@ class TextResult:
     kv_bytes_peak: int
     kv_bytes_full: int
     state_bytes: int
+    kv_bytes_layers: list = field(default_factory=list)       # [L] peak KV bytes per layer
+    guess_ids: Optional[np.ndarray] = None     # [T, 5] the model's top guesses for each token (-1: none)
+    guess_probs: Optional[np.ndarray] = None   # [T, 5] their probabilities
     _reader: Optional[Callable[[int], ReadSummary]] = field(default=None, repr=False)
+    _mapper: Optional[Callable[[int, Optional[int]], ReadMap]] = field(default=None, repr=False)
 
     @property
     def tokens(self) -> list:
@@ -104,7 +109,8 @@ class TextResult:
     def nbytes(self) -> int:
         """Memory this result holds beyond its text (shared by every threshold)."""
         return 256 + sum(a.nbytes for a in (self.lm_surprisal, self.surprise, self.layer_surprise,
-                                             self.cached, self.kv_tokens))
+                                             self.cached, self.kv_tokens, self.guess_ids, self.guess_probs)
+                         if a is not None)
 
     @property
     def perplexity(self) -> float:
@@ -128,6 +134,20 @@ class TextResult:
             raise HAMInputError(f"token {query} or layer {layer} is outside this text ({T} tokens, {L} layers)")
         pairs, sink = self._reader(int(query)).layers[int(layer)][head]
         return dict(pairs), sink
+
+    def read_map(self, layer: int, head: Optional[int] = None) -> ReadMap:
+        """The top reads of every token in `layer` (one head, or averaged over heads): what the
+        view ships to the browser so hovering draws arcs without asking the server."""
+        if not 0 <= int(layer) < len(self.tau):
+            raise HAMInputError(f"layer {layer} is outside this model ({len(self.tau)} layers)")
+        return self._mapper(int(layer), head)
+
+
+def shown_tokens(bundle: Bundle, ids) -> list:
+    """Display text of token ids (the model's guesses): the vocabulary decoded once per model."""
+    vocab = results_store().get_or_compute(
+        ("vocab", bundle.key), lambda: bundle.tokenizer.token_strings(range(bundle.tokenizer.vocab_size)))
+    return [vocab[int(i)] for i in ids]
 
 
 def _summarise(context: ReadContext, query: int) -> ReadSummary:
@@ -172,51 +192,68 @@ def _forward(bundle: Bundle, entry: TextEntry, taus: tuple) -> Analysis:
     return analyze(bundle.model, bundle.tokenizer, entry.read_text, tau=list(taus))
 
 
-def _keep(bundle: Bundle, entry: TextEntry, taus: tuple, a: Analysis, queries=()) -> TextResult:
+def _keep(bundle: Bundle, entry: TextEntry, taus: tuple, a: Analysis, queries=(), layers=()) -> TextResult:
     """The per-threshold result of a forward; its q and k are kept while memory is free, and
-    the reads of `queries` (the asking session's selected token) are kept in any case."""
+    the reads of `queries` (the asking session's selected token) and the read maps of `layers`
+    (the layer it shows) are kept in any case."""
     store = results_store()
     store.offer(("context",) + entry.key + (taus,), a.context, a.context.nbytes)
     for q in queries:
         if q is not None and 0 <= q < a.n_tokens:
             store.put(("reads",) + entry.key + (taus, q), _summarise(a.context, q))
+    for layer in layers:
+        store.put(("readmap",) + entry.key + (taus, layer, None), a.context.read_map(layer, TOP_READS))
     return TextResult(
         text=entry, tau=list(a.tau),
         lm_surprisal=np.array([math.nan if x is None else x for x in a.lm_surprisal], dtype=np.float32),
         surprise=a.surprise_heads.numpy(), layer_surprise=a.surprise.numpy(), cached=a.cached.numpy(),
         kv_tokens=np.array(a.kv_peak), loss=math.nan if a.loss is None else a.loss, kv_fraction=a.kv_fraction,
         kv_bytes_peak=a.kv_bytes_peak, kv_bytes_full=a.kv_bytes_full, state_bytes=a.state_bytes,
-        _reader=_reader(bundle, entry, taus),
+        kv_bytes_layers=a.kv_bytes_layers, guess_ids=a.guess_ids.numpy(), guess_probs=a.guess_probs.numpy(),
+        _reader=_reader(bundle, entry, taus), _mapper=_mapper(bundle, entry, taus),
     )
 
 
-def _reader(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int], ReadSummary]:
-    def context() -> ReadContext:
-        a = _forward(bundle, entry, taus)
-        return a.context
+def _context(bundle: Bundle, entry: TextEntry, taus: tuple) -> ReadContext:
+    """The q and k of the forward at `taus`: from the store, or one forward when it was dropped."""
+    return results_store().get_or_compute(("context",) + entry.key + (taus,),
+                                          lambda: _forward(bundle, entry, taus).context)
 
+
+def _reader(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int], ReadSummary]:
     def reads(query: int) -> ReadSummary:
-        store = results_store()
-        return store.get_or_compute(
-            ("reads",) + entry.key + (taus, query),
-            lambda: _summarise(store.get_or_compute(("context",) + entry.key + (taus,), context), query))
+        return results_store().get_or_compute(
+            ("reads",) + entry.key + (taus, query), lambda: _summarise(_context(bundle, entry, taus), query))
 
     return reads
 
 
-def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None) -> TextResult:
+def _mapper(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int, Optional[int]], ReadMap]:
+    def read_map(layer: int, head: Optional[int]) -> ReadMap:
+        return results_store().get_or_compute(
+            ("readmap",) + entry.key + (taus, layer, head),
+            lambda: _context(bundle, entry, taus).read_map(layer, TOP_READS, head))
+
+    return read_map
+
+
+def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None,
+               layers: tuple = ()) -> TextResult:
     """The result at any per-layer setting, computed once on this server (concurrent sessions
-    asking for the same one wait for that one computation)."""
+    asking for the same one wait for that one computation). The reads of `query` and the read
+    maps of `layers` are computed with it, while its q and k are at hand."""
     taus = tuple(float(t) for t in taus)
     return results_store().get_or_compute(
-        ("result",) + entry.key + (taus,), lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus), (query,)))
+        ("result",) + entry.key + (taus,),
+        lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus), (query,), layers))
 
 
 def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None,
-            query: Optional[int] = None) -> None:
+            query: Optional[int] = None, layer: Optional[int] = None) -> None:
     """The HAM sweep: a result at every grid threshold, once per text and model on this server.
-    The reads of `query` are kept at each threshold, so moving the slider never waits for them.
-    A preset whose sweep was computed ahead of time (app.precompute) skips it."""
+    The reads of `query` and the read map of `layer` are kept at each threshold, so moving the
+    slider never waits for them. A preset whose sweep was computed ahead of time (app.precompute)
+    skips it (its results are then computed at the thresholds the slider visits)."""
     if shipped_sweep(bundle, entry):
         return
     store = results_store()
@@ -224,7 +261,7 @@ def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] =
     for i, tau in enumerate(missing):
         if progress is not None:
             progress(i / len(missing), f"Reading the text at threshold {tau_label(tau)} ({i + 1}/{len(missing)})")
-        result_for(bundle, entry, grid_taus(bundle, tau), query)
+        result_for(bundle, entry, grid_taus(bundle, tau), query, () if layer is None else (layer,))
 
 
 def shipped_sweep(bundle: Bundle, entry: TextEntry) -> bool:

@@ -2,7 +2,8 @@
 
 Every piece of user text goes through `html.escape` (text and tooltips alike), and invisible
 or direction-changing characters are shown as visible marks, so a paste can neither run a
-script nor reorder the view. Element ids are `<prefix>-t<index>`: deterministic.
+script nor reorder the view. Element ids are `<prefix>-t<index>`: deterministic. Colours come
+from `app.colours.Bins`; the text is black on every colour.
 """
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import html
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from plotly.colors import sequential
+from app.colours import TEXT, Bins, fixed_bins
 
-SCALES = {"viridis": sequential.Viridis, "cividis": sequential.Cividis}
-READ_COLOUR = (216, 27, 96)   # magenta ring for attention reads: stands out on viridis/cividis
+READ_COLOUR = (216, 27, 96)   # magenta: attention reads (rings and arcs), apart from every palette
+CACHE_COLOUR = "#c2410c"      # burnt orange: the cached-token frame and the layer-count bar
 
 # Characters that would hide text or flip its direction: shown by name instead.
 _INVISIBLE = {
@@ -30,40 +31,9 @@ class TokenCell:
     text: str
     value: Optional[float]                   # metric for the colour (None: no value, grey)
     cached: int = 0                          # 1/0 for one layer, or how many layers cached it
-    tooltip: str = ""                        # plain text; escaped when rendered
+    tooltip: str = ""                        # plain text; escaped when rendered ("" -> no title)
     read: Optional[float] = None             # attention weight from the selected token
     extra: dict = field(default_factory=dict)
-
-
-def _hex_to_rgb(colour: str) -> tuple[int, int, int]:
-    colour = colour.lstrip("#")
-    return tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-
-
-_STOPS = {name: [_hex_to_rgb(c) for c in colours] for name, colours in SCALES.items()}
-
-
-def colour_for(value: Optional[float], vmin: float, vmax: float, scale: str = "viridis") -> tuple[int, int, int]:
-    """Linear interpolation on the named colour-blind-safe scale; None or NaN gives grey."""
-    if value is None or value != value:
-        return (200, 200, 200)
-    stops = _STOPS.get(scale) or _STOPS["viridis"]
-    span = vmax - vmin if vmax > vmin else 1.0
-    x = min(max((value - vmin) / span, 0.0), 1.0) * (len(stops) - 1)
-    i = min(int(x), len(stops) - 2)
-    f = x - i
-    return tuple(round(a + (b - a) * f) for a, b in zip(stops[i], stops[i + 1]))  # type: ignore[return-value]
-
-
-def text_colour(rgb: tuple[int, int, int]) -> str:
-    """Black or white, whichever reads better on `rgb` (relative luminance, WCAG)."""
-    def lin(c: int) -> float:
-        c = c / 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (lin(c) for c in rgb)
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return "#000000" if luminance > 0.179 else "#ffffff"
 
 
 CONTINUATION = "\u25e6"      # a token holding only the last bytes of a character shown in the token before
@@ -99,13 +69,16 @@ def visible_text(text: str) -> str:
     return "".join(out)
 
 
-def token_span(i: int, cell: TokenCell, *, vmin: float, vmax: float, scale: str,
-               selected: Optional[int], count_mode: bool, prefix: str, max_read: float) -> str:
-    """One token as a <span>; all text escaped."""
-    bg = colour_for(cell.value, vmin, vmax, scale)
-    style = [f"background:rgb{bg}", f"color:{text_colour(bg)}"]
+def token_span(i: int, cell: TokenCell, *, bins: Bins, selected: Optional[int], count_mode: bool,
+               n_layers: int, prefix: str, max_read: float) -> str:
+    """One token as a <span>; all text escaped. Cached: a thick frame (one layer) or a bar under
+    the token as long as the share of layers that cached it (count mode)."""
+    style = [f"background:rgb{bins.colour(cell.value)}"]
     classes = ["ham-tok"]
-    if cell.cached:
+    if cell.cached and count_mode:
+        classes.append("ham-layers")
+        style.append(f"--ham-n:{min(cell.cached / max(n_layers, 1), 1.0):.3f}")
+    elif cell.cached:
         classes.append("ham-cached")
     if selected is not None and i == selected:
         classes.append("ham-selected")
@@ -113,65 +86,82 @@ def token_span(i: int, cell: TokenCell, *, vmin: float, vmax: float, scale: str,
         classes.append("ham-read")
         alpha = 0.35 + 0.65 * (cell.read / max_read if max_read > 0 else 1.0)
         style.append(f"outline-color:rgba{READ_COLOUR + (round(alpha, 3),)}")
-    badge = ""
-    if cell.cached and count_mode:
-        badge = f'<sup class="ham-count">{int(cell.cached)}</sup>'
-    attrs = [
-        f'id="{prefix}-t{i}"',
-        f'class="{" ".join(classes)}"',
-        f'data-i="{i}"',
-        f'style="{";".join(style)}"',
-        f'title="{html.escape(cell.tooltip, quote=True)}"',
-    ]
+    attrs = [f'id="{prefix}-t{i}"', f'class="{" ".join(classes)}"', f'data-i="{i}"', f'style="{";".join(style)}"']
+    if cell.tooltip:
+        attrs.append(f'title="{html.escape(cell.tooltip, quote=True)}"')
     if cell.read is not None:
         attrs.append(f'data-read="{cell.read:.4f}"')
-    return f"<span {' '.join(attrs)}>{html.escape(visible_text(cell.text), quote=True)}{badge}</span>"
+    return f"<span {' '.join(attrs)}>{html.escape(visible_text(cell.text), quote=True)}</span>"
 
 
-CSS = """
-.ham-view{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:var(--ham-size,0.95rem);
- line-height:2.1;white-space:pre-wrap;overflow-wrap:anywhere;unicode-bidi:isolate;direction:ltr;text-align:left}
-.ham-tok{padding:1px 1px;margin:0 1px 0 0;border-radius:3px;unicode-bidi:isolate;cursor:pointer;
- outline:0 solid transparent;outline-offset:1px}
-.ham-tok:hover{outline:2px solid #888}
-.ham-cached{box-shadow:inset 0 -4px 0 0 #ff7f0e;text-decoration:none}
-.ham-count{font-size:0.6em;margin-left:1px;font-weight:700}
-.ham-read{outline-width:3px;outline-style:solid}
-.ham-selected{outline:3px dashed #d81b60 !important;outline-offset:2px}
-.ham-legend{display:flex;flex-wrap:wrap;gap:0.9rem;align-items:center;font-size:0.85rem;margin:0.3rem 0 0.6rem 0}
-.ham-bar{display:inline-block;width:160px;height:12px;border-radius:2px;vertical-align:middle;margin:0 0.3rem}
-.ham-key{display:inline-block;padding:0 0.35rem;border-radius:3px;background:#ddd;color:#000}
+CSS = f"""
+.ham-view{{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:var(--ham-size,0.95rem);
+ line-height:2.3;white-space:pre-wrap;overflow-wrap:anywhere;unicode-bidi:isolate;direction:ltr;text-align:left;
+ color:rgb{TEXT}}}
+.ham-tok{{position:relative;padding:2px 1px;margin:0 1px 0 0;border-radius:3px;
+ unicode-bidi:isolate;cursor:pointer;outline:0 solid transparent;outline-offset:2px;color:rgb{TEXT}}}
+.ham-tok:hover,.ham-hover{{outline:2px solid #555}}
+.ham-cached{{box-shadow:inset 0 0 0 2px {CACHE_COLOUR},inset 0 -5px 0 0 {CACHE_COLOUR}}}
+.ham-layers::after{{content:"";position:absolute;left:0;bottom:-5px;height:4px;border-radius:2px;
+ width:calc(var(--ham-n) * 100%);background:{CACHE_COLOUR}}}
+.ham-read{{outline-width:3px;outline-style:solid}}
+.ham-selected{{outline:3px dashed rgb{READ_COLOUR} !important;outline-offset:3px}}
+.ham-legend{{display:flex;flex-wrap:wrap;gap:0.4rem 1rem;align-items:center;font-size:0.85rem;margin:0.3rem 0 0.6rem 0}}
+.ham-swatches{{display:inline-flex;flex-wrap:wrap;gap:2px;vertical-align:middle}}
+.ham-swatch{{display:inline-block;padding:0 0.3rem;border-radius:3px;font-size:0.75rem;color:rgb{TEXT};
+ font-variant-numeric:tabular-nums}}
+.ham-swatch.ham-tau{{box-shadow:inset 0 -3px 0 rgb{READ_COLOUR}}}
+.ham-note{{flex-basis:100%;font-size:0.8rem;opacity:0.85}}
+.ham-key{{display:inline-block;padding:0 0.35rem;border-radius:4px;background:#e8e8e8;color:#000;
+ border:2px solid transparent}}
 """
 
 
-def render_view(cells: Sequence[TokenCell], *, vmin: float, vmax: float, scale: str = "viridis",
-                selected: Optional[int] = None, count_mode: bool = False, prefix: str = "ham",
-                font_size: str = "0.95rem") -> str:
-    """The whole token view: a <div> of spans (no <style>; see `CSS`)."""
+def render_view(cells: Sequence[TokenCell], *, bins: Optional[Bins] = None, vmin: float = 0.0, vmax: float = 1.0,
+                scale: str = "viridis", selected: Optional[int] = None, count_mode: bool = False, n_layers: int = 1,
+                prefix: str = "ham", font_size: str = "0.95rem") -> str:
+    """The whole token view: a <div> of spans (no <style>; see `CSS`). Colours from `bins`, or
+    without them 8 equal steps from vmin to vmax."""
+    bins = bins or fixed_bins(vmin, vmax, "", scale)
     reads = [c.read for c in cells if c.read is not None]
     max_read = max(reads) if reads else 0.0
     spans = "".join(
-        token_span(i, c, vmin=vmin, vmax=vmax, scale=scale, selected=selected,
-                   count_mode=count_mode, prefix=prefix, max_read=max_read)
+        token_span(i, c, bins=bins, selected=selected, count_mode=count_mode, n_layers=n_layers,
+                   prefix=prefix, max_read=max_read)
         for i, c in enumerate(cells)
     )
     return f'<div class="ham-view" id="{prefix}-view" style="--ham-size:{font_size}">{spans}</div>'
 
 
-def render_legend(label: str, vmin: float, vmax: float, *, scale: str = "viridis", cache_label: str = "in KV cache",
-                  show_reads: bool = False, prefix: str = "ham") -> str:
-    """Colour bar with its range, and keys for the cache mark, the selection and the reads."""
-    stops = ",".join(SCALES.get(scale, SCALES["viridis"]))
-    parts = [
-        f'<span><b>{html.escape(label)}</b> {vmin:.2f}'
-        f'<span class="ham-bar" style="background:linear-gradient(90deg,{stops})"></span>{vmax:.2f}</span>',
-        f'<span><span class="ham-key ham-cached">tok</span> {html.escape(cache_label)}</span>',
-    ]
+def bins_legend(bins: Bins, *, cache_label: str = "in KV cache", show_reads: bool = False,
+                mark: Optional[float] = None, mark_label: str = "", count_mode: bool = False,
+                prefix: str = "ham") -> str:
+    """The colour key (each colour with its range), how the scale was chosen, and keys for the
+    cache mark, the selection and the reads. `mark` underlines the colour holding that value
+    (the threshold)."""
+    marked = bins.index(mark) if mark is not None else None
+    swatches = "".join(
+        f'<span class="ham-swatch{" ham-tau" if k == marked else ""}" style="background:rgb{c}" '
+        f'title="{html.escape(r)}">{html.escape(r)}</span>'
+        for k, (c, r) in enumerate(zip(bins.colours, bins.ranges())))
+    cache_key = ('<span class="ham-key ham-layers" style="--ham-n:0.5">tok</span>' if count_mode
+                 else '<span class="ham-key ham-cached">tok</span>')
+    parts = [f'<span><b>{html.escape(bins.label)}</b> <span class="ham-swatches">{swatches}</span></span>',
+             f'<span>{cache_key} {html.escape(cache_label)}</span>']
     if show_reads:
         parts.append('<span><span class="ham-key ham-selected">tok</span> selected</span>')
-        parts.append('<span><span class="ham-key ham-read" style="outline-color:rgb(216,27,96)">tok</span>'
-                     ' read by attention (ring strength = weight)</span>')
+        parts.append(f'<span><span class="ham-key ham-read" style="outline-color:rgb{READ_COLOUR}">tok</span>'
+                     ' read by its attention (arc and ring: weight)</span>')
+    note = bins.note + (f"; {mark_label}" if mark_label and marked is not None else "")
+    parts.append(f'<span class="ham-note">{html.escape(note)}</span>')
     return f'<div class="ham-legend" id="{prefix}-legend">{"".join(parts)}</div>'
+
+
+def render_legend(label: str, vmin: float, vmax: float, *, scale: str = "viridis", cache_label: str = "in KV cache",
+                  show_reads: bool = False, prefix: str = "ham") -> str:
+    """The legend of a fixed scale from vmin to vmax (pages without data-chosen bins)."""
+    return bins_legend(fixed_bins(vmin, vmax, label, scale), cache_label=cache_label, show_reads=show_reads,
+                       prefix=prefix)
 
 
 def page(body: str) -> str:
@@ -205,17 +195,3 @@ BAR_CSS = """
 .ham-bar-value{flex:0 0 3.5rem;text-align:right;font-variant-numeric:tabular-nums}
 """
 CSS = CSS + BAR_CSS
-
-
-def bucket_counts(values: Sequence[float], vmin: float, vmax: float, scale: str = "viridis",
-                  n: int = 8) -> tuple[list[str], list[int], list[str]]:
-    """GLTR-style count chart data: how many tokens fall in each colour bucket of the scale
-    (values above vmax count in the top bucket)."""
-    step = (vmax - vmin) / n
-    counts = [0] * n
-    for v in values:
-        if v == v and v is not None:
-            counts[min(max(int((v - vmin) / step), 0), n - 1)] += 1
-    labels = [f"{vmin + k * step:.2f}–{vmin + (k + 1) * step:.2f}" + ("+" if k == n - 1 else "") for k in range(n)]
-    colours = [f"rgb{colour_for(vmin + (k + 0.5) * step, vmin, vmax, scale)}" for k in range(n)]
-    return labels, counts, colours

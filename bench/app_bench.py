@@ -8,9 +8,12 @@ reports:
     slider's thresholds, which runs after the view is drawn);
   * slider update: an arrow key on the threshold slider -> the KV readout shows the new value,
     the token view has re-rendered and the chart's current-threshold star sits at the new cache
-    size (between precomputed points, end to end in the browser).
+    size (between precomputed points, end to end in the browser);
+  * hover to arcs: a mouse-over on a token -> its arcs are in the page (the handler's time) and
+    painted (the next frame), from the reads shipped with the view, with the count of messages
+    the page sent to the server meanwhile (0: no rerun).
 
-    python bench/app_bench.py [--model DIR] [--tokens 1024] [--moves 12] [--threads N]
+    python bench/app_bench.py [--model DIR] [--tokens 1024] [--moves 12] [--hovers 40] [--threads N]
     python bench/app_bench.py --server-side      # the same script runs in-process (AppTest), wall + CPU
 """
 from __future__ import annotations
@@ -90,6 +93,42 @@ new MutationObserver(() => {
 """
 
 
+# Counts the page's websocket messages (a rerun starts with one); installed before the page loads.
+COUNT_SENDS = """
+window.hamSends = 0;
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (...args) { window.hamSends += 1; return send.apply(this, args); };
+"""
+
+# Hovers n tokens spread over the text, one at a time: time to arcs in the DOM, and to the next
+# painted frame; the number of arcs drawn and of messages sent to the server.
+HOVER_JS = """
+const [n, done] = arguments;
+(async () => {
+  const toks = [...document.querySelectorAll('#ham-view .ham-tok')];
+  const sends = window.hamSends, out = [];
+  for (let j = 0; j < n; j++) {
+    const el = toks[Math.floor((j + 0.5) * toks.length / n)];
+    await new Promise((r) => setTimeout(r, 30));
+    const t0 = performance.now();
+    el.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+    const t1 = performance.now();
+    await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    out.push({handler: t1 - t0, painted: performance.now() - t0,
+              arcs: document.querySelectorAll('.ham-arc[data-from="' + el.dataset.i + '"]').length});
+  }
+  done({moves: out, sends: window.hamSends - sends});
+})();
+"""
+
+
+def chart_drawn(d) -> bool:
+    """The memory-vs-quality chart is in the page (also when it sits in a closed expander)."""
+    return bool(d.execute_script(
+        "return [...document.querySelectorAll('.js-plotly-plot')].some((gd) => (gd.data || [])"
+        ".some((t) => t.name === 'HAM surprise'));"))
+
+
 def server_side(model_dir: Path, tokens: int, moves: int, threads: int) -> None:
     """The same in one process with streamlit.testing.v1.AppTest: each script run's wall and
     CPU time (what the server does per slider move, without the browser)."""
@@ -128,6 +167,7 @@ def main() -> None:
                                           else Path("/work/runs/lm")))
     p.add_argument("--tokens", type=int, default=1024)
     p.add_argument("--moves", type=int, default=12)
+    p.add_argument("--hovers", type=int, default=40)
     p.add_argument("--threads", type=int, default=0, help="HAM_LAB_THREADS (0: torch's default)")
     p.add_argument("--server-side", action="store_true", help="time AppTest script runs instead of a browser")
     args = p.parse_args()
@@ -155,6 +195,8 @@ def main() -> None:
                  "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1500,2400"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SENDS})
+    driver.set_script_timeout(120)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
                              "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -175,14 +217,19 @@ def main() -> None:
             n = driver.execute_script("const v = document.getElementById('ham-view'); return v ? v.children.length : 0;")
             if t_view is None and n >= args.tokens - 8 and readout(driver):
                 t_view = time.perf_counter() - t0
-            if t_view is not None and any("HAM surprise" in c.text
-                                          for c in driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")):
+            if t_view is not None and chart_drawn(driver):
                 break
             if time.perf_counter() - t0 > 1800:
                 driver.save_screenshot("/tmp/app_bench_stuck.png")
                 raise SystemExit(f"no chart after 1800 s ({n} tokens shown); see /tmp/app_bench_stuck.png")
             time.sleep(0.05)
         t_first = time.perf_counter() - t0
+        for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stExpander"] summary'):
+            if "measurements anyway" in box.text:         # the chart behind "no measurable difference"
+                box.click()
+                time.sleep(1.0)
+        time.sleep(2.0)
+        hovers = driver.execute_async_script(HOVER_JS, args.hovers)
         thumb = driver.find_element(By.CSS_SELECTOR, '.st-key-w_tau input[type="range"]')
         driver.execute_script(WATCH_JS)
         for i in range(args.moves):
@@ -208,6 +255,12 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"server up: {t_server:.1f} s; cold start to first view (model load, one analysis, token view and "
           f"readout): {t_view:.1f} s; to the memory-vs-quality chart (+ the sweep): {t_first:.1f} s")
+    hd = sorted(h["handler"] for h in hovers["moves"])
+    hp = sorted(h["painted"] for h in hovers["moves"])
+    drawn = sum(h["arcs"] > 0 for h in hovers["moves"])
+    print(f"hover to arcs ({len(hp)} tokens, {drawn} with arcs): in the page after median {statistics.median(hd):.1f} ms "
+          f"(max {hd[-1]:.1f}); painted after median {statistics.median(hp):.1f} ms, p90 {hp[int(0.9 * (len(hp) - 1))]:.1f} ms, "
+          f"max {hp[-1]:.1f} ms; messages sent to the server while hovering: {hovers['sends']}")
     print(f"slider update ({len(ms)} moves, browser end to end): KV readout updated after median "
           f"{statistics.median(rd):.0f} ms (max {rd[-1]:.0f}); token view re-rendered after median "
           f"{statistics.median(vw):.0f} ms (max {vw[-1]:.0f}); chart's current point moved (everything "

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, clickview, common, engine, inputs, panels, results, shared, state
+from app import charts, clickview, common, engine, inputs, panels, results, shared, state, viewdata
 from app.presets import PRESETS
-from app.results import TAU_GRID, tau_label
+from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_label
 
 ss = st.session_state
@@ -29,6 +29,23 @@ def restore_from_url(bundle: engine.Bundle) -> None:
     if view.tau is not None:
         ss.tau_index = min(range(len(TAU_GRID)), key=lambda i: abs(TAU_GRID[i] - view.tau))
     ss.layer, ss.metric, ss.head, ss.token = view.layer, view.metric, view.head, view.token
+    if view.token is not None:                 # the link chose the token: no first-view choice
+        ss.first_view_for = shared.text_key(ss.text)
+
+
+def first_view(bundle: engine.Bundle, entry: results.TextEntry, text: str) -> None:
+    """Once per text: show the layer and token where the cache is seen at work, chosen by
+    measurement at the global threshold (viewdata.first_view), unless the user or a link chose."""
+    key = shared.text_key(text)
+    if ss.get("first_view_for") == key:
+        return
+    ss.first_view_for = key
+    tau = TAU_GRID[ss.tau_index] if ss.tau_index is not None else DEFAULT_TAU
+    L = bundle.cfg.n_layers
+    pick = viewdata.first_view(results.result_for(bundle, entry, results.grid_taus(bundle, tau), layers=tuple(range(L))))
+    if pick is not None:
+        ss.layer = ss.w_layer = pick.layer
+        ss.token = ss.w_token = pick.query
 
 
 def link_key(text: str):
@@ -76,10 +93,14 @@ def controls(bundle: engine.Bundle) -> tuple:
                 i = st.select_slider(f"Layer {l + 1}", options=[-1, *range(len(TAU_GRID))], key=f"w_over_{l}",
                                      value=-1, format_func=lambda i: "global" if i < 0 else tau_label(TAU_GRID[i]))
             taus.append(TAU_GRID[ss.tau_index] if i < 0 else TAU_GRID[i])
-        d = st.columns(3)
+        d = st.columns(4)
         d[0].radio("Cache marks", ["chosen layer", "count of layers"], key="w_marks", horizontal=True)
-        d[1].radio("Colour scale", ["viridis", "cividis"], key="w_scale", horizontal=True)
-        d[2].radio("Reads", ["averaged over heads", *[f"head {h + 1}" for h in range(cfg.n_heads)]],
+        d[1].radio("Colour scale", list(viewdata.SCALE_MODES), key="w_scale_mode", horizontal=True,
+                   format_func=viewdata.SCALE_MODES.get,
+                   help="spread: each colour holds about the same share of this layer's tokens (edges in the "
+                        "legend); fixed: the same range for every layer and text")
+        d[2].radio("Palette", ["viridis", "cividis"], key="w_scale", horizontal=True)
+        d[3].radio("Reads", ["averaged over heads", *[f"head {h + 1}" for h in range(cfg.n_heads)]],
                    key="w_reads", horizontal=True)
     return tuple(taus)
 
@@ -88,37 +109,54 @@ def pick_token(i: int) -> None:
     ss.token = ss.w_token = i
 
 
-def token_panel(r: results.TextResult) -> None:
-    T = len(r.tokens)
+def token_panel(bundle: engine.Bundle, r: results.TextResult, none: results.TextResult) -> None:
+    T, L = len(r.tokens), r.cached.shape[0]
     if ss.token is None or ss.token >= T:
         ss.token = max([i for i, t in enumerate(r.tokens) if t.strip()] or [T - 1])
     if ss.get("w_token") is None or ss.w_token >= T or ss.w_token != ss.token:
         ss.w_token = ss.token
     head = None if ss.get("w_reads", "averaged over heads").startswith("averaged") else int(ss.w_reads.split()[-1]) - 1
-    reads, sink = r.reads(ss.token, ss.layer, head)
+    m = r.read_map(ss.layer, head)
     left, right = st.columns([3, 2])
     with left:
-        html = panels.view_html(r, metric=ss.metric, layer=ss.layer, head=ss.head,
-                                count_mode=ss.get("w_marks") == "count of layers",
-                                scale=ss.get("w_scale", "viridis"), selected=ss.token, reads=reads,
-                                font_size="1.35rem" if ss.get("presenter") else "0.95rem")
-        clickview.show(html, key="w_view", on_click=pick_token)
+        data, bins = viewdata.view_data(
+            r, metric=ss.metric, layer=ss.layer, head=ss.head, count_mode=ss.get("w_marks") == "count of layers",
+            scale=ss.get("w_scale", "viridis"), mode=ss.get("w_scale_mode", "spread"), selected=ss.token,
+            read_map=m, none=none, shown=lambda ids: results.shown_tokens(bundle, ids),
+            font_size="1.35rem" if ss.get("presenter") else "0.95rem")
+        clickview.show(data, key="w_view", on_click=pick_token)
+        st.markdown(viewdata.describe_selection(r, ss.token, ss.layer, m))
         # A number box, not a slider over every token: a 1,024-option slider is re-sent and
         # re-drawn on every threshold move (tens of ms in the browser) for no new information.
         st.number_input(f"Selected token: \\#{ss.token} {common.md(token_label(r.tokens[ss.token]))} (click one in the text, or type "
                         f"its number, 0-{T - 1})", min_value=0, max_value=T - 1, step=1, key="w_token",
                         on_change=common._sync, args=("w_token", "token"))
     with right:
-        panels.show_reads(r, ss.token, ss.layer, reads, sink, head)
-        panels.show_counts(r, ss.metric, ss.layer, ss.head, ss.get("w_scale", "viridis"))
+        panels.show_reads(r, ss.token, ss.layer, viewdata.selected_reads(m, ss.token), m.sink[ss.token], head)
+        st.html(panels.multiples_html(r, ss.token, [r.reads(ss.token, layer, head) for layer in range(L)]))
+        values, _ = viewdata.metric_values(r, ss.metric, ss.layer, ss.head, none)
+        st.html(panels.counts_html(bins, values.tolist()))
 
 
-def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult) -> None:
+def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult,
+                full: results.TextResult, none: results.TextResult) -> None:
     others = results.stored_policy_rows(entry)
     rows = results.ham_rows(bundle, entry) + (others or [])
     current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
-    fig = charts.memory_quality_figure(rows, current, title="")
-    st.plotly_chart(fig, key="mq_chart", config={"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}})
+    noise = charts.paired_noise(none.lm_surprisal.tolist(), full.lm_surprisal.tolist())
+    span = charts.range_sentence([row["loss"] for row in rows] + [r.loss], noise)
+    fig = charts.memory_quality_figure(rows, current, title=span[:1].upper() + span[1:], noise=noise,
+                                       font_scale=1.5 if ss.get("presenter") else 1.0)
+    verdict = charts.cache_verdict(full.loss, none.loss, noise, len(r.tokens))
+    config = {"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}}
+    if verdict:
+        st.info(verdict)
+        with st.expander("Show the measurements anyway (every difference on it is within the noise)"):
+            st.plotly_chart(fig, key="mq_chart", config=config)
+    else:
+        st.caption(f"Memory against quality on this text: {span}. The grey band is the noise around the "
+                   "RNN-only loss; hover a point for its perplexity and bytes.")
+        st.plotly_chart(fig, key="mq_chart", config=config)
     c = st.columns([2, 1, 1, 1])
     if others is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
         bar = st.progress(0.0, "Running the other policies…")
@@ -162,21 +200,27 @@ def threshold_view(bundle: engine.Bundle, text: str) -> None:
 
 
 def _threshold_view(bundle: engine.Bundle, text: str) -> None:
-    taus = controls(bundle)
     entry = results.text_entry(bundle, text)
     with st.spinner("Reading the text…"):
-        r = results.result_for(bundle, entry, taus, ss.token)    # the view first; the sweep below
+        first_view(bundle, entry, text)
+    taus = controls(bundle)
+    layers = (ss.layer,)
+    with st.spinner("Reading the text…"):
+        r = results.result_for(bundle, entry, taus, ss.token, layers)     # the view first; the sweep below
+        full = results.result_for(bundle, entry, results.grid_taus(bundle, 0.0), ss.token, layers)
+        none = results.result_for(bundle, entry, results.grid_taus(bundle, TAU_GRID[-1]), ss.token, layers)
     if r.notice:
         st.warning(r.notice)
     st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
-    panels.show_readout(r)
-    token_panel(r)
+    panels.show_readout(r, full, none)
+    token_panel(bundle, r, none)
     save_to_url(text)
     st.subheader("Memory vs quality")
     bar = st.empty()
-    results.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"), ss.token)
+    results.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"),
+                    ss.token, ss.layer)
     bar.empty()
-    chart_panel(bundle, entry, r)
+    chart_panel(bundle, entry, r, full, none)
 
 
 common.guard(body)

@@ -18,11 +18,14 @@ from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ham_core.analysis.readmap import ReadMap, read_map
 from ham_core.errors import HAMInputError
 from ham_core.model.dispatch import device_label
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.ops import sink_softmax
 from ham_core.model.policies import run_policy
+
+GUESSES = 5                  # the model's top guesses kept per position (GLTR-style tooltips)
 
 
 class TruncationWarning(UserWarning):
@@ -127,6 +130,16 @@ class ReadContext:
             weights, sink = sink_softmax(torch.einsum("hd,nhd->hn", q[query], k[keys]) * self.temperature[layer][:, None])
         return Reads(query, layer, keys.tolist(), weights.float().cpu(), sink.float().cpu())
 
+    def read_map(self, layer: int, top: int = 8, head: Optional[int] = None) -> ReadMap:
+        """The `top` largest reads of every token in `layer` (one head, or averaged over heads);
+        each row agrees with `reads(query, layer)`."""
+        L, H = len(self.q), self.q[0].shape[1]
+        if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < L:
+            raise HAMInputError(f"layer must be in 0..{L - 1}, got {layer!r}")
+        if head is not None and not (isinstance(head, int) and 0 <= head < H):
+            raise HAMInputError(f"head must be None (mean) or in 0..{H - 1}, got {head!r}")
+        return read_map(self.q[layer], self.k[layer], self.visible[layer], self.temperature[layer], layer, top, head)
+
 
 @dataclass
 class StepValues:
@@ -169,6 +182,9 @@ class Analysis:
     query_reads: Optional[List[Reads]] = None   # reads of the `query` token in every layer
     steps: Optional[StepValues] = field(default=None, repr=False, compare=False)
     context: Optional[ReadContext] = field(default=None, repr=False, compare=False)
+    guess_ids: Optional[torch.Tensor] = None    # [T, GUESSES] the model's top guesses for token t
+    guess_probs: Optional[torch.Tensor] = None  # [T, GUESSES] from the tokens before it, most likely
+    # first (row 0, which nothing predicts, is -1 / 0)
 
     @property
     def n_tokens(self) -> int:
@@ -186,6 +202,16 @@ class Analysis:
     def reads(self, query: int, layer: int) -> Reads:
         """Attention reads of token `query` in `layer`: the keys it could read and their weights."""
         return self.context.reads(query, layer)
+
+    def read_map(self, layer: int, top: int = 8, head: Optional[int] = None) -> ReadMap:
+        """The `top` largest reads of every token in `layer` (see ReadContext.read_map)."""
+        return self.context.read_map(layer, top, head)
+
+    @property
+    def kv_bytes_layers(self) -> List[int]:
+        """[L] peak KV-cache bytes of each layer (keys and values of its peak cache)."""
+        per_key = self.kv_bytes_full // max(self.n_tokens * len(self.tau), 1)
+        return [int(p) * per_key for p in self.kv_peak]
 
     def to_dict(self) -> dict:
         """The CLI's JSON: model, device, n_tokens, truncated, tau, policy, loss, perplexity,
@@ -233,6 +259,7 @@ def analyze(
     with torch.no_grad():
         out = run_policy(model, ids, taus, policy, seed=seed, projections=True)
         nll = next_token_nll(out.logits, ids)[0].double().cpu()
+        probs, guess_ids = torch.softmax(out.logits[0, :-1].float(), -1).topk(min(GUESSES, out.logits.shape[-1]), dim=-1)
     if not (torch.isfinite(nll).all() and torch.isfinite(out.surprise).all()):
         raise HAMInputError("the model produced numbers that are not finite (NaN or infinity) for this text, "
                             "so there is nothing meaningful to show; check the model's weights")
@@ -256,6 +283,8 @@ def analyze(
         n_tokens_total=total,
         notice=notice,
         seed=seed,
+        guess_ids=torch.cat([guess_ids.new_full((1, guess_ids.shape[1]), -1), guess_ids]).int().cpu(),
+        guess_probs=torch.cat([probs.new_zeros(1, probs.shape[1]), probs]).cpu(),
         steps=StepValues.from_projections(out.projections),
         context=ReadContext([p.q[0] for p in out.projections], [p.k[0] for p in out.projections],
                             [v[0] for v in out.visible],

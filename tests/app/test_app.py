@@ -12,6 +12,7 @@ from app.results import TAU_GRID
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 PAGES = ["views/read.py", "views/step.py", "views/recall.py", "views/how.py"]
 TIMEOUT = 180
+K = "KV cache (all layers)"        # the readout's headline: bytes over all layers
 
 
 @pytest.fixture
@@ -59,9 +60,9 @@ def test_read_view_shows_readout_chart_and_token_view(app_env):
     at = start()
     clean(at)
     values = readout(at)
-    for label in ("KV cache", "of a full cache", "KV bytes", "RNN state (fixed)", "loss"):
+    for label in ("KV cache (all layers)", "of a full cache", "RNN state (fixed)", "loss", "cache bought"):
         assert label in values
-    assert "tokens" in values["KV cache"] and values["of a full cache"].endswith("%")
+    assert values["KV cache (all layers)"].endswith("B") and values["of a full cache"].endswith("%")
     charts = at.get("plotly_chart")
     assert len(charts) == 1 and "HAM surprise" in str(charts[0].proto)   # memory vs quality
     assert any("token_view" in str(el.proto) for el in at.get("bidi_component")) or at.get("bidi_component")
@@ -77,18 +78,18 @@ def test_threshold_slider_changes_kv_readout(app_env):
     at.select_slider(key="w_tau").set_value(len(TAU_GRID) - 1).run()
     clean(at)
     none = readout(at)
-    assert none["of a full cache"] == "0.0%" and none["KV cache"] == "0 tokens"
-    assert len({before["KV cache"], full["KV cache"], none["KV cache"]}) >= 2
+    assert none["of a full cache"] == "0.0%" and none["KV cache (all layers)"] == "0 B"
+    assert len({before[K], full[K], none[K]}) >= 2
     assert none["RNN state (fixed)"] == full["RNN state (fixed)"]      # the state does not grow
 
 
 def test_per_layer_override_changes_readout(app_env):
     at = start()
     at.select_slider(key="w_tau").set_value(len(TAU_GRID) - 1).run()
-    assert readout(at)["KV cache"] == "0 tokens"
+    assert readout(at)[K] == "0 B"
     at.select_slider(key="w_over_0").set_value(TAU_GRID.index(0.0)).run()
     clean(at)
-    assert readout(at)["KV cache"] != "0 tokens"
+    assert readout(at)[K] != "0 B"
 
 
 def test_presets_load(app_env):
@@ -130,7 +131,7 @@ def test_empty_text_is_a_friendly_message(app_env, text):
     assert any("Paste some text" in i.value for i in at.info)
     set_text(at, "Back to a real text about the sea.")                 # and it keeps working
     clean(at)
-    assert "tokens" in readout(at)["KV cache"]
+    assert readout(at)["of a full cache"].endswith("%")
 
 
 BAD = {
@@ -149,7 +150,7 @@ def test_bad_input_gives_a_notice_not_a_traceback(app_env, name):
     at = start()
     set_text(at, BAD[name])
     clean(at)
-    assert "tokens" in readout(at)["KV cache"]
+    assert readout(at)["of a full cache"].endswith("%")
     if name == "190 KB paste":
         assert any("characters; only the first" in w.value for w in at.warning)
         assert at.text_area(key="w_text").proto.max_chars == 200_000

@@ -136,7 +136,7 @@ def test_paste_threshold_select_in_a_real_browser(server, browser):
     until(d, lambda d: metric(d, "of a full cache") == "100.0%", f"threshold move did not reach 100% (was {before})")
     until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-cached"))
           == len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")), "at tau 0 not every token is marked cached")
-    assert metric(d, "KV cache").endswith("tokens") and metric(d, "RNN state (fixed)")
+    assert metric(d, "KV cache (all layers)").endswith("B") and metric(d, "RNN state (fixed)")
 
     # Select a late token by clicking it: it is marked, and the tokens it read are highlighted.
     target = d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")[-5]
@@ -157,6 +157,70 @@ def test_paste_threshold_select_in_a_real_browser(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     time.sleep(1.0)                       # let the chart finish its transition
     assert d.save_screenshot(str(ARTIFACTS / "app_read_view.png"))
+
+
+# Counts the messages the page sends to the server over its websocket (every rerun starts with one).
+COUNT_SENDS = """
+window.hamSends = 0;
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (...args) { window.hamSends += 1; return send.apply(this, args); };
+"""
+
+
+def arcs(d) -> list[tuple[int, int, float]]:
+    return [(int(a.get_attribute("data-from")), int(a.get_attribute("data-to")), float(a.get_attribute("data-w")))
+            for a in d.find_elements(By.CSS_SELECTOR, ".ham-arcs .ham-arc")]
+
+
+def index(el) -> int:
+    return int(el.get_attribute("data-i"))
+
+
+def test_first_view_arcs_hover_and_cache_bought_in_a_real_browser(server, browser):
+    d = browser
+    d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_SENDS})
+    d.get(server)                                     # the default preset, no click
+    until(d, lambda d: arcs(d), "no arcs drawn on the first view")
+    selected = index(d.find_element(By.CSS_SELECTOR, "#ham-view .ham-selected"))
+    first = arcs(d)
+    assert all(src == selected for src, _, _ in first)
+    src, dst, weight = max(first, key=lambda a: a[2])
+    assert dst < selected and 0 < weight <= 1                  # the strongest read points back ...
+    assert "ham-cached" in d.find_element(By.ID, f"ham-t{dst}").get_attribute("class")   # ... at a cached token
+    assert "What you see:" in d.find_element(By.TAG_NAME, "body").text
+    ARTIFACTS.mkdir(exist_ok=True)
+    d.save_screenshot(str(ARTIFACTS / "read_first_view.png"))
+
+    # Hover another token: its arcs appear from data already in the page, with no message to the server.
+    tokens = d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")
+    other = next(t for t in reversed(tokens) if index(t) not in (selected, len(tokens) - 1) and t.text.strip())
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", other)
+    time.sleep(1.0)
+    sends = d.execute_script("return window.hamSends")
+    ActionChains(d).move_to_element(other).perform()
+    until(d, lambda d: arcs(d) and all(a[0] == index(other) for a in arcs(d)), "hovering drew no arcs", timeout=5)
+    assert all(dst <= index(other) for _, dst, _ in arcs(d))
+    tip = d.find_element(By.CSS_SELECTOR, ".ham-tip")
+    assert tip.is_displayed() and f"#{index(other)}" in tip.text and "RNN surprise" in tip.text
+    time.sleep(1.0)
+    assert d.execute_script("return window.hamSends") == sends, "hovering sent a message to the server"
+    d.save_screenshot(str(ARTIFACTS / "read_hover.png"))
+    ActionChains(d).move_to_element(d.find_element(By.TAG_NAME, "h1")).perform()
+    until(d, lambda d: arcs(d) and all(a[0] == selected for a in arcs(d)), "leaving did not restore the locked token")
+
+    # The "what the cache bought" colour mode.
+    box = d.find_element(By.CSS_SELECTOR, ".st-key-w_metric")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", box)
+    box.click()
+    option = until(d, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, '[role="option"]')
+                                 if "cache bought" in o.text], "no 'cache bought' option")[0]
+    option.click()
+    until(d, lambda d: "what the cache bought" in d.find_element(By.ID, "ham-legend").text, "cache-bought mode not shown")
+    assert "What the cache bought on this text" in d.find_element(By.TAG_NAME, "body").text
+    assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    time.sleep(0.5)
+    d.execute_script("arguments[0].scrollIntoView({block: 'start'});", d.find_element(By.ID, "ham-legend"))
+    d.save_screenshot(str(ARTIFACTS / "read_cache_bought.png"))
 
 
 def test_other_pages_render_in_a_real_browser(server, browser):

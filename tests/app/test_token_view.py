@@ -1,14 +1,17 @@
-"""The token-view HTML: every token is escaped text, ids are deterministic, colours are sane."""
+"""The token-view HTML: every token is escaped text, ids are deterministic, marks are plain
+classes; the colour bins (app.colours): edges from the data, readable text on every colour."""
 from __future__ import annotations
 
+import html
 import re
 from html.parser import HTMLParser
 
 import pytest
 
-from app.token_view import (
-    TokenCell, colour_for, page, render_legend, render_view, text_colour, visible_text,
+from app.colours import (
+    MIN_CONTRAST, NO_VALUE, TEXT, contrast, fixed_bins, palette, quantile_bins, signed_bins, signed_palette,
 )
+from app.token_view import TokenCell, bins_legend, page, render_legend, render_view, visible_text
 
 NASTY = [
     "<script>alert(1)</script>", " <img src=x onerror=alert(1)>", ' "quoted"', " 'single'",
@@ -92,49 +95,80 @@ def test_ids_are_deterministic_and_unique():
 
 def test_snapshot_small_view():
     cells = [TokenCell("Hi", 0.0, cached=1, tooltip="t0"), TokenCell(" <b>", 1.0, tooltip="t1", read=0.5)]
-    out = render_view(cells, vmin=0, vmax=1, selected=0, prefix="s")
+    bins = fixed_bins(0, 1, "x", n=2)
+    lo, hi = bins.colours
+    out = render_view(cells, bins=bins, selected=0, prefix="s")
     assert out == (
         '<div class="ham-view" id="s-view" style="--ham-size:0.95rem">'
-        '<span id="s-t0" class="ham-tok ham-cached ham-selected" data-i="0" '
-        'style="background:rgb(68, 1, 84);color:#ffffff" title="t0">Hi</span>'
-        '<span id="s-t1" class="ham-tok ham-read" data-i="1" '
-        'style="background:rgb(253, 231, 37);color:#000000;outline-color:rgba(216, 27, 96, 1.0)" '
-        'title="t1" data-read="0.5000"> &lt;b&gt;</span></div>'
+        f'<span id="s-t0" class="ham-tok ham-cached ham-selected" data-i="0" style="background:rgb{lo}" '
+        'title="t0">Hi</span>'
+        f'<span id="s-t1" class="ham-tok ham-read" data-i="1" style="background:rgb{hi};'
+        'outline-color:rgba(216, 27, 96, 1.0)" title="t1" data-read="0.5000"> &lt;b&gt;</span></div>'
     )
+    assert 'title=' not in render_view([TokenCell("a", 0.5)], bins=bins)    # no tooltip, no title
 
 
-def test_count_mode_badges_and_selection():
-    cells = [TokenCell("a", 0.2, cached=3), TokenCell("b", 0.2, cached=0)]
-    out = render_view(cells, vmin=0, vmax=1, count_mode=True, selected=1)
-    assert '<sup class="ham-count">3</sup>' in out
-    assert out.count("ham-count") == 1
+def test_count_mode_draws_a_bar_not_a_superscript():
+    cells = [TokenCell("a", 0.2, cached=3), TokenCell("b", 0.2, cached=0), TokenCell("c", 0.2, cached=4)]
+    out = render_view(cells, vmin=0, vmax=1, count_mode=True, n_layers=4, selected=1)
+    assert "<sup" not in out and "ham-cached" not in out
+    assert out.count("ham-layers") == 2 and "--ham-n:0.750" in out and "--ham-n:1.000" in out
     assert 'class="ham-tok ham-selected"' in out
 
 
 @pytest.mark.parametrize("scale", ["viridis", "cividis"])
-def test_colours_span_the_scale_and_text_contrast(scale):
-    lo, hi = colour_for(0, 0, 1, scale), colour_for(1, 0, 1, scale)
-    assert lo != hi
-    assert text_colour(lo) == "#ffffff" and text_colour(hi) == "#000000"
-    assert colour_for(-5, 0, 1, scale) == lo and colour_for(7, 0, 1, scale) == hi
-    assert colour_for(None, 0, 1, scale) == colour_for(float("nan"), 0, 1, scale) == (200, 200, 200)
+def test_every_colour_keeps_black_text_readable(scale):
+    colours = palette(scale) + signed_palette() + [NO_VALUE]
+    assert all(contrast(c, TEXT) >= MIN_CONTRAST >= 4.5 for c in colours)      # WCAG AA and more
+    seq = palette(scale)
+    assert len(set(seq)) == len(seq) == 8                                      # eight distinct colours
+    lum = [contrast(c, (0, 0, 0)) for c in seq]
+    assert lum == sorted(lum) and lum[-1] - lum[0] > 5                         # dark to light, far apart
 
 
-def test_legend_and_page_are_self_contained():
-    legend = render_legend("surprise <L1>", 0, 2, show_reads=True)
-    assert "surprise &lt;L1&gt;" in legend and "linear-gradient" in legend
+def test_quantile_bins_spread_a_skewed_layer_over_every_colour():
+    skewed = [0.01 * 1.06 ** i for i in range(188)]          # most values small, a long tail
+    linear = fixed_bins(0, max(skewed), "x")
+    assert linear.counts(skewed)[0] > 0.4 * len(skewed)       # one colour would hold most tokens
+    bins = quantile_bins(skewed, "x")
+    counts = bins.counts(skewed)
+    assert bins.n == 8 and sum(counts) == 188 and min(counts) >= 188 // 8 - 2
+    assert bins.edges == sorted(bins.edges) and "1/8" in bins.note
+    assert bins.colour(None) == bins.colour(float("nan")) == NO_VALUE
+    assert bins.index(-5) == 0 and bins.index(1e9) == 7
+    ties = quantile_bins([0.1] * 50 + [0.5] * 50 + [0.9] * 50, "x")
+    assert 2 <= ties.n <= 8 and sum(ties.counts([0.1, 0.5, 0.9])) == 3
+    flat = quantile_bins([0.3] * 20, "x", fallback=(0, 1))
+    assert flat.edges[0] == 0 and flat.edges[-1] == 1 and "fixed" in flat.note
+
+
+def test_signed_bins_are_symmetric_around_zero():
+    values = [-0.3, -0.01, -0.002, 0.0, 0.001, 0.004, 0.02, 0.5, float("nan")]
+    bins = signed_bins(values, "bought")
+    inner = bins.edges[1:-1]
+    assert inner == [-x for x in reversed(inner)] and 0.0 in inner and bins.n == 8
+    assert bins.index(0.5) == 7 and bins.index(-0.3) == 0 and bins.index(0.0001) == 4 and bins.index(-0.0001) == 3
+    assert signed_bins([], "x").n == 8 and signed_bins([0.0, 0.0], "x").n == 8
+
+
+def test_legend_names_each_colour_and_the_scale():
+    bins = quantile_bins([i / 100 for i in range(100)], "surprise <L1>")
+    legend = bins_legend(bins, show_reads=True, mark=0.5, mark_label="underlined: τ")
+    assert "surprise &lt;L1&gt;" in legend and legend.count("ham-swatch") >= 8
+    assert legend.count("ham-tau") == 1 and "underlined: τ" in legend and "1/8" in legend
+    assert all(html.escape(r) in legend for r in bins.ranges())
+    old = render_legend("surprise", 0, 1)
+    assert "fixed scale" in old
     doc = page(render_view(_cells(["x"]), vmin=0, vmax=1) + legend)
     assert doc.startswith("<!doctype html>") and "http" not in doc      # nothing fetched from a CDN
 
 
 def test_bars_escape_labels_and_scale_widths():
-    from app.token_view import bucket_counts, render_bars
+    from app.token_view import render_bars
 
     out = render_bars(["#1 '<script>'", "#2 'a&b'"], [0.5, 0.25], prefix="b")
     assert "<script>" not in out and "&lt;script&gt;" in out and "a&amp;b" in out
     assert "width:100.0%" in out and "width:50.0%" in out and 'id="b"' in out
-    labels, counts, colours = bucket_counts([0.0, 0.1, 0.95, 3.0, float("nan")], 0.0, 1.0, n=4)
-    assert counts == [2, 0, 0, 2] and labels[-1].endswith("+") and len(colours) == 4
 
 
 @pytest.mark.parametrize("text", ["שלום עולם, and مرحبا بالعالم", "Cats 🐈‍⬛ and dogs 🐕; flags 🇳🇴, tones 👍🏽"])

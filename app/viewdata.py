@@ -1,0 +1,157 @@
+"""What the read page's token view shows, built from TextResults: the values and colour bins of
+each colour mode, the component's data (escaped view, reads of every token, tooltips), the first
+view's choice and the sentence that says what the reader is looking at. Pure functions (no
+Streamlit calls), so tests can check them directly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from app.colours import Bins, fixed_bins, quantile_bins, signed_bins
+from app.common import md
+from app.panels import LM_RANGE, SURPRISE_RANGE
+from app.results import TextResult, tau_label
+from app.token_view import TokenCell, bins_legend, render_view, visible_text
+from ham_core.analysis.readmap import MemorableRead, ReadMap, memorable_read, repeat_length
+
+FIXED_RANGE = {"min": SURPRISE_RANGE, "head": SURPRISE_RANGE, "lm": LM_RANGE}   # the "fixed" scale's ranges
+SCALE_MODES = {"spread": "spread (equal shares)", "fixed": "fixed range"}
+
+
+def bought(r: TextResult, none: TextResult) -> np.ndarray:
+    """[T] what the cache bought at each token: its loss without any cache minus its loss at
+    r's thresholds (nats; positive: the cache helped). NaN for the first token."""
+    return none.lm_surprisal.astype(np.float64) - r.lm_surprisal.astype(np.float64)
+
+
+def metric_values(r: TextResult, metric: str, layer: int, head: int,
+                  none: Optional[TextResult] = None) -> tuple[np.ndarray, str]:
+    """Values to colour by [T] and what they are, in words."""
+    if metric == "lm":
+        return r.lm_surprisal, "next-token surprisal (nats)"
+    if metric == "head":
+        return r.surprise[layer, :, head], f"RNN surprise, layer {layer + 1} head {head + 1}"
+    if metric == "bought" and none is not None:
+        return bought(r, none), "what the cache bought (nats; loss without cache − loss now)"
+    return r.layer_surprise[layer], f"RNN surprise, layer {layer + 1} (min over heads)"
+
+
+def colour_bins(values: np.ndarray, metric: str, label: str, scale: str = "viridis", mode: str = "spread") -> Bins:
+    """The colour bins of a mode: signed for the cache's gain, else spread over this text's
+    values (quantiles) or a fixed range."""
+    finite = [float(v) for v in values if v == v]
+    if metric == "bought":
+        return signed_bins(finite, label)
+    lo, hi = FIXED_RANGE.get(metric, (0.0, 1.0))
+    if mode == "fixed":
+        return fixed_bins(lo, hi, label, scale)
+    return quantile_bins(finite, label, scale, fallback=(lo, hi))
+
+
+def view_cells(r: TextResult, values: np.ndarray, layer: int, count_mode: bool,
+               reads: Optional[dict] = None) -> list[TokenCell]:
+    marks = (r.cached.sum(0) if count_mode else r.cached[layer]).tolist()
+    vals, reads = values.tolist(), reads or {}
+    return [TokenCell(text=t, value=None if math.isnan(vals[i]) else vals[i], cached=int(marks[i]), read=reads.get(i))
+            for i, t in enumerate(r.tokens)]
+
+
+def _r(x: float, digits: int = 3) -> Optional[float]:
+    return None if x is None or x != x else round(float(x), digits)
+
+
+def tip_rows(r: TextResult, gain: Optional[np.ndarray], shown: Callable[[Sequence[int]], list]) -> list:
+    """Per token, for the tooltip: [text, surprisal, [surprise per layer], cached-in-layer bits,
+    what the cache bought, [[guess, probability] x 5]]. Built once per result."""
+    def build() -> list:
+        T = len(r.tokens)
+        ids, probs = r.guess_ids.tolist(), np.round(r.guess_probs.astype(np.float64), 3).tolist()
+        texts = iter(visible_text(t) for t in shown([i for row in ids for i in row if i >= 0]))
+        guesses = [[[next(texts), p] for i, p in zip(row_i, row_p) if i >= 0] for row_i, row_p in zip(ids, probs)]
+        surprise = np.round(r.layer_surprise.T.astype(np.float64), 3).tolist()      # [T][L]
+        bits = (r.cached.T.astype(np.int64) << np.arange(r.cached.shape[0])).sum(1).tolist()
+        lm = r.lm_surprisal.tolist()
+        gains = [None] * T if gain is None else gain.tolist()
+        return [[visible_text(t), _r(lm[i]), surprise[i], bits[i], _r(gains[i], 4), guesses[i]]
+                for i, t in enumerate(r.tokens)]
+
+    return r.memo(("tip rows", gain is not None), build)
+
+
+def reads_payload(m: ReadMap) -> dict:
+    """The reads of every token for the browser: key positions and weights in thousandths
+    (reads under 0.05% are left out)."""
+    thousandths = np.rint(1000 * m.weights).astype(np.int64)
+    keep = (m.keys >= 0) & (thousandths > 0)
+    keys, weights = m.keys.tolist(), thousandths.tolist()
+    rows = keep.tolist()
+    return {"keys": [[k for k, ok in zip(ks, row) if ok] for ks, row in zip(keys, rows)],
+            "weights": [[w for w, ok in zip(ws, row) if ok] for ws, row in zip(weights, rows)]}
+
+
+def selected_reads(m: ReadMap, query: Optional[int]) -> dict:
+    """{key: weight} of the selected token (what the view rings before any script runs)."""
+    return {} if query is None else dict(m.row(query))
+
+
+def view_data(r: TextResult, *, metric: str, layer: int, head: int, count_mode: bool, scale: str, mode: str,
+              selected: Optional[int], read_map: ReadMap, none: Optional[TextResult],
+              shown: Callable[[Sequence[int]], list], font_size: str = "0.95rem") -> tuple[dict, Bins]:
+    """The component's data (see app.clickview.show) and the colour bins it used."""
+    values, label = metric_values(r, metric, layer, head, none)
+    bins = colour_bins(values, metric, label, scale, mode)
+    L = r.cached.shape[0]
+    cells = view_cells(r, values, layer, count_mode, selected_reads(read_map, selected))
+    cache_label = (f"cached: the bar under a token is as long as the share of the {L} layers that keep it"
+                   if count_mode else f"in layer {layer + 1}'s KV cache")
+    surprise_metric = metric in ("min", "head")
+    legend = bins_legend(bins, cache_label=cache_label, show_reads=True, count_mode=count_mode,
+                         mark=r.tau[layer] if surprise_metric else None,
+                         mark_label=f"underlined: the colour holding τ = {tau_label(r.tau[layer])} "
+                                    "(tokens at or above it enter the cache)")
+    html = legend + render_view(cells, bins=bins, selected=selected, count_mode=count_mode, n_layers=L,
+                                font_size=font_size)
+    gain = bought(r, none) if none is not None else None
+    data = {"html": html, "prefix": "ham", "selected": selected, "reads": reads_payload(read_map),
+            "tips": {"layers": L, "rows": tip_rows(r, gain, shown)}}
+    return data, bins
+
+
+def first_view(r: TextResult) -> Optional[MemorableRead]:
+    """The layer and token a first screen shows, measured on this model and text (see
+    ham_core.analysis.readmap.memorable_read)."""
+    return memorable_read(r.text.ids.tolist(), [r.read_map(layer) for layer in range(r.cached.shape[0])])
+
+
+def _quote(text: str) -> str:
+    return "“" + md(visible_text(text).replace("\n", "")) + "”"
+
+
+def _context(r: TextResult, query: int, width: int = 6) -> str:
+    text = "".join(r.tokens[max(0, query - width):query + 3]).replace("\n", " ").strip()
+    return "“…" + md(text) + "…”"
+
+
+def describe_selection(r: TextResult, query: int, layer: int, m: ReadMap) -> str:
+    """One sentence (markdown, user text escaped) saying what the view shows for this token."""
+    name = f"layer {layer + 1}"
+    head = f"**What you see:** in {name}, token \\#{query} {_quote(r.tokens[query])} (in {_context(r, query)})"
+    top = m.strongest(query)
+    if top is None:
+        why = ("no earlier token is in this layer's cache" if not r.cached[layer, :query + 1].any()
+               else "all its attention went to the sink")
+        return f"{head} read nothing from the KV cache: {why}. Hover over other tokens to see theirs."
+    key, weight = top
+    if key == query:
+        what = "itself"
+    else:
+        run = repeat_length(r.text.ids.tolist(), query, key) if key < query - 1 else 0
+        what = f"\\#{key} {_quote(r.tokens[key])}, " + (
+            f"an earlier copy of the same {run} token{'s' if run > 1 else ''}" if run else f"{query - key} tokens back")
+    surprise = float(r.layer_surprise[layer, key])
+    return (f"{head} gives {weight:.0%} of its attention to {what}: its strongest read. {name.capitalize()} "
+            f"kept \\#{key} in its KV cache because the RNN was surprised there ({surprise:.3f} ≥ τ "
+            f"{tau_label(r.tau[layer])}). Hover over any token to see its reads; click one to keep them.")
