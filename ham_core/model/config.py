@@ -27,7 +27,7 @@ def _size(n: int) -> str:
 
 @dataclass
 class HAMConfig:
-    """Sizes of a HAM language model (DESIGN.md section 2).
+    """Sizes of a HAM language model (docs/DESIGN.md section 2).
 
     The layer uses n_heads heads of head_dim each; q, k and v all have head_dim channels.
     """

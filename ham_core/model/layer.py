@@ -1,4 +1,4 @@
-"""The HAM layer, step by step as in DESIGN.md section 2.
+"""The HAM layer, step by step as in docs/DESIGN.md section 2.
 
 An RNN (gated delta rule) summarises every token; the tokens it failed to predict are routed
 into a KV cache that selective attention reads exactly. The layer's forward returns the

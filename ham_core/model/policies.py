@@ -1,4 +1,4 @@
-"""Selection policies: which keys each query may read, per layer (DESIGN.md section 3).
+"""Selection policies: which keys each query may read, per layer (docs/DESIGN.md section 3).
 
 A policy is one function of a layer's `LayerSignals` (B texts of T tokens, H heads) returning
 either a kept-key mask [B, T] (a fixed cache) or a query-by-key mask [B, T, T] (a sliding

@@ -1,7 +1,7 @@
 """How training chooses what each layer caches, so one model serves every threshold.
 
 Each batch draws a target cache fraction f (sometimes exactly 0 or 1). Most batches route the
-HAM way: each layer's threshold is the (1 - f) quantile of its surprise in the batch (DESIGN.md,
+HAM way: each layer's threshold is the (1 - f) quantile of its surprise in the batch (docs/DESIGN.md,
 Thresholds). A share of batches use the comparison policies at the same memory (W = f x T
 keys per layer), so that at evaluation no policy is out of distribution for the attention.
 """

@@ -234,11 +234,16 @@ def test_generate(capsys, tiny_model_dir):
     assert_one_line_error(*call(capsys, "generate", "--model", tiny_model_dir, "--prompt", "a", "--tau", "-1")[::2])
 
 
-def test_help_lists_module_commands(capsys):
+COMMANDS = ("analyze", "sweep", "generate", "corpus", "tokenizer", "train", "train-recall", "recall", "evaluate")
+
+
+def test_help_lists_every_command_and_each_has_help(capsys):
     code, out, _ = call(capsys, "--help")
     assert code == 0
-    for command in ("analyze", "sweep", "generate", "corpus", "tokenizer"):
+    for command in COMMANDS:
         assert command in out
+        code, out_command, _ = call(capsys, command, "--help")
+        assert code == 0 and f"ham {command}" in out_command, command
     assert_one_line_error(*call(capsys)[::2])
 
 

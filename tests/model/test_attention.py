@@ -1,4 +1,4 @@
-"""Selective attention with a sink (DESIGN.md section 2, step 6).
+"""Selective attention with a sink (docs/DESIGN.md section 2, step 6).
 
 Two paths compute it: without weights it runs through torch's fused SDPA (`_fused`, the sink as
 an extra zero key), with weights the explicit softmax (the reference). They must agree, equal a

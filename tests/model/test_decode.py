@@ -1,6 +1,6 @@
 """Compact-cache decoding equals the whole-text forms, token by token.
 
-The three forms of DESIGN.md section 2 (chunked, recurrent, compact-cache decode) must give the
+The three forms of docs/DESIGN.md section 2 (chunked, recurrent, compact-cache decode) must give the
 same logits, surprise and routing; the decode cache must hold exactly the routed tokens' keys
 and values; generation is seeded and greedy at temperature 0.
 """

@@ -1,6 +1,6 @@
 """The gated delta rule with surprise: the chunked form equals the recurrent reference.
 
-DESIGN.md section 2, steps 3-4. The recurrent form is the readable reference; the chunked
+docs/DESIGN.md section 2, steps 3-4. The recurrent form is the readable reference; the chunked
 (WY/UT) form must give the same read-out, surprise, residual and final state to 1e-4 for any
 length, chunk size and initial state, and carry gradients.
 """

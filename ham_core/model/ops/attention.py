@@ -1,4 +1,4 @@
-"""Selective attention (DESIGN.md section 2, step 6).
+"""Selective attention (docs/DESIGN.md section 2, step 6).
 
 Query t reads key s only if s <= t and s is visible (cached). Logits are c_h q_t . k_s with a
 learned per-head temperature c_h (q, k are unit vectors), and the softmax has one extra "sink"

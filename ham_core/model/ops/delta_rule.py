@@ -1,4 +1,4 @@
-"""Gated delta rule with surprise (DESIGN.md section 2, steps 3-4).
+"""Gated delta rule with surprise (docs/DESIGN.md section 2, steps 3-4).
 
 Per head, with state S (d_k x d_v), log-decay g_t (alpha_t = exp(g_t)) and write strength beta_t:
 
