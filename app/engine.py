@@ -58,6 +58,33 @@ def input_chars(bundle: "Bundle") -> int:
     return prefix_bytes(bundle.tokenizer, max_tokens(bundle.cfg))
 
 
+def _libc():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the system (glibc's malloc_trim; a no-op elsewhere).
+
+    Every session runs in its own thread and glibc gives threads their own arenas, which keep
+    the memory a forward's activations freed; with many sessions that retained memory, not the
+    results, dominates the server's size (30 sessions: peak RSS 2.0 GB without, 0.96 GB with).
+    Called after each model computation; it costs a few ms at most.
+    """
+    if _LIBC is not None:
+        try:
+            _LIBC.malloc_trim(0)
+        except AttributeError:
+            pass
+
+
 def _set_threads() -> None:
     try:
         n = int(os.environ.get("HAM_LAB_THREADS", "0"))

@@ -18,12 +18,12 @@ from typing import Callable, Optional
 import numpy as np
 
 from app import precompute
-from app.engine import Bundle, max_tokens, model_dir
-from app.shared import results_store, text_key
+from app.engine import Bundle, max_tokens, model_dir, release_free_memory
+from app.shared import compute_gate, results_store, text_key
 from ham_core.analysis.analysis import Analysis, ReadContext, analyze
 from ham_core.analysis.readmap import ReadMap
 from ham_core.errors import HAMInputError
-from ham_core.model.policies import EQUAL_MEMORY, TAU_OFF, caches_nothing
+from ham_core.model.policies import TAU_OFF, caches_nothing
 
 # Thresholds the sweep computes (the slider's stops). A trained model's surprises sit mostly
 # below 0.7, so the grid is finer there; TAU_OFF (> 2) caches nothing.
@@ -187,9 +187,14 @@ def grid_taus(bundle: Bundle, tau: float) -> tuple:
     return (float(tau),) * bundle.cfg.n_layers
 
 
-def _forward(bundle: Bundle, entry: TextEntry, taus: tuple) -> Analysis:
-    """One read of the text at these thresholds (the only place this module runs the model)."""
-    return analyze(bundle.model, bundle.tokenizer, entry.read_text, tau=list(taus))
+def _forward(bundle: Bundle, entry: TextEntry, taus: tuple, urgent: bool = True) -> Analysis:
+    """One read of the text at these thresholds (the only place this module runs the model),
+    in one of the server's compute slots; `urgent` (a view waits for it) goes before sweeps."""
+    with compute_gate().slot(urgent):
+        try:
+            return analyze(bundle.model, bundle.tokenizer, entry.read_text, tau=list(taus))
+        finally:
+            release_free_memory()
 
 
 def _keep(bundle: Bundle, entry: TextEntry, taus: tuple, a: Analysis, queries=(), layers=()) -> TextResult:
@@ -238,14 +243,14 @@ def _mapper(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int, Opt
 
 
 def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None,
-               layers: tuple = ()) -> TextResult:
+               layers: tuple = (), urgent: bool = True) -> TextResult:
     """The result at any per-layer setting, computed once on this server (concurrent sessions
     asking for the same one wait for that one computation). The reads of `query` and the read
     maps of `layers` are computed with it, while its q and k are at hand."""
     taus = tuple(float(t) for t in taus)
     return results_store().get_or_compute(
         ("result",) + entry.key + (taus,),
-        lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus), (query,), layers))
+        lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus, urgent), (query,), layers))
 
 
 def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None,
@@ -261,7 +266,7 @@ def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] =
     for i, tau in enumerate(missing):
         if progress is not None:
             progress(i / len(missing), f"Reading the text at threshold {tau_label(tau)} ({i + 1}/{len(missing)})")
-        result_for(bundle, entry, grid_taus(bundle, tau), query, () if layer is None else (layer,))
+        result_for(bundle, entry, grid_taus(bundle, tau), query, () if layer is None else (layer,), urgent=False)
 
 
 def shipped_sweep(bundle: Bundle, entry: TextEntry) -> bool:
@@ -307,7 +312,8 @@ def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgres
             progress(min(frac, 1.0), f"Other policies at equal memory: {100 * frac:.0f}%")
 
     def compute() -> list:
-        return precompute.sweep_rows(bundle.model, entry.ids.astype(np.int64), taus, report).policies
+        with compute_gate().slot(urgent=True):             # someone pressed the button and waits
+            return precompute.sweep_rows(bundle.model, entry.ids.astype(np.int64), taus, report).policies
 
     return results_store().get_or_compute(("policies",) + entry.key, compute)
 

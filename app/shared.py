@@ -6,6 +6,7 @@ A classroom runs one server for thirty students, so nothing here may let one ses
 another's text: keys are the full SHA-256 of the text (and of the model), never a short prefix.
 
 HAM_LAB_CACHE_MB        memory budget of the result store (default 256)
+HAM_LAB_WORKERS         model computations run at once (default: CPU cores / torch threads)
 HAM_LAB_TEXT_STORE      folder of the pasted-text store (default ~/.cache/ham_lab/texts)
 HAM_LAB_STORE_TEXTS     1 keeps pasted texts so links reopen them; 0 keeps nothing on disk
 HAM_LAB_TEXT_STORE_MB   size cap of that folder (default 50; oldest texts go first)
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Callable, Hashable, Optional
@@ -196,10 +198,60 @@ def results_store() -> BoundedStore:
 
 
 def reset_results_store() -> None:
-    """Forget the result store (tests, or after the budget variable changed)."""
-    global _STORE
+    """Forget the result store and the gate (tests, or after their variables changed)."""
+    global _STORE, _GATE
     with _STORE_LOCK:
-        _STORE = None
+        _STORE = _GATE = None
+
+
+class ComputeGate:
+    """At most `slots` model computations at once, and what a view waits for before sweeps.
+
+    Thirty sessions' sweeps all running at once only share the same cores slower, and each
+    holds its own activations (the memory peak grows with the number of sessions), so
+    computations queue for a slot; an urgent one (a view someone is looking at) goes before
+    any waiting sweep step.
+    """
+
+    def __init__(self, slots: int):
+        self.slots = max(1, int(slots))
+        self._busy = 0
+        self._urgent_waiting = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def slot(self, urgent: bool = True):
+        with self._cond:
+            self._urgent_waiting += urgent
+            try:
+                while self._busy >= self.slots or (not urgent and self._urgent_waiting):
+                    self._cond.wait()
+            finally:
+                self._urgent_waiting -= urgent
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
+
+_GATE: Optional[ComputeGate] = None
+
+
+def compute_gate() -> ComputeGate:
+    """The process-wide gate (HAM_LAB_WORKERS slots, default cores / torch threads)."""
+    global _GATE
+    with _STORE_LOCK:
+        if _GATE is None:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:
+                cores = os.cpu_count() or 1
+            default = max(1, cores // max(1, torch.get_num_threads()))
+            _GATE = ComputeGate(int(_env_number("HAM_LAB_WORKERS", default, 1)))
+        return _GATE
 
 
 # The pasted-text store behind links ------------------------------------------------------------

@@ -77,6 +77,37 @@ def test_a_failed_computation_reaches_every_waiter_and_is_not_stored():
     assert store.get_or_compute(("k",), lambda: 7) == 7                  # a later call tries again
 
 
+def test_compute_gate_bounds_concurrency_and_serves_views_first():
+    from app.shared import ComputeGate
+
+    gate, lock = ComputeGate(2), threading.Lock()
+    running, most, order = [0], [0], []
+
+    def work(name, urgent, hold):
+        with gate.slot(urgent):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                order.append(name)
+            time.sleep(hold)
+            with lock:
+                running[0] -= 1
+
+    first = [threading.Thread(target=work, args=(f"busy{i}", False, 0.3)) for i in range(2)]
+    for t in first:
+        t.start()
+    time.sleep(0.05)                                     # both slots taken
+    later = [threading.Thread(target=work, args=("sweep", False, 0.01))]
+    later[0].start()
+    time.sleep(0.05)
+    later.append(threading.Thread(target=work, args=("view", True, 0.01)))
+    later[1].start()
+    for t in first + later:
+        t.join()
+    assert most[0] == 2
+    assert order.index("view") < order.index("sweep")    # arrived later, served first
+
+
 def test_approx_bytes_counts_arrays_and_text():
     assert approx_bytes(np.zeros(1000, dtype=np.float32)) >= 4000
     assert approx_bytes(["a" * 1000] * 3) >= 3000

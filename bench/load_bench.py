@@ -1,0 +1,262 @@
+"""Load benchmark of the app (not a test): a classroom of sessions on one server, over
+Streamlit's own websocket protocol, on 127.0.0.1.
+
+Starts `streamlit run app/streamlit_app.py` on a free port and opens N sessions at once, each a
+websocket client speaking Streamlit's protobuf messages (BackMsg / ForwardMsg), as a browser tab
+does. Two runs, each on a fresh server:
+
+  mixed: half the sessions open one preset by its link; the other half open the app, then paste
+         a text of their own (a widget change, as typing does). Every session must get its full
+         view (the KV readout, the token view and the memory-vs-quality chart), with no error, and
+         no session may ever receive another session's text (each own text carries a marker word).
+  same:  every session opens the same preset: the server must run its threshold sweep once,
+         whatever the number of sessions (forwards counted from the server's own log).
+
+Reported per run: sessions with their full view, errors, cross-session texts, the server's peak
+RSS (VmHWM), the time to the first view (readout + token view) and to the full view (with the
+chart, i.e. after the sweep), median and max, and the forwards the server ran. Bounded: N
+sessions, a deadline per run; the server is stopped in any case.
+
+    python bench/load_bench.py [--sessions 30] [--deadline 900] [--threads 1] [--runs mixed,same]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import logging
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+READOUT = ("KV cache", "of a full cache", "KV bytes", "RNN state (fixed)", "loss")
+
+
+def serve(port: int) -> None:
+    """The server process: the app, with the shared store's log lines (one per computation) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    logger = logging.getLogger("ham_lab")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port", str(port),
+                "--server.address", "127.0.0.1", "--server.headless", "true"]
+    cli.main()
+
+
+@dataclass
+class Session:
+    index: int
+    query: str                    # the link it opens
+    own_text: str = ""            # "" for a preset session
+    marker: str = ""
+    started: float = 0.0
+    asked: float = 0.0            # when the text it waits for was asked for
+    first_view: float = -1.0      # readout and token view of that text drawn (s after asked)
+    full_view: float = -1.0       # ... and the script run finished with the chart
+    errors: list = field(default_factory=list)
+    seen_text: str = ""           # what its token view showed last
+    received: bytearray = field(default_factory=bytearray)
+
+
+def _view_text(view_html: str) -> str:
+    """The text of a token view's HTML (tokens joined, the visible marks removed)."""
+    text = html.unescape(re.sub(r"<sup[^>]*>.*?</sup>|<[^>]+>", "", view_html))
+    return text.replace("\u21b5", "").replace("\u25e6", "").replace("\u2192", "")
+
+
+async def run_session(s: Session, port: int, deadline: float) -> None:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.asyncio.client import connect
+
+    def rerun(widgets=()) -> bytes:
+        msg = BackMsg()
+        msg.rerun_script.query_string = s.query
+        msg.rerun_script.page_script_hash = ""
+        for wid, value in widgets:
+            w = msg.rerun_script.widget_states.widgets.add()
+            w.id, w.string_value = wid, value
+        return msg.SerializeToString()
+
+    s.started = s.asked = time.perf_counter()
+    async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
+                       origin=f"http://127.0.0.1:{port}", max_size=None, open_timeout=120) as ws:
+        await ws.send(rerun())
+        text_area, waiting_for_own = None, bool(s.own_text)
+        metrics, has_view, has_chart = set(), False, False
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                s.errors.append("deadline reached before the full view")
+                return
+            raw = await asyncio.wait_for(ws.recv(), timeout=left)
+            s.received += raw
+            msg = ForwardMsg()
+            msg.ParseFromString(raw)
+            kind = msg.WhichOneof("type")
+            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                el = msg.delta.new_element
+                what = el.WhichOneof("type")
+                if what == "text_area":
+                    text_area = el.text_area.id
+                elif what == "metric":
+                    metrics.add(el.metric.label)
+                elif what == "bidi_component" and el.bidi_component.json:
+                    data = json.loads(el.bidi_component.json)
+                    if isinstance(data, str) and "ham-view" in data:
+                        s.seen_text, has_view = _view_text(data), True
+                elif what == "plotly_chart":
+                    has_chart = True
+                elif what == "exception":
+                    s.errors.append(f"exception: {el.exception.type}: {el.exception.message[:120]}")
+                elif what == "alert" and el.alert.format == 1:          # st.error
+                    s.errors.append(f"error box: {el.alert.body[:120]}")
+                if s.first_view < 0 and not waiting_for_own and has_view and set(READOUT) <= metrics:
+                    s.first_view = time.perf_counter() - s.asked
+            elif kind == "script_finished":
+                if msg.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY:
+                    continue                                   # a rerun cut this run short; the next one follows
+                if waiting_for_own:                            # the app is open: now paste the session's text
+                    if text_area is None:
+                        s.errors.append("no text box in the first view")
+                        return
+                    waiting_for_own = False
+                    metrics, has_view, has_chart = set(), False, False
+                    s.asked = time.perf_counter()
+                    await ws.send(rerun([(text_area, s.own_text)]))
+                    continue
+                s.full_view = time.perf_counter() - s.asked
+                if not (has_view and has_chart and set(READOUT) <= metrics):
+                    s.errors.append(f"incomplete view: readout {sorted(metrics)}, token view {has_view}, chart {has_chart}")
+                return
+
+
+def own_texts(n: int) -> list[tuple[str, str]]:
+    """n different texts of a few hundred tokens, each with a marker word no other text has."""
+    from app.presets import PRESETS
+
+    parts = list(PRESETS.values())
+    out = []
+    for i in range(n):
+        marker = f"Zephyrine{i:02d}x{(i * 7919) % 1000:03d}"
+        body = parts[i % len(parts)] + parts[(i + 3) % len(parts)]
+        out.append((marker, f"Session note by {marker}. " + body + f"\nSigned, {marker}.\n"))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the most resident memory the process ever had."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int) -> dict:
+    port = free_port()
+    store = tempfile.mkdtemp(prefix="ham_lab_texts_")
+    log_path = Path(tempfile.mkdtemp(prefix="ham_lab_bench_")) / "server.log"
+    env = dict(os.environ, HAM_LAB_TEXT_STORE=store, PYTHONPATH=str(ROOT))
+    if threads:
+        env["HAM_LAB_THREADS"] = str(threads)
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(port)],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit(f"the server did not start; see {log_path}")
+        link = "preset=" + urllib.parse.quote(preset)
+        texts = own_texts(n // 2) if name == "mixed" else []
+        sessions = [Session(i, link) for i in range(n - len(texts))]
+        sessions += [Session(len(sessions) + j, "", text, marker) for j, (marker, text) in enumerate(texts)]
+        deadline = time.time() + deadline_s
+        wall = time.perf_counter()
+
+        async def all_sessions():
+            return await asyncio.gather(*(run_session(s, port, deadline) for s in sessions), return_exceptions=True)
+
+        outcomes = asyncio.run(all_sessions())
+        wall = time.perf_counter() - wall
+        for s, outcome in zip(sessions, outcomes):
+            if isinstance(outcome, BaseException):
+                s.errors.append(f"{type(outcome).__name__}: {outcome}")
+        peak = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    log_text = log_path.read_text(errors="replace")
+    computed = {kind: len(re.findall(rf"computed {kind} ", log_text)) for kind in ("text", "result", "context", "steps", "reads")}
+    markers = [s.marker for s in sessions if s.marker]
+    leaks = 0
+    for s in sessions:
+        others = [m for m in markers if m != s.marker]
+        blob = bytes(s.received)
+        leaks += sum(1 for m in others if m.encode() in blob or m in s.seen_text)
+        if s.own_text and s.marker not in s.seen_text:
+            s.errors.append("its own text is not in its token view")
+    firsts = [s.first_view for s in sessions if s.first_view >= 0]
+    fulls = [s.full_view for s in sessions if s.full_view >= 0 and not s.errors]
+    return {
+        "run": name, "sessions": n, "own_text_sessions": len(texts), "preset": preset,
+        "full_views": sum(1 for s in sessions if s.full_view >= 0 and not s.errors),
+        "errors": sum(len(s.errors) for s in sessions), "error_examples": [e for s in sessions for e in s.errors][:5],
+        "cross_session_texts": leaks, "peak_rss_mb": round(peak, 1), "wall_s": round(wall, 1),
+        "first_view_median_s": round(statistics.median(firsts), 2) if firsts else None,
+        "first_view_max_s": round(max(firsts), 2) if firsts else None,
+        "full_view_median_s": round(statistics.median(fulls), 2) if fulls else None,
+        "full_view_max_s": round(max(fulls), 2) if fulls else None,
+        "forwards": computed["result"] + computed["context"] + computed["steps"], "computed": computed,
+        "server_tracebacks": log_text.count("Traceback"),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sessions", type=int, default=30)
+    p.add_argument("--deadline", type=float, default=900, help="seconds each run may take before it is stopped")
+    p.add_argument("--threads", type=int, default=1, help="HAM_LAB_THREADS of the server (0: torch's default)")
+    p.add_argument("--preset", default="Story with a rare name")
+    p.add_argument("--runs", default="mixed,same")
+    p.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
+    for name in args.runs.split(","):
+        report = one_run(name, args.sessions, args.preset, args.deadline, args.threads)
+        print(json.dumps(report, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
