@@ -8,6 +8,11 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, Optional, Sequence
 
+# Imported here, whole, before any figure is built: plotly looks pandas up in sys.modules without
+# importing it, so a figure built in one session's thread while another thread (the start-up
+# warm-up, or a first table) is still importing pandas met a half-initialised module
+# (AttributeError: partially initialized module 'pandas' has no attribute 'Series').
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 
 POLICY_STYLE = {   # colour-blind-safe (Okabe-Ito) colours and distinct markers

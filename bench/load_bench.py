@@ -1,7 +1,8 @@
 """Load benchmark of the app (not a test): a classroom of sessions on one server, over
 Streamlit's own websocket protocol, on 127.0.0.1.
 
-Starts `streamlit run app/streamlit_app.py` on a free port and opens N sessions at once, each a
+Starts the app as the README does (`streamlit run app/server.py`) on a free port and opens N
+sessions at once, each a
 websocket client speaking Streamlit's protobuf messages (BackMsg / ForwardMsg), as a browser tab
 does. Two runs, each on a fresh server:
 
@@ -12,12 +13,15 @@ does. Two runs, each on a fresh server:
   same:  every session opens the same preset: the server must run its threshold sweep once,
          whatever the number of sessions (forwards counted from the server's own log).
 
+The presets' sweeps shipped in assets/precomputed are turned off (HAM_LAB_PRECOMPUTED points at
+an empty folder) so that the sweeps are computed and counted; --precomputed keeps them.
+
 Reported per run: sessions with their full view, errors, cross-session texts, the server's peak
 RSS (VmHWM), the time to the first view (readout + token view) and to the full view (with the
 chart, i.e. after the sweep), median and max, and the forwards the server ran. Bounded: N
 sessions, a deadline per run; the server is stopped in any case.
 
-    python bench/load_bench.py [--sessions 30] [--deadline 900] [--threads 1] [--runs mixed,same]
+    python bench/load_bench.py [--sessions 30] [--deadline 900] [--threads 1] [--runs mixed,same] [--precomputed]
 """
 from __future__ import annotations
 
@@ -54,7 +58,7 @@ def serve(port: int) -> None:
     logger.setLevel(logging.INFO)
     from streamlit.web import cli
 
-    sys.argv = ["streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port", str(port),
+    sys.argv = ["streamlit", "run", str(ROOT / "app" / "server.py"), "--server.port", str(port),
                 "--server.address", "127.0.0.1", "--server.headless", "true"]
     cli.main()
 
@@ -174,11 +178,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int) -> dict:
+def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, precomputed: bool) -> dict:
     port = free_port()
     store = tempfile.mkdtemp(prefix="ham_lab_texts_")
     log_path = Path(tempfile.mkdtemp(prefix="ham_lab_bench_")) / "server.log"
     env = dict(os.environ, HAM_LAB_TEXT_STORE=store, PYTHONPATH=str(ROOT))
+    if not precomputed:
+        env["HAM_LAB_PRECOMPUTED"] = tempfile.mkdtemp(prefix="ham_lab_no_precomputed_")
     if threads:
         env["HAM_LAB_THREADS"] = str(threads)
     with log_path.open("wb") as log:
@@ -248,13 +254,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="HAM_LAB_THREADS of the server (0: torch's default)")
     p.add_argument("--preset", default="Story with a rare name")
     p.add_argument("--runs", default="mixed,same")
+    p.add_argument("--precomputed", action="store_true", help="keep the presets' shipped sweeps")
     p.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve is not None:
         serve(args.serve)
         return
     for name in args.runs.split(","):
-        report = one_run(name, args.sessions, args.preset, args.deadline, args.threads)
+        report = one_run(name, args.sessions, args.preset, args.deadline, args.threads, args.precomputed)
         print(json.dumps(report, indent=1), flush=True)
 
 
