@@ -319,14 +319,14 @@ def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgres
 
 
 def step_values(bundle: Bundle, entry: TextEntry, taus: tuple) -> dict:
-    """Steps 1-2 as the layers computed them in the forward at `taus`: ||k||, ||v||, the decay
-    alpha and the write strength beta, numpy [L, T, H] each."""
+    """Steps 1-2 and 7 as the layers computed them in the forward at `taus`: ||k||, ||v||, the
+    decay alpha, the write strength beta and the mixing gates g^R and g^A, numpy [L, T, H] each."""
     taus = tuple(float(t) for t in taus)
 
     def compute() -> dict:
         s = _forward(bundle, entry, taus).steps
         return {"k_norm": s.k_norm.numpy(), "v_norm": s.v_norm.numpy(), "alpha": s.alpha.numpy(),
-                "beta": s.beta.numpy()}
+                "beta": s.beta.numpy(), "gate_rnn": s.gate_rnn.numpy(), "gate_attn": s.gate_attn.numpy()}
 
     return results_store().get_or_compute(("steps",) + entry.key + (taus,), compute)
 

@@ -1,12 +1,14 @@
-"""How it works: the seven steps of a HAM layer (docs/DESIGN.md section 2), each with one sentence
-and a live value from the current text, plus a short glossary."""
+"""How it works: the HAM layer as a diagram (docs/DESIGN.md section 2), its seven steps as boxes
+with the live numbers of the token clicked in the text, each explained in a sentence (the same
+as text below it), plus a short glossary."""
 from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, common, engine, results
+from app import clickview, common, engine, results, viewdata
+from app.layer_diagram import diagram
+from app.layer_steps import TokenLayer, default_token, steps
 from app.results import TAU_GRID, tau_label
-from app.token_view import token_label
 
 ss = st.session_state
 
@@ -26,13 +28,31 @@ GLOSSARY = {
 }
 
 
-def fmt(values) -> str:
-    return ", ".join(f"{float(v):.3f}" for v in values)
+def pick_token(i: int) -> None:
+    ss.token = i
+
+
+def token_layer(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult, t: int, l: int) -> TokenLayer:
+    """The numbers of token t in layer l, from the analysis at the current thresholds."""
+    cfg, T = bundle.cfg, len(r.tokens)
+    values = results.step_values(bundle, entry, tuple(r.tau))
+    reads, sink = r.reads(t, l)
+    return TokenLayer(
+        index=t, text=r.tokens[t], layer=l, n_layers=cfg.n_layers, head_dim=cfg.head_dim, conv_size=cfg.conv_size,
+        tau=float(r.tau[l]), surprise=r.surprise[l, t], cached=bool(r.cached[l, t]),
+        alpha=values["alpha"][l, t], beta=values["beta"][l, t], v_norm=values["v_norm"][l, t],
+        gate_rnn=values["gate_rnn"][l, t], gate_attn=values["gate_attn"][l, t],
+        reads=[(i, r.tokens[i], w) for i, w in reads.items()], sink=sink, layer_cached=int(r.kv_tokens[l]),
+        n_tokens=T, state_bytes=r.state_bytes // cfg.n_layers,
+        next_text=r.tokens[t + 1] if t + 1 < T else None,
+        next_surprisal=float(r.lm_surprisal[t + 1]) if t + 1 < T else None,
+        loss=None if r.loss != r.loss else float(r.loss))
 
 
 def body() -> None:
     st.title("How it works")
-    st.caption("One HAM layer, step by step, with numbers from the current text. Pick a token and a layer.")
+    st.caption("One HAM layer, step by step, with the live numbers of one token. Click a token in the text to "
+               "follow it through the layer; the RNN path runs down the left, the cache path down the right.")
     bundle = engine.get_bundle()
     text = ss.text
     if not text.strip():
@@ -41,66 +61,39 @@ def body() -> None:
     cfg = bundle.cfg
     entry = results.text_entry(bundle, text)
     tau = TAU_GRID[ss.tau_index if ss.tau_index is not None else TAU_GRID.index(results.DEFAULT_TAU)]
-    taus = results.grid_taus(bundle, tau)
-    r = results.result_for(bundle, entry, taus)
+    r = results.result_for(bundle, entry, results.grid_taus(bundle, tau))
     T = len(r.tokens)
-    c = st.columns([3, 1])
-    if ss.token is None or ss.token >= T:
-        ss.token = T - 1
+    if ss.token is None or not 0 <= ss.token < T:
+        # No token chosen yet: the one where the cache is seen at work (chosen by measurement,
+        # as the Read page's first view does), else the last cached word of the layer.
+        pick = viewdata.first_view(r)
+        if pick is not None:
+            ss.layer = ss.w_layer_how = pick.layer
+            ss.token = pick.query
+        else:
+            ss.token = default_token(r.tokens, r.cached[ss.layer].tolist())
+    c = st.columns([1, 3])
     with c[0]:
-        common.synced(st.select_slider, "Token", "w_token_how", "token", options=list(range(T)),
-                      format_func=lambda i: f"#{i} {token_label(r.tokens[i])}")
-    with c[1]:
         common.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
-    t, l = ss.token, ss.layer
-    steps = results.step_values(bundle, entry, taus)
-    gates = {name: values[l] for name, values in steps.items()}
-    surprise = r.surprise[l, t]
-    routed = bool(r.cached[l, t])
-    reads, sink = r.reads(t, l)
-    top = list(reads.items())[:3]
-    nxt = r.lm_surprisal[t + 1] if t + 1 < T else float("nan")
-    per_key = r.kv_bytes_full // max(T * cfg.n_layers, 1)
-    steps = [
-        ("Projections",
-         f"Token #{t} {token_label(r.tokens[t])} becomes a query q, key k and value v in each of {cfg.n_heads} heads "
-         f"({cfg.head_dim} numbers each), after a width-{cfg.conv_size} causal convolution and SiLU; q and k are "
-         "scaled to unit length.",
-         f"‖k‖ per head: {fmt(gates['k_norm'][t])} · ‖v‖ per head: {fmt(gates['v_norm'][t])}"),
-        ("Gates",
-         "Each head decides how much of its memory to keep (decay α, between 0 and 1) and how strongly to "
-         "write this token (β).",
-         f"α per head: {fmt(gates['alpha'][t])} · β per head: {fmt(gates['beta'][t])}"),
-        ("Prediction and surprise",
-         "The RNN state predicts the value of this key, p = Sᵀk; the surprise is 1 − cos(p, v): 0 when it "
-         "predicted the value exactly, 1 when it had no idea.",
-         f"surprise per head: {fmt(surprise)}"),
-        ("RNN update",
-         "The state decays by α and moves towards the value by β times the prediction error (the gated delta "
-         "rule), so the same error that measures surprise also trains the memory.",
-         f"state per layer: {cfg.n_heads} × {cfg.head_dim} × {cfg.head_dim} numbers = "
-         f"{charts.fmt_bytes(r.state_bytes // cfg.n_layers)}, the same after {T:,} tokens"),
-        ("Routing",
-         "The layer's surprise is the minimum over heads; if it reaches τ the token's key and value enter "
-         "the KV cache (decided before the token is read, from the old state).",
-         f"min surprise {surprise.min():.3f} {'≥' if routed else '<'} τ = {tau_label(r.tau[l])} → "
-         f"{'cached' if routed else 'not cached'}; layer {l + 1} caches {int(r.kv_tokens[l])} of {T} tokens "
-         f"({charts.fmt_bytes(int(r.kv_tokens[l]) * per_key)})"),
-        ("Selective attention",
-         "The query reads the cached tokens with softmax weights; an extra 'sink' lets a head read nothing.",
-         ("reads " + ", ".join(f"#{i} {token_label(r.tokens[i])} ({w:.2f})" for i, w in top) if top else "reads nothing")
-         + f" · sink {sink:.2f}"),
-        ("Combination",
-         "Gated, normalised RNN and attention outputs are mixed and projected back; after the last layer the "
-         "model predicts the next token.",
-         f"next token {token_label(r.tokens[t + 1])}: surprisal {nxt:.2f} nats" if t + 1 < T
-         else f"text loss {r.loss:.3f} nats/token (perplexity {r.perplexity:.1f})"),
-    ]
-    for n, (title, sentence, live) in enumerate(steps, 1):
-        with st.container(border=True):
-            st.markdown(f"**{n}. {title}** — {common.md(sentence)}")
-            st.markdown(f":blue-badge[live] {common.md(live)}")
+    l, t = ss.layer, ss.token
+    c[1].caption(f"τ = {tau_label(r.tau[l])} in every layer (move it on the Read page). Layer {l + 1} keeps "
+                 f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache.")
+    presenter = bool(ss.get("presenter"))
+    with st.container(height=220 if T > 150 else "content", key="how_text"):
+        data, _ = viewdata.view_data(r, metric="min", layer=l, head=0, count_mode=False, scale="viridis",
+                                     mode="spread", selected=t, read_map=r.read_map(l), none=None,
+                                     shown=lambda ids: results.shown_tokens(bundle, ids),
+                                     font_size="1.35rem" if presenter else "0.95rem")
+        clickview.show(data, key="w_view_how", on_click=pick_token)
+    s = token_layer(bundle, entry, r, t, l)
+    # st.html sanitises SVG away; this markup is ours, with every piece of text escaped
+    # (app.layer_diagram), so it is shown as it is.
+    st.markdown(diagram(s, font_scale=1.3 if presenter else 1.0), unsafe_allow_html=True)
+    with st.expander("The seven steps as text"):
+        for step in steps(s):
+            st.markdown(f"**{step.number}. {step.title}** — {common.md(step.words)}")
+            st.markdown(f":blue-badge[live] {common.md(step.values)}")
     st.subheader("Glossary")
     for term, meaning in GLOSSARY.items():
         st.markdown(f"**{term}** — {meaning}")

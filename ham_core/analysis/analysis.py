@@ -143,18 +143,21 @@ class ReadContext:
 
 @dataclass
 class StepValues:
-    """Steps 1-2 of every layer as the analysed forward computed them: [L, T, H] each."""
+    """Steps 1-2 and step 7's gates of every layer as the analysed forward computed them: [L, T, H] each."""
 
     k_norm: torch.Tensor                  # ||k|| (1 after the L2 norm; shown so the claim is checkable)
     v_norm: torch.Tensor                  # ||v||
     alpha: torch.Tensor                   # decay exp(g), in (0, 1)
     beta: torch.Tensor                    # write strength, in (0, 1)
+    gate_rnn: torch.Tensor                # g^R: share of the RNN's read-out used, in (0, 1)
+    gate_attn: torch.Tensor               # g^A: share of the attention's read-out used, in (0, 1)
 
     @classmethod
     def from_projections(cls, projections) -> "StepValues":
         stack = lambda f: torch.stack([f(p)[0] for p in projections]).float().cpu()  # noqa: E731
         return cls(stack(lambda p: p.k.norm(dim=-1)), stack(lambda p: p.v.norm(dim=-1)),
-                   stack(lambda p: p.g.exp()), stack(lambda p: p.beta))
+                   stack(lambda p: p.g.exp()), stack(lambda p: p.beta),
+                   stack(lambda p: p.gate_rnn), stack(lambda p: p.gate_attn))
 
 
 @dataclass

@@ -63,13 +63,16 @@ class ShortConv(nn.Module):
 
 @dataclass
 class Projections:
-    """Steps 1-2 of one layer, as the forward computed them (B texts, T tokens, H heads of D)."""
+    """What one layer computed from each token's input, as the forward computed it: steps 1-2
+    and step 7's two gates (B texts, T tokens, H heads of D)."""
 
     q: torch.Tensor                        # [B, T, H, D] unit-length queries
     k: torch.Tensor                        # [B, T, H, D] unit-length keys
     v: torch.Tensor                        # [B, T, H, D] values
     g: torch.Tensor                        # [B, T, H] log decay, alpha = exp(g)
     beta: torch.Tensor                     # [B, T, H] write strength
+    gate_rnn: torch.Tensor                 # [B, T, H] g^R, how much of the RNN's read-out is used
+    gate_attn: torch.Tensor                # [B, T, H] g^A, how much of the attention's read-out is used
 
 
 @dataclass
@@ -119,9 +122,14 @@ class HAMLayer(nn.Module):
         beta = torch.sigmoid(self.beta_proj(x))
         return q, k, v, g, beta, history
 
-    def combine(self, x: torch.Tensor, o_rnn: torch.Tensor, o_attn: torch.Tensor) -> torch.Tensor:
-        """Step 7: W_o [g^R RMSNorm(o^R) + g^A RMSNorm(o^A)], gates per head from x."""
-        gate_rnn, gate_attn = torch.sigmoid(self.gate_proj(x)).chunk(2, -1)   # [B, T, H]
+    def mix_gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 7's gates from x [B, T, d_model]: g^R and g^A [B, T, H], each in (0, 1)."""
+        gate_rnn, gate_attn = torch.sigmoid(self.gate_proj(x)).chunk(2, -1)
+        return gate_rnn, gate_attn
+
+    def combine(self, x: torch.Tensor, o_rnn: torch.Tensor, o_attn: torch.Tensor, gates=None) -> torch.Tensor:
+        """Step 7: W_o [g^R RMSNorm(o^R) + g^A RMSNorm(o^A)], gates per head from x (or given)."""
+        gate_rnn, gate_attn = self.mix_gates(x) if gates is None else gates
         mixed = gate_rnn[..., None] * self.rnn_norm(o_rnn) + gate_attn[..., None] * self.attn_norm(o_attn)
         return self.out_proj(mixed.flatten(-2))
 
@@ -134,12 +142,14 @@ class HAMLayer(nn.Module):
         keep_projections: bool = False,
     ):
         """x [B, T, d_model] -> (y [B, T, d_model], LayerTrace). keep_projections puts q, k, v,
-        g and beta in the trace (what the views show of steps 1-2, and what reads need)."""
+        g, beta and the two mixing gates in the trace (what the views show of steps 1-2 and 7,
+        and what reads need)."""
         q, k, v, g, beta, _ = self.project(x)                                  # steps 1-2
         rnn = dispatch.delta_rule(q, k, v, g, beta, mode=mode, chunk_size=self.cfg.chunk_size)  # 3-4
         visible = route(rnn.surprise, rnn.residual)                            # step 5
         attn = dispatch.attention(q, k, v, visible, self.temperature, return_weights)  # step 6
-        y = self.combine(x, rnn.out, attn.out)                                 # step 7
+        gates = self.mix_gates(x)
+        y = self.combine(x, rnn.out, attn.out, gates)                          # step 7
         trace = LayerTrace(rnn.surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
-                           Projections(q, k, v, g, beta) if keep_projections else None)
+                           Projections(q, k, v, g, beta, *gates) if keep_projections else None)
         return y, trace

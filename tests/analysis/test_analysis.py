@@ -9,6 +9,7 @@ import torch
 from tests.conftest import SAMPLE_TEXT, tiny_config
 from ham_core.analysis.analysis import analyze, layer_taus
 from ham_core.model.checkpoint import load_bundle
+from ham_core.model.layer import threshold_route
 from ham_core.errors import HAMInputError
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.policies import run_policy
@@ -200,13 +201,21 @@ def test_step_values_are_the_layers_own(bundle):
     with torch.no_grad():
         out = model(ids, 0.5, projections=True)
     L, T, H = model.cfg.n_layers, a.n_tokens, model.cfg.n_heads
-    for name in ("k_norm", "v_norm", "alpha", "beta"):
+    for name in ("k_norm", "v_norm", "alpha", "beta", "gate_rnn", "gate_attn"):
         assert getattr(a.steps, name).shape == (L, T, H)
     torch.testing.assert_close(a.steps.k_norm, torch.ones(L, T, H))      # q, k are unit vectors
     for l, p in enumerate(out.projections):
         torch.testing.assert_close(a.steps.alpha[l], p.g[0].exp())
         torch.testing.assert_close(a.steps.beta[l], p.beta[0])
         torch.testing.assert_close(a.steps.v_norm[l], p.v[0].norm(dim=-1))
+    # Step 7's gates are the layer's own: recompute them from the block's normalised input.
+    x = model.embed(ids)
+    with torch.no_grad():
+        for l, block in enumerate(model.blocks):
+            gate_rnn, gate_attn = block.ham.mix_gates(block.ham_norm(x))
+            torch.testing.assert_close(a.steps.gate_rnn[l], gate_rnn[0])
+            torch.testing.assert_close(a.steps.gate_attn[l], gate_attn[0])
+            x = block(x, threshold_route(torch.tensor([0.5])), "chunked", False)[0]
     assert (0 < a.steps.alpha).all() and (a.steps.alpha < 1).all()
 
 

@@ -231,15 +231,33 @@ def test_recall_lab_runs_every_policy(app_env):
         assert name in chart
 
 
-def test_how_it_works_has_seven_live_steps_and_glossary(app_env):
+def test_how_it_works_draws_the_layer_for_the_selected_token(app_env):
+    import json
+    import re
+
+    from app import engine, results
+    from app.presets import DEFAULT_PRESET
+
     at = start()
     at.switch_page("views/how.py").run()
     clean(at)
-    steps = [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value[:8]]
-    assert len(steps) >= 7
+    svg = next(m.value for m in at.markdown if m.value.startswith("<svg"))
+    boxes = dict(re.findall(r'id="how-step-(\d)" class="how-step" data-values="([^"]*)"', svg))
+    assert sorted(boxes) == [str(n) for n in range(1, 8)]
+    # The numbers in the boxes are the analysis' numbers for the token and layer shown.
+    token, layer = at.session_state["token"], at.session_state["layer"]
+    bundle = engine.get_bundle()
+    r = results.result_for(bundle, results.text_entry(bundle, PRESETS[DEFAULT_PRESET]), results.grid_taus(bundle, 0.2))
+    values = lambda n: json.loads(boxes[str(n)].replace("&quot;", '"'))  # noqa: E731
+    assert values(3)["surprise"] == pytest.approx(r.surprise[layer, token].tolist(), abs=1e-6)
+    assert values(5)["cached"] == bool(r.cached[layer, token])
+    assert f"Token #{token} " in svg
     live = [m.value for m in at.markdown if m.value.startswith(":blue-badge[live]")]
     assert len(live) == 7 and all(any(ch.isdigit() for ch in v) for v in live)
     assert any(m.value.startswith("**Surprise**") for m in at.markdown)
+    at.selectbox(key="w_layer_how").set_value(1).run()
+    clean(at)
+    assert "in layer 2 of" in next(m.value for m in at.markdown if m.value.startswith("<svg"))
 
 
 def test_presenter_mode(app_env):
