@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, common, engine, precompute
+from app import charts, common, engine, precompute, shared
 from app.panels import SURPRISE_RANGE
 from app.token_view import CSS, TokenCell, render_legend, render_view
 from ham_core.analysis import recall
@@ -18,22 +18,21 @@ from ham_core.data import recall_task
 ss = st.session_state
 
 
-@st.cache_resource(show_spinner=False)
-def _computed() -> dict:
-    """Accuracy rows already computed in this process, keyed by model and task settings."""
-    return {}
-
-
 def accuracy_rows(model_dir, n_pairs: int, length: int, first_seed: int, n: int, model, progress=None) -> list:
     """Accuracy vs cache for every policy: shipped (app.precompute) when they match the model and
-    settings, else computed once per process and kept."""
-    done = _computed()
-    args = (precompute.model_hash(model_dir), n_pairs, length, first_seed, n)
-    if args not in done:
-        settings = dict(n_pairs=n_pairs, length=length, first_seed=first_seed, n=n)
-        done[args] = (precompute.lookup_recall(model_dir, settings)
-                      or precompute.accuracy_rows(model, **settings, progress=progress))
-    return done[args]
+    settings, else computed once on this server (in the shared store, bounded by its memory
+    budget; sessions asking for the same settings wait for that one computation)."""
+    settings = dict(n_pairs=n_pairs, length=length, first_seed=first_seed, n=n)
+
+    def compute() -> list:
+        shipped = precompute.lookup_recall(model_dir, settings)
+        if shipped:
+            return shipped
+        with shared.compute_gate().slot(urgent=True):        # someone pressed the button and waits
+            return precompute.accuracy_rows(model, **settings, progress=progress)
+
+    key = ("recall", precompute.model_hash(model_dir), n_pairs, length, first_seed, n)
+    return shared.results_store().get_or_compute(key, compute)
 
 
 ENDS = {"full": "full cache", "none": "no cache (RNN only)"}
