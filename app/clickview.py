@@ -8,6 +8,7 @@ the rest of the data (token text in tooltips) into the page as text only, never 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -42,10 +43,11 @@ def _get():
     return _component
 
 
-def show(data: dict, key: str, on_click: Optional[Callable[[int], None]] = None) -> None:
-    """Mount the view. `data`: html (the escaped view), prefix, selected, reads {keys, weights in
-    thousandths} and tips {layers, rows} (app.viewdata builds it). `on_click(index)` runs as a
-    widget callback when a token is clicked."""
+def show(data: str, key: str, on_click: Optional[Callable[[int], None]] = None) -> None:
+    """Mount the view. `data`: one JSON text (app.viewdata.view_data) holding html (the escaped
+    view), prefix, selected, reads {keys, weights in thousandths} and tips {layers, rows}; sent
+    as text so Streamlit does not encode it again. `on_click(index)` runs as a widget callback
+    when a token is clicked."""
     def _clicked():
         value = getattr(st.session_state.get(key), "clicked", None)
         if on_click is not None and value is not None:
@@ -54,6 +56,6 @@ def show(data: dict, key: str, on_click: Optional[Callable[[int], None]] = None)
     try:
         component = _get()
     except Exception:          # an older Streamlit without v2 components: static view, selector only
-        st.html(f"<style>{CSS}</style>{data.get('html', '')}")
+        st.html(f"<style>{CSS}</style>{json.loads(data).get('html', '')}")
         return
     component(data=data, key=key, on_clicked_change=_clicked)

@@ -58,6 +58,12 @@ READOUT_CSS = """
 """
 
 
+def page_css() -> None:
+    """The panels' styles, sent once per run as their own element: unchanged from run to run, so
+    the browser keeps them (a <style> inside each panel made it restyle the page on every move)."""
+    st.html(f"<style>{BAR_CSS}{READOUT_CSS}{STRIP_CSS}</style>")
+
+
 def _row(cells: list, cls: str = "", tag: str = "td") -> str:
     attr = f' class="{cls}"' if cls else ""
     return f"<tr{attr}>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
@@ -77,7 +83,7 @@ def readout_html(r: TextResult, full: TextResult, none: TextResult) -> str:
             _row(["loss (nats/token)", *(_num(c["loss"], 4) for c in cells)]),
             _row(["perplexity", *(_num(c["perplexity"], 2) for c in cells)]),
             _row(["KV cache", *(e(f"{charts.fmt_bytes(c['kv_bytes'])} ({100 * c['share']:.0f}%)") for c in cells)])]
-    return (f"<style>{READOUT_CSS}</style><div class=\"ham-readout\">"
+    return (f"<div class=\"ham-readout\">"
             f"<table id=\"ham-kv\"><caption>KV cache per layer</caption>{''.join(kv)}</table>"
             f"<table id=\"ham-bought\"><caption>What the cache bought on this text</caption>{''.join(gain)}</table></div>")
 
@@ -113,7 +119,7 @@ def show_reads(r: TextResult, token: int, layer: int, reads: dict, sink: float, 
                 "(or all its attention went to the sink).")
         return
     labels, weights = reads_labels(r, reads)
-    st.html(f"<style>{BAR_CSS}</style>" + render_bars(labels, weights, prefix="ham-reads"))
+    st.html(render_bars(labels, weights, prefix="ham-reads"))
     st.caption(f"Sink (read nothing): {sink:.1%} of the attention. The {len(weights)} largest reads are listed.")
 
 
@@ -161,7 +167,7 @@ def multiples_html(r: TextResult, query: int, per_layer: Sequence[tuple[dict, fl
         rows.append(f'<div class="ham-strip-row" id="ham-strip-{layer}"><div class="ham-strip">{cached}{marks}{here}</div>'
                     f'<span class="ham-strip-text">{label}</span></div>')
     title = f"Token #{query} in every layer (the whole text, left to right)"
-    return (f'<style>{STRIP_CSS}</style><div class="ham-strips" id="ham-strips"><div class="ham-strips-title">'
+    return (f'<div class="ham-strips" id="ham-strips"><div class="ham-strips-title">'
             f'{html.escape(title)}</div>{"".join(rows)}</div>')
 
 
@@ -169,7 +175,7 @@ def counts_html(bins: Bins, values: Sequence[float]) -> str:
     """GLTR-style count chart: how many tokens each colour of the view holds."""
     counts = bins.counts(values)
     colours = [f"rgb{c}" for c in bins.colours]
-    return f"<style>{BAR_CSS}</style>" + render_bars(bins.ranges(), counts, title=f"Tokens per colour: {bins.label}",
+    return render_bars(bins.ranges(), counts, title=f"Tokens per colour: {bins.label}",
                                                      colours=colours, fmt="{:d}", prefix="ham-counts")
 
 

@@ -98,10 +98,11 @@ CSS = f"""
 .ham-view{{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:var(--ham-size,0.95rem);
  line-height:2.3;white-space:pre-wrap;overflow-wrap:anywhere;unicode-bidi:isolate;direction:ltr;text-align:left;
  color:rgb{TEXT}}}
-.ham-tok{{position:relative;padding:2px 1px;margin:0 1px 0 0;border-radius:3px;
+.ham-tok{{padding:2px 1px;margin:0 1px 0 0;border-radius:3px;
  unicode-bidi:isolate;cursor:pointer;outline:0 solid transparent;outline-offset:2px;color:rgb{TEXT}}}
 .ham-tok:hover,.ham-hover{{outline:2px solid #555}}
 .ham-cached{{box-shadow:inset 0 0 0 2px {CACHE_COLOUR},inset 0 -5px 0 0 {CACHE_COLOUR}}}
+.ham-layers{{position:relative}}
 .ham-layers::after{{content:"";position:absolute;left:0;bottom:-5px;height:4px;border-radius:2px;
  width:calc(var(--ham-n) * 100%);background:{CACHE_COLOUR}}}
 .ham-read{{outline-width:3px;outline-style:solid}}

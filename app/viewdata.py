@@ -5,6 +5,7 @@ Streamlit calls), so tests can check them directly.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Callable, Optional, Sequence
 
@@ -65,20 +66,17 @@ def _r(x: float, digits: int = 3) -> Optional[float]:
 
 def tip_rows(r: TextResult, gain: Optional[np.ndarray], shown: Callable[[Sequence[int]], list]) -> list:
     """Per token, for the tooltip: [text, surprisal, [surprise per layer], cached-in-layer bits,
-    what the cache bought, [[guess, probability] x 5]]. Built once per result."""
-    def build() -> list:
-        T = len(r.tokens)
-        ids, probs = r.guess_ids.tolist(), np.round(r.guess_probs.astype(np.float64), 3).tolist()
-        texts = iter(visible_text(t) for t in shown([i for row in ids for i in row if i >= 0]))
-        guesses = [[[next(texts), p] for i, p in zip(row_i, row_p) if i >= 0] for row_i, row_p in zip(ids, probs)]
-        surprise = np.round(r.layer_surprise.T.astype(np.float64), 3).tolist()      # [T][L]
-        bits = (r.cached.T.astype(np.int64) << np.arange(r.cached.shape[0])).sum(1).tolist()
-        lm = r.lm_surprisal.tolist()
-        gains = [None] * T if gain is None else gain.tolist()
-        return [[visible_text(t), _r(lm[i]), surprise[i], bits[i], _r(gains[i], 4), guesses[i]]
-                for i, t in enumerate(r.tokens)]
-
-    return r.memo(("tip rows", gain is not None), build)
+    what the cache bought, [[guess, probability] x 5]]."""
+    T = len(r.tokens)
+    ids, probs = r.guess_ids.tolist(), np.round(r.guess_probs.astype(np.float64), 3).tolist()
+    texts = iter(visible_text(t) for t in shown([i for row in ids for i in row if i >= 0]))
+    guesses = [[[next(texts), p] for i, p in zip(row_i, row_p) if i >= 0] for row_i, row_p in zip(ids, probs)]
+    surprise = np.round(r.layer_surprise.T.astype(np.float64), 3).tolist()      # [T][L]
+    bits = (r.cached.T.astype(np.int64) << np.arange(r.cached.shape[0])).sum(1).tolist()
+    lm = r.lm_surprisal.tolist()
+    gains = [None] * T if gain is None else gain.tolist()
+    return [[visible_text(t), _r(lm[i]), surprise[i], bits[i], _r(gains[i], 4), guesses[i]]
+            for i, t in enumerate(r.tokens)]
 
 
 def reads_payload(m: ReadMap) -> dict:
@@ -97,10 +95,16 @@ def selected_reads(m: ReadMap, query: Optional[int]) -> dict:
     return {} if query is None else dict(m.row(query))
 
 
+def _json(value) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))   # the browser's JSON has no NaN
+
+
 def view_data(r: TextResult, *, metric: str, layer: int, head: int, count_mode: bool, scale: str, mode: str,
               selected: Optional[int], read_map: ReadMap, none: Optional[TextResult],
-              shown: Callable[[Sequence[int]], list], font_size: str = "0.95rem") -> tuple[dict, Bins]:
-    """The component's data (see app.clickview.show) and the colour bins it used."""
+              shown: Callable[[Sequence[int]], list], font_size: str = "0.95rem") -> tuple[str, Bins]:
+    """The component's data as one JSON text (see app.clickview.show) and the colour bins it used.
+    The reads and the tooltips, most of it, are encoded once per result (and layer) and kept:
+    a slider move back to a threshold seen before encodes only the view's HTML."""
     values, label = metric_values(r, metric, layer, head, none)
     bins = colour_bins(values, metric, label, scale, mode)
     L = r.cached.shape[0]
@@ -114,9 +118,10 @@ def view_data(r: TextResult, *, metric: str, layer: int, head: int, count_mode: 
                                     "(tokens at or above it enter the cache)")
     html = legend + render_view(cells, bins=bins, selected=selected, count_mode=count_mode, n_layers=L,
                                 font_size=font_size)
-    gain = bought(r, none) if none is not None else None
-    data = {"html": html, "prefix": "ham", "selected": selected, "reads": reads_payload(read_map),
-            "tips": {"layers": L, "rows": tip_rows(r, gain, shown)}}
+    tips = r.memo(("tips json", none is not None), lambda: _json(
+        {"layers": L, "rows": tip_rows(r, bought(r, none) if none is not None else None, shown)}))
+    reads = r.memo(("reads json", read_map.layer, read_map.head), lambda: _json(reads_payload(read_map)))
+    data = f'{{"html":{_json(html)},"prefix":"ham","selected":{_json(selected)},"reads":{reads},"tips":{tips}}}'
     return data, bins
 
 

@@ -200,6 +200,7 @@ def threshold_view(bundle: engine.Bundle, text: str) -> None:
 
 
 def _threshold_view(bundle: engine.Bundle, text: str) -> None:
+    panels.page_css()
     entry = results.text_entry(bundle, text)
     with st.spinner("Reading the text…"):
         first_view(bundle, entry, text)

@@ -39,11 +39,12 @@ def tags_of(markup: str) -> Tags:
     return t
 
 
-def strict_json(data) -> dict:
-    """The data as the browser parses it (JSON.parse rejects NaN and Infinity)."""
+def strict_json(data: str) -> dict:
+    """The component's data as the browser parses it (JSON.parse rejects NaN and Infinity)."""
     def refuse(name):
         raise ValueError(f"{name} in the component's data")
-    return json.loads(json.dumps(data), parse_constant=refuse)
+    assert isinstance(data, str)
+    return json.loads(data, parse_constant=refuse)
 
 
 def bundle_and_results(model_dir, monkeypatch, text: str, tau: float = 0.2, limit: int = 256):
@@ -116,6 +117,7 @@ def test_pasted_markup_stays_text_in_view_tips_and_panels(nasty):
     bundle, r, full, none = nasty
     for metric in ("min", "bought", "lm"):
         data, bins = view_of(bundle, r, none, selected=len(r.tokens) - 1, metric=metric)
+        data = strict_json(data)
         t = tags_of(data["html"])
         assert t.tags <= {"div", "span", "b"} and not any(a.startswith("on") for a in t.attrs)
         assert "<script" not in data["html"] and "<img" not in data["html"]
@@ -263,7 +265,7 @@ def test_noise_and_the_verdict():
 
 def component_data(at) -> dict:
     el = at.get("bidi_component")[0].proto
-    return strict_json(json.loads(el.json))
+    return strict_json(json.loads(el.json))            # a JSON text sent as a JSON string
 
 
 def test_page_first_view_selects_a_read_by_measurement(app_env):
