@@ -126,7 +126,7 @@ class Bins:
         return out
 
     def ranges(self) -> list[str]:
-        """Each bin's range as text ('0.031–0.054'); the end bins say they are open."""
+        """Each bin's range as text ('0.031–0.054', '−0.05 to −0.02'); the end bins say they are open."""
         out = []
         for k in range(self.n):
             lo, hi = self.edges[k], self.edges[k + 1]
@@ -134,8 +134,8 @@ class Bins:
                 out.append(f"< {fmt(hi)}")
             elif k == self.n - 1 and self.n > 1:
                 out.append(f"≥ {fmt(lo)}")
-            else:
-                out.append(f"{fmt(lo)}–{fmt(hi)}")
+            else:                                  # "−0.05 to −0.02" reads better than "−0.05–−0.02"
+                out.append(f"{fmt(lo)} to {fmt(hi)}" if lo < 0 else f"{fmt(lo)}–{fmt(hi)}")
         return out
 
 

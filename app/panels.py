@@ -101,8 +101,8 @@ def show_readout(r: TextResult, full: TextResult, none: TextResult) -> None:
     c[3].metric("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–",
                 help=f"mean next-token loss; perplexity {r.perplexity:.2f}")
     gain = none.loss - r.loss
-    c[4].metric("cache bought", f"{gain:+.4f} nats" if gain == gain else "–",
-                help="loss with no cache minus loss now, per token: what the cached tokens are worth")
+    c[4].metric("cache bought (nats)", f"{gain:+.4f}" if gain == gain else "–",
+                help="loss with no cache minus loss now, in nats per token: what the cached tokens are worth")
     st.html(readout_html(r, full, none))
 
 
