@@ -127,6 +127,8 @@ async def run_session(s: Session, port: int, deadline: float) -> None:
                     metrics.add(el.metric.label)
                 elif what == "bidi_component" and el.bidi_component.json:
                     data = json.loads(el.bidi_component.json)
+                    if isinstance(data, str) and data.startswith("{"):
+                        data = json.loads(data)         # the token view's data is one JSON text
                     view = data.get("html", "") if isinstance(data, dict) else data
                     if isinstance(view, str) and "ham-view" in view:
                         s.seen_text, has_view = _view_text(view), True
