@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ham_core.errors import HAMInputError
+from ham_core.model.health import random_words
 
 
 def encode_documents(tokenizer, documents: Sequence[str]) -> np.ndarray:
@@ -86,19 +87,30 @@ def with_repeats(batches: BatchFn, share: float, seed: int = 0, min_span: int = 
         return batches
 
     def draw(step: int) -> torch.Tensor:
-        ids = batches(step).clone()
-        B, T = ids.shape
         gen = torch.Generator().manual_seed(seed * 1_000_033 + step + 17)
-        top = min(max_span, T // 4)
-        if top < min_span:
-            return ids
-        for row in range(B):
-            if torch.rand(1, generator=gen).item() >= share:
-                continue
-            span = int(torch.randint(min_span, top + 1, (1,), generator=gen))
-            src = int(torch.randint(0, T // 2 - span + 1, (1,), generator=gen))
-            dst = int(torch.randint(src + span, T - span + 1, (1,), generator=gen))
-            ids[row, dst:dst + span] = ids[row, src:src + span]
-        return ids
+        return repeat_spans(batches(step), share, gen, min_span, max_span)
 
     return draw
+
+
+def repeat_spans(ids: torch.Tensor, share: float, gen: torch.Generator, min_span: int = 16,
+                 max_span: int = 128, vocab_size: Optional[int] = None) -> torch.Tensor:
+    """A copy of ids [B, T] where about `share` of the windows read a span twice: a span in the
+    first half is repeated at a later place. With vocab_size, the span is first filled with
+    random tokens: then the RNN cannot guess it from context, and only a lookup in the cache
+    predicts the second reading. Deterministic in `gen`."""
+    ids = ids.clone()
+    B, T = ids.shape
+    top = min(max_span, T // 4)
+    if share <= 0 or top < min_span:
+        return ids
+    for row in range(B):
+        if torch.rand(1, generator=gen).item() >= share:
+            continue
+        span = int(torch.randint(min_span, top + 1, (1,), generator=gen))
+        src = int(torch.randint(0, T // 2 - span + 1, (1,), generator=gen))
+        dst = int(torch.randint(src + span, T - span + 1, (1,), generator=gen))
+        if vocab_size is not None:
+            ids[row, src:src + span] = random_words((span,), vocab_size, gen).to(ids.dtype)
+        ids[row, dst:dst + span] = ids[row, src:src + span]
+    return ids

@@ -25,6 +25,9 @@ def _size(n: int) -> str:
     return f"{n:,.1f} PB"
 
 
+_SHARES = ("attn_gate_floor",)   # fields that may be 0 (checked as shares in [0, 1))
+
+
 @dataclass
 class HAMConfig:
     """Sizes of a HAM language model (docs/DESIGN.md section 2).
@@ -43,11 +46,17 @@ class HAMConfig:
     norm_eps: float = 1e-6
     max_tokens: int = 4096      # longest text the tools analyse in one go
     init_std: float = 0.02
+    # Step 7: the attention gate is floor + (1 - floor) sigmoid(.), so training cannot shut the
+    # cache path off before lookups pay (0: the plain sigmoid, as in the first models).
+    attn_gate_floor: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int):
+            if f.name in _SHARES:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                    raise HAMInputError(f"config.{f.name} must be in [0, 1), got {value!r}")
+            elif f.type in ("int", int):
                 if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                     raise HAMInputError(f"config.{f.name} must be a positive integer, got {value!r}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):

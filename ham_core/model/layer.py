@@ -86,6 +86,8 @@ class LayerTrace:
     sink: Optional[torch.Tensor]           # [B, H, T] the sink's share, when asked for
     final_state: torch.Tensor              # [B, H, D, D] RNN state after the last token
     projections: Optional[Projections] = None   # steps 1-2, when asked for
+    rnn_gate: Optional[torch.Tensor] = None     # [B, T, H] step 7's g^R
+    attn_gate: Optional[torch.Tensor] = None    # [B, T, H] step 7's g^A (near 0: the cache path is off)
 
 
 class HAMLayer(nn.Module):
@@ -123,8 +125,12 @@ class HAMLayer(nn.Module):
         return q, k, v, g, beta, history
 
     def mix_gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step 7's gates from x [B, T, d_model]: g^R and g^A [B, T, H], each in (0, 1)."""
+        """Step 7's gates from x [B, T, d_model]: g^R and g^A [B, T, H], each in (0, 1); g^A never
+        falls below cfg.attn_gate_floor."""
         gate_rnn, gate_attn = torch.sigmoid(self.gate_proj(x)).chunk(2, -1)
+        floor = self.cfg.attn_gate_floor
+        if floor:
+            gate_attn = floor + (1 - floor) * gate_attn
         return gate_rnn, gate_attn
 
     def combine(self, x: torch.Tensor, o_rnn: torch.Tensor, o_attn: torch.Tensor, gates=None) -> torch.Tensor:
@@ -151,5 +157,5 @@ class HAMLayer(nn.Module):
         gates = self.mix_gates(x)
         y = self.combine(x, rnn.out, attn.out, gates)                          # step 7
         trace = LayerTrace(rnn.surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
-                           Projections(q, k, v, g, beta, *gates) if keep_projections else None)
+                           Projections(q, k, v, g, beta, *gates) if keep_projections else None, *gates)
         return y, trace

@@ -75,6 +75,8 @@ class HAMOutput:
     sink: Optional[torch.Tensor] = None    # [B, L, H, T] the sink's share, when attention asked
     final_states: Optional[List[torch.Tensor]] = None  # per layer [B, H, D, D]
     projections: Optional[List[Projections]] = None    # per layer q, k, v, g, beta, when asked
+    rnn_gate: Optional[torch.Tensor] = None             # [B, L, T, H] step 7's g^R
+    attn_gate: Optional[torch.Tensor] = None            # [B, L, T, H] step 7's g^A
 
     @property
     def kv_fraction(self) -> torch.Tensor:
@@ -232,6 +234,8 @@ class HAMModel(nn.Module):
             sink=sink,
             final_states=[t.final_state for t in traces],
             projections=[t.projections for t in traces] if traces[0].projections is not None else None,
+            rnn_gate=torch.stack([t.rnn_gate for t in traces], 1),
+            attn_gate=torch.stack([t.attn_gate for t in traces], 1),
         )
 
 

@@ -53,9 +53,10 @@ def policy_route(policy: str, fraction: float, seed: int, layer: int) -> Route:
     return route
 
 
-def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, seed: int):
-    """-> (name of the policy drawn, fraction, one route per layer) for one batch."""
-    fraction = draw_fraction(gen)
+def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, seed: int, lowest: float = 0.0):
+    """-> (name of the policy drawn, fraction, one route per layer) for one batch. The fraction
+    is drawn in [lowest, 1] (draw_fraction's law, squeezed up when lowest > 0)."""
+    fraction = lowest + (1.0 - lowest) * draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
         policy = EQUAL_MEMORY[int(torch.randint(len(EQUAL_MEMORY), (1,), generator=gen))]
         routes: List[Route] = [policy_route(policy, fraction, seed, layer) for layer in range(n_layers)]

@@ -91,7 +91,10 @@ def train_recall(run_dir: str | Path, steps: int = 3600, lr: float = 3e-3, seed:
     def settings(policy_share: float) -> TrainSettings:
         return TrainSettings(steps=steps, batch=TOKENS_PER_STEP // TASK["length"], length=TASK["length"],
                              lr=lr, warmup=min(100, steps // 10 + 1), weight_decay=0.01, save_every=50,
-                             eval_every=10 ** 9, policy_share=policy_share, seed=seed)
+                             eval_every=10 ** 9, policy_share=policy_share, seed=seed,
+                             # the task itself is a lookup: no copy curriculum, gates start as they were
+                             copy_until=0.0, full_steps=0, mix_ramp=0, span_share=0.0, attn_gate_bias=0.0,
+                             watch_every=0)
 
     batches, cfg = recall_batches(steps, seed), recall_config()
     train(cfg, batches, run_dir, settings(0.0), loss_mask_fn=recall_loss_mask, quiet=quiet,

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -28,8 +28,10 @@ from ham_core.model.config import HAMConfig
 from ham_core.model.loss import evaluate_loss, lm_loss
 from ham_core.model.model import HAMModel
 from ham_core.model.policies import TAU_OFF
-from ham_core.model.routes import training_routes
+from ham_core.model.health import attention_health, copy_probe
 from ham_core.progress import Progress
+
+from .curriculum import COPY, Curriculum
 
 
 STATE_JSON = "train_state.json"    # step, settings and log; the optimizer is in train_state.safetensors
@@ -62,6 +64,28 @@ class TrainSettings:
     repeat_share: float = field(default=0.0, metadata=_about(
         "share of windows with a span copied further on (teaches cache lookups)"))
     valid_windows: int = field(default=32, metadata=_about("held-out windows scored at each validation"))
+    # The curriculum that gets the model to read its cache (ham_core/training/curriculum.py).
+    copy_until: float = field(default=1.0, metadata=_about(
+        "copy phase until the copy probe's second reading costs at most this many nats/token "
+        "with a full cache (0: no copy phase)"))
+    copy_rows: float = field(default=1.0, metadata=_about(
+        "share of each copy-phase batch that is random tokens read twice (the rest: prose)"))
+    copy_max_steps: int = field(default=3000, metadata=_about(
+        "leave the copy phase after this many steps even if the probe has not passed"))
+    full_steps: int = field(default=300, metadata=_about(
+        "full-cache steps after the copy phase, before the routing mix"))
+    mix_ramp: int = field(default=1000, metadata=_about(
+        "steps over which the lowest cache fraction drawn falls from 1 to 0"))
+    span_share: float = field(default=0.5, metadata=_about(
+        "share of prose windows holding a span of random tokens read twice"))
+    attn_gate_bias: float = field(default=2.0, metadata=_about(
+        "a fresh model's attention gates start at sigmoid(this) (2: 0.88, open)"))
+    reopen_attn_gate: bool = field(default=False, metadata=_about(
+        "with init_from: restart the attention gates open, forgetting when they had learned to close"))
+    attn_gate_floor: float = field(default=0.0, metadata=_about(
+        "a fresh model's attention gates never fall below this (kept in its config)"))
+    watch_every: int = field(default=100, metadata=_about(
+        "steps between attention-health lines (gates, temperatures, top reads, copy probe); 0: never"))
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainSettings":
@@ -92,7 +116,8 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _save_state(run: Path, model, optimizer, step: int, settings: TrainSettings, log: list) -> None:
+def _save_state(run: Path, model, optimizer, step: int, settings: TrainSettings, log: list,
+                copy_passed_at: Optional[int]) -> None:
     """Optimizer moments as safetensors (no pickle) and counters as JSON, written atomically."""
     names = {id(p): n for n, p in model.named_parameters()}
     tensors = {}
@@ -103,19 +128,31 @@ def _save_state(run: Path, model, optimizer, step: int, settings: TrainSettings,
     tmp = run / "train_state.safetensors.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(run / "train_state.safetensors")
-    info = {"step": step, "settings": asdict(settings), "log": log}
+    info = {"step": step, "settings": asdict(settings), "log": log, "copy_passed_at": copy_passed_at}
     (run / f"{STATE_JSON}.tmp").write_text(json.dumps(info, indent=1))
     (run / f"{STATE_JSON}.tmp").replace(run / STATE_JSON)
 
 
-def _load_state(run: Path, model, optimizer) -> tuple[int, list]:
+def _load_state(run: Path, model, optimizer) -> tuple[int, list, Optional[int]]:
     info = json.loads((run / STATE_JSON).read_text())
     tensors = load_file(str(run / "train_state.safetensors"))
     params = dict(model.named_parameters())
     for key, value in tensors.items():
         name, slot = key.split("::")
         optimizer.state[params[name]][slot] = value
-    return int(info["step"]), info.get("log", [])
+    # A run saved before the curriculum existed was trained under the routing mix throughout.
+    return int(info["step"]), info.get("log", []), info.get("copy_passed_at", -10**9)
+
+
+def open_attention_gates(model: HAMModel, bias: float, forget: bool = False) -> None:
+    """Start every attention gate g^A at sigmoid(bias) (with forget, whatever the trained weights
+    had learned about when to close it is dropped too), so attention gets gradient from step 1."""
+    H = model.cfg.n_heads
+    with torch.no_grad():
+        for block in model.blocks:
+            block.ham.gate_proj.bias[H:] = bias
+            if forget:
+                block.ham.gate_proj.weight[H:] = 0.0
 
 
 def _distributed() -> tuple[int, int]:
@@ -159,8 +196,11 @@ def train(
         model = load_model(run)
     elif init_from:             # a new phase (new schedule, new optimizer) from trained weights
         model = load_model(init_from)
+        if settings.reopen_attn_gate:
+            open_attention_gates(model, settings.attn_gate_bias, forget=True)
     else:
-        model = HAMModel(cfg)
+        model = HAMModel(replace(cfg, attn_gate_floor=settings.attn_gate_floor))
+        open_attention_gates(model, settings.attn_gate_bias)
     cfg = model.cfg
     model.train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -169,18 +209,29 @@ def train(
         [{"params": decay, "weight_decay": settings.weight_decay}, {"params": other, "weight_decay": 0.0}],
         lr=settings.lr, betas=(0.9, 0.95),
     )
-    step, log = _load_state(run, model, optimizer) if resuming else (0, [])
+    step, log, copy_passed_at = _load_state(run, model, optimizer) if resuming else (0, [], None)
+    curriculum = Curriculum(settings, cfg.n_layers, cfg.vocab_size, settings.seed, copy_passed_at)
+    probe = copy_probe(cfg.vocab_size, half=min(128, settings.length // 2))
+    watch_text = valid[:4, :256] if valid is not None else probe
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0 and tokenizer is not None:
         tokenizer.save(run / TOKENIZER)
     bar = Progress(settings.steps, "train", unit="step") if rank == 0 and not quiet else None
-    tokens_seen = log[-1]["tokens"] if log else _tokens_before(init_from)
-    started, entry, session_tokens = time.monotonic(), (log[-1] if log else {}), 0
+    steps_logged = [e for e in log if "tokens" in e]       # the rest are attention-health entries
+    tokens_seen = steps_logged[-1]["tokens"] if steps_logged else _tokens_before(init_from)
+    started, entry, session_tokens = time.monotonic(), (steps_logged[-1] if steps_logged else {}), 0
     end = min(settings.steps, stop_at) if stop_at else settings.steps
     while step < end:
-        ids = batches(step).to(model.device)
-        gen = torch.Generator().manual_seed(settings.seed * 7 + step)
-        policy, fraction, routes = training_routes(cfg.n_layers, gen, settings.policy_share, settings.seed + step)
+        if settings.watch_every and step % settings.watch_every == 0 and (rank == 0 or curriculum.phase(step) == COPY):
+            health = attention_health(model, watch_text, probe)       # every rank ends the copy phase alike
+            ended = curriculum.passed(step, health.copy_full) if curriculum.phase(step) == COPY else False
+            if rank == 0:
+                log.append({"step": step, "phase": curriculum.phase(step), "health": health.as_dict()})
+                if not quiet:
+                    note = " -> copy phase ends" if ended else ""
+                    print(f"step {step} [{curriculum.phase(step)}] {health.line()}{note}", flush=True)
+        ids = curriculum.batch(step, batches(step)).to(model.device)
+        policy, fraction, routes = curriculum.routes(step)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, settings)
         loss = lm_loss(net(ids, routes=routes).logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
@@ -191,7 +242,8 @@ def train(
         step += 1
         tokens_seen += ids.numel() * world
         session_tokens += ids.numel() * world
-        entry = {"step": step, "loss": round(loss.item(), 4), "policy": policy, "fraction": round(fraction, 3),
+        entry = {"step": step, "loss": round(loss.item(), 4), "phase": curriculum.phase(step - 1),
+                 "policy": policy, "fraction": round(fraction, 3),
                  "tokens": tokens_seen, "seconds": round(time.monotonic() - started, 1)}
         if valid is not None and (step % settings.eval_every == 0 or step == settings.steps):
             entry["valid_full"] = round(evaluate_loss(model, valid, tau=0.0), 4)
@@ -203,7 +255,7 @@ def train(
                 bar(step, note=f"loss {loss.item():.3f} {rate:,.0f} tok/s")
             if step % settings.save_every == 0 or step == end or "valid_full" in entry:
                 save_checkpoint(model, run, metadata={"step": step, "tokens": tokens_seen})
-                _save_state(run, model, optimizer, step, settings, log)
+                _save_state(run, model, optimizer, step, settings, log, curriculum.copy_passed_at)
             if "valid_full" in entry and not quiet:
                 print(json.dumps(entry), flush=True)
     if world > 1:
