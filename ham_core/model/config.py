@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ham_core.errors import HAMInputError
@@ -48,7 +48,8 @@ class HAMConfig:
     init_std: float = 0.02
     # Step 7: the attention gate is floor + (1 - floor) sigmoid(.), so training cannot shut the
     # cache path off before lookups pay (0: the plain sigmoid, as in the first models).
-    attn_gate_floor: float = 0.0
+    attn_gate_floor: float = field(default=0.0, metadata={
+        "help": "attention gates g^A never fall below this share (0: plain sigmoid)"})
 
     def __post_init__(self) -> None:
         for f in fields(self):

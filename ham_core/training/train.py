@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -82,8 +82,6 @@ class TrainSettings:
         "a fresh model's attention gates start at sigmoid(this) (2: 0.88, open)"))
     reopen_attn_gate: bool = field(default=False, metadata=_about(
         "with init_from: restart the attention gates open, forgetting when they had learned to close"))
-    attn_gate_floor: float = field(default=0.0, metadata=_about(
-        "a fresh model's attention gates never fall below this (kept in its config)"))
     watch_every: int = field(default=100, metadata=_about(
         "steps between attention-health lines (gates, temperatures, top reads, copy probe); 0: never"))
 
@@ -94,7 +92,14 @@ class TrainSettings:
         no field takes (notes such as the recall recipe's) are dropped."""
         names = {f.name for f in fields(cls)}
         flat = {**(data.get("extra") or {}), **{k: v for k, v in data.items() if k != "extra"}}
+        if "copy_until" not in flat:   # saved before the curriculum: it goes on as it was trained
+            flat = {**_BEFORE_CURRICULUM, **flat}
         return cls(**{k: v for k, v in flat.items() if k in names})
+
+
+# What a run saved before the curriculum existed was trained with: no copy phase, no ramp, no
+# random spans, gates as initialised.
+_BEFORE_CURRICULUM = {"copy_until": 0.0, "full_steps": 0, "mix_ramp": 0, "span_share": 0.0, "attn_gate_bias": 0.0}
 
 
 def read_settings(run_dir: str | Path) -> Optional[TrainSettings]:
@@ -199,7 +204,7 @@ def train(
         if settings.reopen_attn_gate:
             open_attention_gates(model, settings.attn_gate_bias, forget=True)
     else:
-        model = HAMModel(replace(cfg, attn_gate_floor=settings.attn_gate_floor))
+        model = HAMModel(cfg)
         open_attention_gates(model, settings.attn_gate_bias)
     cfg = model.cfg
     model.train()

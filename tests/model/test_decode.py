@@ -179,3 +179,26 @@ def test_step_result_shapes(tiny_model):
 def test_bad_input(tiny_model, call, arg):
     with pytest.raises(HAMInputError, match=arg):
         call(tiny_model)
+
+
+def test_three_forms_agree_with_an_attention_gate_floor():
+    """A floor on g^A changes step 7 in every form alike (the decode path calls the same gates)."""
+    from ham_core.model.model import HAMModel
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(3)
+    model = HAMModel(tiny_config(attn_gate_floor=0.4)).eval()
+    ids = random_ids(seed=2)
+    tau = middle_tau(model, ids)
+    with torch.no_grad():
+        chunked = model(ids, tau)
+        recurrent = model(ids, tau, mode="recurrent")
+    _, (logits, surprise, cached) = decode_all(model, ids, tau)
+    assert chunked.attn_gate.min() >= 0.4
+    for got in (recurrent.logits, logits):
+        torch.testing.assert_close(got, chunked.logits, atol=ATOL, rtol=RTOL)
+    assert torch.equal(cached, chunked.cached)
+    plain = HAMModel(tiny_config())
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(plain(ids, tau).logits, chunked.logits)   # the floor does act

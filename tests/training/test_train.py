@@ -22,6 +22,10 @@ from tests.conftest import SAMPLE_TEXT, tiny_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The loop's mechanics without the curriculum (its own tests are in test_curriculum.py).
+PLAIN = dict(copy_until=0.0, full_steps=0, mix_ramp=0, span_share=0.0, watch_every=0)
+
+
 def repeated_batches(step: int) -> torch.Tensor:
     """The same short pattern every step: a model that learns anything lowers its loss."""
     pattern = torch.arange(24) % 7 + 3
@@ -30,7 +34,7 @@ def repeated_batches(step: int) -> torch.Tensor:
 
 def test_loss_falls_and_resume_continues(tmp_path):
     cfg = tiny_config(vocab_size=64)
-    settings = TrainSettings(steps=12, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    settings = TrainSettings(steps=12, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000, **PLAIN)
     first = train(cfg, repeated_batches, tmp_path, settings, quiet=True)
     log = json.loads((tmp_path / "train_state.json").read_text())["log"]
     assert first["step"] == 12
@@ -47,7 +51,7 @@ def test_loss_falls_and_resume_continues(tmp_path):
 def test_interrupted_run_resumes_from_checkpoint(tmp_path):
     """Stopping after a checkpoint and resuming gives the same weights as an unbroken run."""
     cfg = tiny_config(vocab_size=64)
-    base = dict(batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    base = dict(batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000, **PLAIN)
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     train(cfg, repeated_batches, whole, TrainSettings(steps=8, **base), quiet=True)
     train(cfg, repeated_batches, broken, TrainSettings(steps=8, **base), quiet=True, stop_at=4)
@@ -137,7 +141,7 @@ def test_repeats_copy_a_span_forward_deterministically():
 
 def test_init_from_starts_a_new_phase_from_trained_weights(tmp_path):
     cfg = tiny_config(vocab_size=64)
-    first = TrainSettings(steps=4, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000)
+    first = TrainSettings(steps=4, batch=4, length=24, lr=1e-2, warmup=2, save_every=4, eval_every=1000, **PLAIN)
     train(cfg, repeated_batches, tmp_path / "a", first, quiet=True)
     second = TrainSettings(**{**first.__dict__, "init_from": str(tmp_path / "a")})
     last = train(cfg, repeated_batches, tmp_path / "b", second, quiet=True, stop_at=1)

@@ -1,0 +1,114 @@
+"""The curriculum that gets a model to read its cache: copy phase until the probe passes, full
+cache, then the routing mix with a ramp; everything resumable and the same on every run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from ham_core.model.checkpoint import load_model
+from ham_core.model.health import attention_health, copy_probe, second_reading_loss
+from ham_core.model.model import HAMModel
+from ham_core.training.curriculum import COPY, FULL, MIX, Curriculum
+from ham_core.training.train import TrainSettings, train
+from tests.conftest import tiny_config
+
+
+def prose(step: int, length: int = 32) -> torch.Tensor:
+    """Stand-in prose: random ids, different per step."""
+    g = torch.Generator().manual_seed(step)
+    return torch.randint(3, 60, (4, length), generator=g)
+
+
+def test_phases_follow_the_probe_then_the_step_counts():
+    s = TrainSettings(copy_until=1.0, full_steps=5, mix_ramp=10)
+    c = Curriculum(s, n_layers=2, vocab_size=64, seed=0)
+    assert c.phase(0) == COPY and c.phase(10 ** 6) == COPY     # until the probe passes, however long
+    assert not c.passed(20, second_reading=3.0) and c.phase(20) == COPY
+    assert c.passed(40, second_reading=0.8) and c.copy_passed_at == 40
+    assert not c.passed(60, second_reading=0.1)                 # recorded once
+    assert [c.phase(t) for t in (39, 40, 44, 45)] == [COPY, FULL, FULL, MIX]
+    assert c.routes(42)[:2] == ("full", 1.0)
+    # the ramp: at the start of the mix only f = 1 is drawn; after mix_ramp steps the full range
+    assert {c.routes(45)[1]} == {1.0}
+    fractions = [c.routes(t)[1] for t in range(55, 400)]
+    assert min(fractions) == 0.0 and max(fractions) == 1.0 and len(set(fractions)) > 50
+    assert min(c.routes(t)[1] for t in range(48, 50)) > 0.5    # still squeezed up mid-ramp
+
+
+def test_the_copy_phase_gives_up_after_copy_max_steps():
+    c = Curriculum(TrainSettings(copy_max_steps=30), 2, 64, 0)
+    assert not c.passed(20, second_reading=5.0) and c.passed(30, second_reading=5.0)
+
+
+def test_no_copy_phase_when_copy_until_is_zero():
+    c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=0), 2, 64, 0)
+    assert c.phase(0) == MIX and c.routes(0)[0] in ("ham", "random", "window", "sinks", "hola")
+
+
+def test_copy_batches_read_random_tokens_twice_and_are_the_same_every_run():
+    c = Curriculum(TrainSettings(copy_rows=0.5, span_share=0.0), 2, 64, seed=3)
+    ids = c.batch(7, prose(7))
+    assert ids.equal(c.batch(7, prose(7)))
+    assert ids[:2, :16].equal(ids[:2, 16:])                     # two rows of a sequence read twice
+    assert ids[2:].equal(prose(7)[2:])                          # the rest stays prose
+    c.copy_passed_at = 0
+    assert c.batch(7, prose(7)).equal(prose(7))                 # after the copy phase: prose only
+
+
+def test_random_spans_repeat_within_a_window():
+    c = Curriculum(TrainSettings(span_share=1.0, copy_until=0.0), 2, 64, seed=1)
+    ids, base = c.batch(2, prose(2, 64)), prose(2, 64)      # spans of 16: windows of 64 or more
+    for row, orig in zip(ids, base):
+        changed = (row != orig).nonzero().flatten().tolist()
+        assert changed, "every window holds a span"
+        first, last = changed[0], changed[-1]
+        # a span of random tokens at `first`, read again so that it ends at `last`
+        spans = [L for L in range(12, 17) if row[first:first + L].equal(row[last + 1 - L:last + 1])]
+        assert spans and first + spans[-1] <= last + 1 - spans[-1]
+
+
+def test_a_fresh_model_starts_with_open_attention_gates_and_keeps_its_floor(tmp_path):
+    cfg = dataclasses.replace(tiny_config(vocab_size=64), attn_gate_floor=0.3)
+    s = TrainSettings(steps=2, batch=4, length=32, lr=1e-2, warmup=1, save_every=2, eval_every=1000,
+                      attn_gate_bias=2.0, watch_every=1)
+    train(cfg, prose, tmp_path, s, quiet=True)
+    model = load_model(tmp_path)
+    assert model.cfg.attn_gate_floor == 0.3
+    out = model(prose(0), tau=0.0)
+    assert out.attn_gate.min() >= 0.3 and out.attn_gate.mean() > 0.6
+    health = [e for e in json.loads((tmp_path / "train_state.json").read_text())["log"] if "health" in e]
+    assert [e["step"] for e in health] == [0, 1] and len(health[0]["health"]["layers"]) == cfg.n_layers
+
+
+def test_an_interrupted_curriculum_run_resumes_exactly(tmp_path):
+    """The copy phase ends by a measurement; a run stopped and resumed sees the same batches and
+    phases as an unbroken one, so its weights match."""
+    cfg = tiny_config(vocab_size=64)
+    # the probe never passes at 0.001, so the copy phase ends at the first watch after 4 steps
+    base = dict(batch=4, length=32, lr=1e-2, warmup=2, save_every=3, eval_every=1000, copy_until=0.001,
+                copy_max_steps=4, full_steps=2, mix_ramp=2, watch_every=2, span_share=0.5)
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    train(cfg, prose, whole, TrainSettings(steps=9, **base), quiet=True)
+    train(cfg, prose, broken, TrainSettings(steps=9, **base), quiet=True, stop_at=3)
+    train(cfg, prose, broken, TrainSettings(steps=9, **base), quiet=True)
+    state = json.loads((whole / "train_state.json").read_text())
+    assert state["copy_passed_at"] == json.loads((broken / "train_state.json").read_text())["copy_passed_at"] == 4
+    assert [e["phase"] for e in state["log"] if "loss" in e] == [COPY] * 4 + [FULL] * 2 + [MIX] * 3
+    for (name, p), q in zip(load_model(whole).named_parameters(), load_model(broken).parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_health_figures_are_measured_not_guessed():
+    torch.manual_seed(0)
+    model = HAMModel(tiny_config(vocab_size=64)).eval()
+    probe = copy_probe(64, count=2, half=16)
+    assert probe[:, :16].equal(probe[:, 16:])
+    h = attention_health(model, prose(0), probe)
+    assert h.copy_full == pytest.approx(second_reading_loss(model, probe, tau=0.0))
+    assert len(h.layers) == model.cfg.n_layers
+    for layer in h.layers:
+        assert 0 < layer.attn_gate <= layer.attn_gate_max < 1 and 0 < layer.top_read <= 1
+    assert "copy 2nd reading" in h.line()
