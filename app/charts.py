@@ -6,6 +6,7 @@ loss (ham_core.analysis.sweep's rows); `_get` reads either.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Iterable, Mapping, Optional, Sequence
 
 # Imported here, whole, before any figure is built: plotly looks pandas up in sys.modules without
@@ -45,14 +46,29 @@ def _ppl(loss: float) -> float:
 FONT = 12                        # base font size (px) of every chart; presenter mode scales it
 
 
+TITLE_WIDTH = 720                # px a chart title may take on one line before it wraps (a chart is ~750-900 wide)
+
+
+def wrap_title(title: str, size: float) -> str:
+    """A long title broken into lines (Plotly never wraps one) at `size` px per character."""
+    per_line = max(20, int(TITLE_WIDTH / (0.55 * size)))
+    return "<br>".join(textwrap.wrap(title, per_line)) if len(title) > per_line else title
+
+
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 380,
             font_scale: float = 1.0) -> go.Figure:
     f = font_scale
+    title = wrap_title(title, 1.15 * FONT * f)
+    lines = title.count("<br>")
     fig.update_layout(title=dict(text=title, font=dict(size=round(1.15 * FONT * f))), xaxis_title=xtitle,
                       yaxis_title=ytitle, height=round(height * max(1.0, 0.8 + 0.2 * f)), font=dict(size=round(FONT * f)),
-                      margin=dict(l=round(50 * f), r=20, t=round(50 * f), b=round(45 * f)),
+                      margin=dict(l=round(50 * f), r=20, t=round((50 + 18 * lines) * f), b=round(45 * f)),
                       legend=dict(orientation="h", y=-0.22 - 0.05 * (f - 1), font=dict(size=round(FONT * f))),
                       hoverlabel=dict(font=dict(size=round(FONT * f))), hovermode="closest")
+    # Streamlit's chart theme sizes ticks and axis titles itself (from the page's root size, not
+    # the figure's font), so they are set here, where presenter mode can scale them.
+    for axis in (fig.update_xaxes, fig.update_yaxes):
+        axis(tickfont=dict(size=round(FONT * f)), title_font=dict(size=round(FONT * f)))
     return fig
 
 

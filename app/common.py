@@ -33,10 +33,38 @@ def init_state() -> None:
             st.session_state[key] = list(value) if isinstance(value, list) else value
 
 
+PRESENTER_CHART_SCALE = 1.5      # chart fonts are in pixels, not rem, so presenter mode scales them itself
+PRESENTER_DIAGRAM_SCALE = 1.3
+
+# Always: a metric's value and label, and a button's label, wrap instead of being cut with an
+# ellipsis (at presenter sizes, or in narrow columns, they would lose their ends).
+NO_CUT_CSS = ('[data-testid="stMetricValue"] .stMarkdownEllipsis, [data-testid="stMetricLabel"] .stMarkdownEllipsis,'
+              '[data-testid="stMetricValue"] p, [data-testid="stMetricLabel"] p, button .stMarkdownEllipsis, button p'
+              '{white-space:normal !important;overflow:visible !important;text-overflow:clip !important}')
+# Presenter mode: every text in rem grows with the root size; the token views and headings are
+# sized explicitly; metric values are held to a size that fits five across at 1280 pixels.
+PRESENTER_CSS = ("html{font-size:130%}.ham-view{--ham-size:1.35rem !important}h1{font-size:3rem !important}"
+                 '[data-testid="stMetricValue"]{font-size:1.9rem !important}'
+                 '[data-testid="stMainBlockContainer"]{padding-left:1.5rem !important;padding-right:1.5rem !important;'
+                 'max-width:100% !important}')
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get("presenter"))
+
+
+def chart_scale() -> float:
+    """Font scale for the Plotly charts (titles, ticks, legends, annotations)."""
+    return PRESENTER_CHART_SCALE if presenting() else 1.0
+
+
+def token_size() -> str:
+    """Font size of a token view."""
+    return "1.35rem" if presenting() else "0.95rem"
+
+
 def presenter_css() -> None:
-    if st.session_state.get("presenter"):
-        st.markdown("<style>html{font-size:130%}.ham-view{--ham-size:1.35rem !important}"
-                    "h1{font-size:3rem !important}</style>", unsafe_allow_html=True)
+    st.markdown(f"<style>{NO_CUT_CSS}{PRESENTER_CSS if presenting() else ''}</style>", unsafe_allow_html=True)
 
 
 def _where(path) -> str:
@@ -56,7 +84,7 @@ def _language_model() -> None:
         return
     cfg = b.cfg
     st.markdown(
-        f"**Model** `{md(_where(engine.model_dir()))}`: {engine.format_params(b.n_params)} parameters · "
+        f"**Model** {md(_where(engine.model_dir()))}: {engine.format_params(b.n_params)} parameters · "
         f"{cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}  \n**Device** {b.device}  \n"
         f"**Token limit** {engine.max_tokens(cfg):,} tokens per text"
     )
@@ -72,7 +100,7 @@ def _recall_model() -> None:
         return
     cfg = model.cfg
     st.markdown(
-        f"**Recall model** `{md(_where(engine.recall_dir()))}`"
+        f"**Recall model** {md(_where(engine.recall_dir()))}"
         f"{'' if trained else ' (untrained stand-in)'}: {engine.format_params(model.num_parameters())} "
         f"parameters · {cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}  \n"
         f"**Trained on** {task.get('n_pairs', '?')} pairs in {task.get('length', '?')} tokens  \n"

@@ -1,7 +1,8 @@
-"""HAM Lab, the teaching app: `streamlit run app/streamlit_app.py`.
+"""HAM Lab, the teaching app: `streamlit run app/server.py` (which serves this script).
 
 Four pages share one text and one threshold (kept in st.session_state): Read (token view,
-thresholds, memory-vs-quality chart), Step through, Recall lab, How it works.
+thresholds, memory-vs-quality chart), Step through, Recall lab, How it works; a guided tour
+(app.tour) walks through them.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ if str(ROOT) not in sys.path:             # `streamlit run` puts app/ on the pat
 
 import streamlit as st  # noqa: E402
 
-from app import common  # noqa: E402
+from app import common, share, tour  # noqa: E402
 
-st.set_page_config(page_title="HAM Lab", page_icon=":material/memory:", layout="wide")
+st.set_page_config(page_title="HAM Lab", page_icon="🧠", layout="wide")   # an emoji: a material icon is fetched from a CDN
 
 PAGES = ROOT / "app" / "views"   # not "pages/": that name also turns on the old auto-navigation
 pages = [
@@ -27,5 +28,11 @@ pages = [
 ]
 page = st.navigation(pages)
 common.init_state()
+tour.follow({p.url_path: p for p in pages}, page.url_path)   # a tour step may open another page
 common.sidebar(page.url_path)   # guarded inside, so a fault shows in the sidebar
+with st.sidebar:
+    st.button("Guided tour", key="w_tour_restart", icon=":material/tour:", on_click=tour.enter, args=(0,),
+              help=f"{len(tour.STEPS)} short steps through what the app shows; each sets the view it talks about.")
+    share.copy_link_button()
+common.guard(tour.card)
 common.guard(page.run)    # each page guards its own body; this catches what escapes (its module code)

@@ -79,17 +79,16 @@ def body() -> None:
     l, t = ss.layer, ss.token
     c[1].caption(f"τ = {tau_label(r.tau[l])} in every layer (move it on the Read page). Layer {l + 1} keeps "
                  f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache.")
-    presenter = bool(ss.get("presenter"))
     with st.container(height=220 if T > 150 else "content", key="how_text"):
         data, _ = viewdata.view_data(r, metric="min", layer=l, head=0, count_mode=False, scale="viridis",
                                      mode="spread", selected=t, read_map=r.read_map(l), none=None,
                                      shown=lambda ids: results.shown_tokens(bundle, ids),
-                                     font_size="1.35rem" if presenter else "0.95rem")
+                                     font_size=common.token_size())
         clickview.show(data, key="w_view_how", on_click=pick_token)
     s = token_layer(bundle, entry, r, t, l)
     # st.html sanitises SVG away; this markup is ours, with every piece of text escaped
     # (app.layer_diagram), so it is shown as it is.
-    st.markdown(diagram(s, font_scale=1.3 if presenter else 1.0), unsafe_allow_html=True)
+    st.markdown(diagram(s, font_scale=common.PRESENTER_DIAGRAM_SCALE if common.presenting() else 1.0), unsafe_allow_html=True)
     with st.expander("The seven steps as text"):
         for step in steps(s):
             st.markdown(f"**{step.number}. {step.title}** — {common.md(step.words)}")

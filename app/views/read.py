@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, clickview, common, engine, inputs, panels, results, shared, state, viewdata
+from app import charts, clickview, common, engine, inputs, panels, results, shared, state, tour, viewdata
 from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_label
@@ -123,7 +123,7 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: results.Text
             r, metric=ss.metric, layer=ss.layer, head=ss.head, count_mode=ss.get("w_marks") == "count of layers",
             scale=ss.get("w_scale", "viridis"), mode=ss.get("w_scale_mode", "spread"), selected=ss.token,
             read_map=m, none=none, shown=lambda ids: results.shown_tokens(bundle, ids),
-            font_size="1.35rem" if ss.get("presenter") else "0.95rem")
+            font_size=common.token_size())
         clickview.show(data, key="w_view", on_click=pick_token)
         st.markdown(viewdata.describe_selection(r, ss.token, ss.layer, m))
         # A number box, not a slider over every token: a 1,024-option slider is re-sent and
@@ -146,12 +146,13 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
     noise = charts.paired_noise(none.lm_surprisal.tolist(), full.lm_surprisal.tolist())
     span = charts.range_sentence([row["loss"] for row in rows] + [r.loss], noise)
     fig = charts.memory_quality_figure(rows, current, title=span[:1].upper() + span[1:], noise=noise,
-                                       font_scale=1.5 if ss.get("presenter") else 1.0)
+                                       font_scale=common.chart_scale())
     verdict = charts.cache_verdict(full.loss, none.loss, noise, len(r.tokens))
     config = {"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}}
     if verdict:
         st.info(verdict)
-        with st.expander("Show the measurements anyway (every difference on it is within the noise)"):
+        with st.expander("Show the measurements anyway (every difference on it is within the noise)",
+                         expanded=tour.showing("mq_chart")):
             st.plotly_chart(fig, key="mq_chart", config=config)
     else:
         st.caption(f"Memory against quality on this text: {span}. The grey band is the noise around the "

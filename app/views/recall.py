@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, common, engine, precompute, shared
+from app import charts, common, engine, precompute, shared, tour
 from app.panels import SURPRISE_RANGE
 from app.token_view import CSS, TokenCell, render_legend, render_view
 from ham_core.analysis import recall
@@ -48,7 +48,7 @@ def joined(rows: list) -> list:
     return out
 
 
-def table(rows: list) -> list:
+def accuracy_table(rows: list) -> list:
     """The rows in words and percentages, in the order of the legend."""
     names = {**{p: style[0] for p, style in charts.POLICY_STYLE.items()}, **ENDS}
     return [{"policy": names.get(r["policy"], r["policy"]),
@@ -78,7 +78,7 @@ def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
     table = [{"query": a.query, "expected": a.expected, "model says": a.predicted, "right": "✓" if a.right else "✗"}
              for a in seen.answers]
     st.markdown(f"**Answers at this threshold** — {seen.n_right} of {len(table)} right")
-    st.dataframe(table, hide_index=True, height=min(35 * len(table) + 40, 300))
+    st.table(table, hide_index=True)
 
 
 def body() -> None:
@@ -109,8 +109,8 @@ def body() -> None:
     settings = dict(n_pairs=n_pairs, length=length, first_seed=int(seed), n=n)
     ready = trained and precompute.lookup_recall(model_dir, settings) is not None
     args = (key, n_pairs, length, int(seed), n)
-    if not ready and ss.get("recall_done") != args and not st.button("Run every policy", key="w_recall_run",
-                                                                      type="primary"):
+    if not ready and ss.get("recall_done") != args and not (
+            tour.showing("recall_chart") or st.button("Run every policy", key="w_recall_run", type="primary")):
         st.caption("Runs HAM, random, recent window, sinks + window and HOLA at the same memory, plus a full "
                    "cache and none.")
         return
@@ -118,8 +118,8 @@ def body() -> None:
     rows = accuracy_rows(model_dir, **settings, model=model, progress=lambda f, msg: bar.progress(f, msg))
     bar.empty()
     ss.recall_done = args
-    st.plotly_chart(charts.recall_figure(joined(rows)), key="recall_chart")
-    st.dataframe(table(rows), hide_index=True)
+    st.plotly_chart(charts.recall_figure(joined(rows), font_scale=common.chart_scale()), key="recall_chart")
+    st.table(accuracy_table(rows), hide_index=True)   # a table, not a canvas grid: its type scales in presenter mode
     if ready:
         st.caption("Computed ahead of time for these settings and this recall model (`python -m app.precompute`).")
 

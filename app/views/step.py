@@ -28,7 +28,7 @@ def tape_for(bundle: engine.Bundle, ids: list, tau: float, key: tuple) -> Tape:
     return tape
 
 
-def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, presenter: bool) -> None:
+def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, size: str, scale: float) -> None:
     """One frame of the player. Everything shown comes from one snapshot of the tape."""
     tape.tick()
     f = tape.frame()
@@ -45,7 +45,7 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, p
             + render_legend(f"RNN surprise, layer {layer + 1}", *SURPRISE_RANGE, cache_label=f"in layer {layer + 1}'s cache",
                             show_reads=cur is not None)
             + render_view(cells, vmin=SURPRISE_RANGE[0], vmax=SURPRISE_RANGE[1], selected=cur, prefix="step",
-                          font_size="1.35rem" if presenter else "0.95rem"))
+                          font_size=size))
     c = st.columns(4)
     sizes = f.cache_sizes()
     c[0].metric("Tokens read", f"{f.position} / {f.total}")
@@ -55,16 +55,15 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, p
     c[3].metric("RNN state (fixed)", charts.fmt_bytes(r.state_bytes))
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(charts.cache_fill_figure(f.sizes.tolist(), f.position, f.total), key="fill",
+        st.plotly_chart(charts.cache_fill_figure(f.sizes.tolist(), f.position, f.total, font_scale=scale), key="fill",
                         config={"displayModeBar": False})
     with right:
         if cur is not None:
             surprise, cached = f.surprise[cur], f.cached[cur]
             st.markdown(f"**Current token \\#{cur} {common.md(token_label(r.tokens[cur]))}**")
-            st.dataframe([{"layer": l + 1, **{f"head {h + 1}": round(float(surprise[l, h]), 3)
-                                              for h in range(surprise.shape[1])},
-                           "min": round(float(surprise[l].min()), 3), "cached": "yes" if cached[l] else "no"}
-                          for l in range(surprise.shape[0])], hide_index=True)
+            st.table([{"layer": l + 1, **{f"head {h + 1}": f"{surprise[l, h]:.3f}" for h in range(surprise.shape[1])},
+                       "min": f"{surprise[l].min():.3f}", "cached": "yes" if cached[l] else "no"}
+                      for l in range(surprise.shape[0])], hide_index=True)
             labels, weights = panels.reads_labels(r, reads, limit=6)
             if weights:
                 st.html(f"<style>{BAR_CSS}</style>"
@@ -110,11 +109,11 @@ def body() -> None:
     b[4].button("+10 ▶▶", key="w_step10", on_click=tape.forward, args=(10,))
     st.caption(f"τ = {tau_label(tau)} in every layer · reads shown from the whole-text analysis at the same τ.")
     ss.step_timer = tape.playing
-    layer, presenter = ss.layer, bool(ss.get("presenter"))
+    layer, size, scale = ss.layer, common.token_size(), common.chart_scale()
 
     @st.fragment(run_every=1.0 / SPEEDS[speed] if tape.playing else None)
     def player() -> None:
-        common.guard(lambda: draw(bundle, r, tape, layer, presenter))   # a fragment rerun skips the page's guard
+        common.guard(lambda: draw(bundle, r, tape, layer, size, scale))   # a fragment rerun skips the page's guard
 
     player()
 

@@ -302,3 +302,25 @@ def test_a_broken_model_is_one_message_in_the_sidebar_and_on_every_page(app_env,
         named = "model.safetensors" if fault == "nan" else f"config.json: {fault} = "
         assert named in side[0] and "\n" not in side[0]
         assert any(named in e.value for e in at.main.error)
+
+
+def test_guided_tour_walks_every_step(app_env):
+    from app.tour import STEPS
+
+    at = start()
+    clean(at)
+    at.button(key="w_tour_start").click().run()
+    for n in range(len(STEPS)):
+        clean(at)
+        card = " ".join(m.value for m in at.markdown)
+        assert f"Tour {n + 1} of {len(STEPS)}: {STEPS[n].title}" in card
+        if n == 3:
+            assert at.session_state["tau_index"] > TAU_GRID.index(0.2)        # the step moved the threshold
+        if n < len(STEPS) - 1:
+            at.button(key="w_tour_next").click().run()
+    at.button(key="w_tour_next").click().run()                               # Finish
+    clean(at)
+    assert not [b for b in at.button if b.key == "w_tour_next"]
+    assert not [b for b in at.button if b.key == "w_tour_start"]             # not offered again
+    at.button(key="w_tour_restart").click().run()
+    assert "Tour 1 of" in " ".join(m.value for m in at.markdown)
