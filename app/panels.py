@@ -155,9 +155,12 @@ def multiples_html(r: TextResult, query: int, per_layer: Sequence[tuple[dict, fl
     bar = max(1.0, T / 150)
     rows = []
     for layer, (reads, sink) in enumerate(per_layer):
-        # Plain positioned spans, not SVG: the page's HTML sanitiser drops SVG.
-        cached = "".join(f'<span style="left:{pct(s)};width:{pct(n)};bottom:0;height:5px;background:{CACHE_COLOUR}"></span>'
+        # Plain positioned spans, not SVG (the page's HTML sanitiser drops SVG); the cached runs
+        # are one gradient, so a strip stays a handful of elements however long the text.
+        stops = ",".join(f"transparent {pct(s)},{CACHE_COLOUR} {pct(s)},{CACHE_COLOUR} {pct(s + n)},transparent {pct(s + n)}"
                          for s, n in _runs(r.cached[layer].tolist()))
+        cached = (f'<span class="ham-strip-cache" style="left:0;right:0;bottom:0;height:5px;'
+                  f'background:linear-gradient(90deg,{stops or "transparent 0,transparent 100%"})"></span>')
         marks = "".join(f'<span class="ham-strip-read" style="left:{pct(k - bar / 2)};width:{pct(bar)};bottom:6px;'
                         f'height:{19 * w / top:.1f}px;background:rgb{READ_COLOUR}"></span>' for k, w in reads.items())
         here = f'<span style="left:{pct(query - bar / 2)};width:{pct(bar)};top:0;height:26px;background:#000"></span>'

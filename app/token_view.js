@@ -180,9 +180,10 @@ export default function (component) {
   box.addEventListener('mouseover', onOver);
   root.addEventListener('mouseleave', onLeave);
   box.addEventListener('click', onClick);
+  // The observer's first call (right after the browser lays the new view out) draws the locked
+  // token's reads, so reading token positions forces no extra layout; later calls redraw on resize.
   const resize = new ResizeObserver(() => draw(shown === null ? locked : shown));
   resize.observe(box);
-  draw(locked);
   root.hamCleanup = () => {
     box.removeEventListener('mouseover', onOver);
     root.removeEventListener('mouseleave', onLeave);
