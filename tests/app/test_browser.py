@@ -231,6 +231,38 @@ def test_first_view_arcs_hover_and_cache_bought_in_a_real_browser(server, browse
     d.save_screenshot(str(ARTIFACTS / "read_cache_bought.png"))
 
 
+HOSTILE = ("<script>window.hamPwned = 1</script> <img src=x onerror=\"window.hamPwned = 2\"> "
+           "\"quoted\" 'single' AT&T &amp; \u05e9\u05dc\u05d5\u05dd \U0001f408\u200d\u2b1b and <b>bold</b> again. ") * 2
+
+
+def test_hostile_paste_renders_as_text_in_view_and_tooltips(server, browser):
+    d = browser
+    d.get(server)
+    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")) > 10, "token view never appeared")
+    area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    area.send_keys(Keys.CONTROL, "a")
+    area.send_keys(Keys.DELETE)
+    d.execute_script("arguments[0].focus();", area)
+    d.execute_cdp_cmd("Input.insertText", {"text": HOSTILE})          # as a paste (send_keys drops emoji)
+    area.send_keys(Keys.CONTROL, Keys.ENTER)
+    until(d, lambda d: "onerror" in view_text(d), "pasted text not in the token view")
+    shown = view_text(d).replace("\u21b5", "")
+    for piece in ("<script>", "onerror=", "\"quoted\"", "'single'", "AT&T", "&amp;", "\u05e9", "<b>bold</b>"):
+        assert piece in shown.replace("\u25e6", ""), piece
+    assert not d.find_elements(By.CSS_SELECTOR, "#ham-view script, #ham-view img, #ham-view b")
+    # Hover every token that holds markup-like text: its tooltip shows the text, nothing runs.
+    for tok in d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok"):
+        if "<" in tok.text or "&" in tok.text:
+            ActionChains(d).move_to_element(tok).perform()
+            tip = d.find_element(By.CSS_SELECTOR, ".ham-tip")
+            until(d, lambda d: tip.is_displayed() and tok.text.strip() in tip.text, "tooltip does not show the token", 5)
+            assert not tip.find_elements(By.CSS_SELECTOR, "script, img, b")
+    assert d.execute_script("return window.hamPwned === undefined"), "a pasted script ran"
+    assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    ARTIFACTS.mkdir(exist_ok=True)
+    d.save_screenshot(str(ARTIFACTS / "read_hostile_paste.png"))
+
+
 def test_other_pages_render_in_a_real_browser(server, browser):
     d = browser
     for path, marker in (("step", "Step through"), ("how", "How it works"), ("recall", "Recall lab")):
