@@ -90,19 +90,23 @@ def readout_html(r: TextResult, full: TextResult, none: TextResult) -> str:
 
 def show_readout(r: TextResult, full: TextResult, none: TextResult) -> None:
     """Headline figures (total KV bytes and %, the fixed RNN state, loss, what the cache bought),
-    then the per-layer KV table and the no cache / now / full cache table."""
+    then the per-layer KV table and the no cache / now / full cache table. Presenter mode's larger
+    type puts the figures three to a row, so none is cut short."""
     L, T = r.cached.shape
-    c = st.columns(5)
-    c[0].metric("KV cache (all layers)", charts.fmt_bytes(r.kv_bytes_peak),
-                help=f"peak keys and values over the {L} layers; a full cache of these {T:,} tokens: "
-                     f"{charts.fmt_bytes(r.kv_bytes_full)}")
-    c[1].metric("of a full cache", f"{100 * r.kv_fraction:.1f}%")
-    c[2].metric("RNN state (fixed)", charts.fmt_bytes(r.state_bytes), help="does not grow with the text")
-    c[3].metric("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–",
-                help=f"mean next-token loss; perplexity {r.perplexity:.2f}")
     gain = none.loss - r.loss
-    c[4].metric("cache bought (nats)", f"{gain:+.4f}" if gain == gain else "–",
-                help="loss with no cache minus loss now, in nats per token: what the cached tokens are worth")
+    figures = [
+        ("KV cache (all layers)", charts.fmt_bytes(r.kv_bytes_peak),
+         f"peak keys and values over the {L} layers; a full cache of these {T:,} tokens: {charts.fmt_bytes(r.kv_bytes_full)}"),
+        ("of a full cache", f"{100 * r.kv_fraction:.1f}%", None),
+        ("RNN state (fixed)", charts.fmt_bytes(r.state_bytes), "does not grow with the text"),
+        ("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–", f"mean next-token loss; perplexity {r.perplexity:.2f}"),
+        ("cache bought (nats)", f"{gain:+.4f}" if gain == gain else "–",
+         "loss with no cache minus loss now, in nats per token: what the cached tokens are worth"),
+    ]
+    per_row = 3 if st.session_state.get("presenter") else len(figures)
+    for start in range(0, len(figures), per_row):
+        for col, (label, value, help) in zip(st.columns(per_row), figures[start:start + per_row]):
+            col.metric(label, value, help=help)
     st.html(readout_html(r, full, none))
 
 
