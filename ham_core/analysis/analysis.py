@@ -216,10 +216,11 @@ class Analysis:
         per_key = self.kv_bytes_full // max(self.n_tokens * len(self.tau), 1)
         return [int(p) * per_key for p in self.kv_peak]
 
-    def to_dict(self) -> dict:
+    def to_dict(self, reads: int = 0) -> dict:
         """The CLI's JSON: model, device, n_tokens, truncated, tau, policy, loss, perplexity,
         kv_fraction, kv_bytes_peak, kv_bytes_full, tokens [{text, start, end, lm_surprisal,
-        surprise, cached}]."""
+        surprise, cached}]; with reads=K each token also has "reads": per layer its K largest
+        reads [[position, weight], ...] (weights averaged over heads, largest first)."""
         surprise = self.surprise.T.tolist()                  # [T][L]
         cached = self.cached.T.tolist()
         tokens = [
@@ -228,6 +229,10 @@ class Analysis:
              "surprise": [round(x, 5) for x in s], "cached": [bool(c) for c in kept]}
             for tok, lm, s, kept in zip(self.tokens, self.lm_surprisal, surprise, cached)
         ]
+        if reads > 0:
+            maps = [self.read_map(layer, top=reads) for layer in range(len(self.tau))]
+            for i, token in enumerate(tokens):
+                token["reads"] = [[[key, round(w, 5)] for key, w in m.row(i)] for m in maps]
         return {
             "model": self.model, "device": self.device, "n_tokens": self.n_tokens, "truncated": self.truncated,
             "tau": list(self.tau),

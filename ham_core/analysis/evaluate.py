@@ -22,6 +22,7 @@ from ham_core.data.windows import encode_documents, fixed_windows
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import load_model
 from ham_core.model.loss import evaluate_loss
+from ham_core.model.policies import TAU_OFF
 from ham_core.progress import Progress
 
 from .recall import recall_accuracy
@@ -67,19 +68,51 @@ def heldout_windows(tokenizer, model_dir: Path, n_windows: int, length: int,
 
 def lm_table(model, windows: torch.Tensor, fractions: Sequence[float], policies: Sequence[str],
              progress: Optional[Progress] = None) -> List[dict]:
-    """Mean over windows of each (policy, target fraction): kv_fraction and loss; policy-major."""
-    sums: Dict[tuple, List[float]] = defaultdict(lambda: [0.0, 0.0])
+    """Each (policy, target fraction) over the windows, policy-major: mean kv_fraction, loss and
+    perplexity; `se_vs_ham`, the standard error of the per-window difference from HAM at the
+    same target (paired: the windows are the same); and `gap_recovered`, the share of the
+    no-cache -> full-cache loss gap the policy recovers (needs fractions 0 and 1)."""
+    per_window: Dict[tuple, List[tuple]] = defaultdict(list)      # (policy, f) -> [(kv, loss)] per window
     for i, ids in enumerate(windows):
         rows = fraction_sweep(model, ids, fractions, policies)   # policy-major, fraction order
         for k, row in enumerate(rows):
-            acc = sums[(row.policy, fractions[k % len(fractions)])]
-            acc[0] += row.kv_fraction
-            acc[1] += row.loss
+            per_window[(row.policy, fractions[k % len(fractions)])].append((row.kv_fraction, row.loss))
         if progress:
             progress(i + 1)
-    n = len(windows)
-    return [{"policy": p, "target": f, "kv_fraction": kv / n, "loss": loss / n,
-             "perplexity": math.exp(loss / n)} for (p, f), (kv, loss) in sums.items()]
+    mean = {key: torch.tensor(v, dtype=torch.float64).mean(0) for key, v in per_window.items()}
+    none = next((mean[k][1].item() for k in mean if k[1] == 0.0), None)
+    full = next((mean[k][1].item() for k in mean if k[1] == 1.0), None)
+    table = []
+    for (policy, f), values in per_window.items():
+        kv, loss = mean[(policy, f)].tolist()
+        row = {"policy": policy, "target": f, "kv_fraction": kv, "loss": loss, "perplexity": math.exp(loss)}
+        if ("ham", f) in per_window and len(values) > 1:
+            diff = torch.tensor([a[1] - b[1] for a, b in zip(values, per_window[("ham", f)])], dtype=torch.float64)
+            row["se_vs_ham"] = (diff.std() / math.sqrt(len(diff))).item()
+        if none is not None and full is not None and none != full:
+            row["gap_recovered"] = (none - loss) / (none - full)
+        table.append(row)
+    return table
+
+
+def cache_gap(model, windows: Sequence[torch.Tensor]) -> dict:
+    """No-cache minus full-cache loss over windows (each [T], lengths may differ): mean and its
+    standard error over windows."""
+    diffs = []
+    for ids in windows:
+        ids = ids[None]
+        diffs.append(evaluate_loss(model, ids, tau=TAU_OFF) - evaluate_loss(model, ids, tau=0.0))
+    d = torch.tensor(diffs, dtype=torch.float64)
+    return {"gap": d.mean().item(), "se": (d.std() / math.sqrt(len(d))).item() if len(d) > 1 else None,
+            "windows": len(d)}
+
+
+def names_texts(folder: Path) -> List[str]:
+    """The held-out texts where names and facts recur (assets/eval/names/*.txt)."""
+    files = sorted(Path(folder).glob("*.txt"))
+    if not files:
+        raise HAMInputError(f"no .txt files in {folder}")
+    return [f.read_text(encoding="utf-8") for f in files]
 
 
 def recall_table(recall_dir: Path, fractions: Sequence[float], policies: Sequence[str]) -> List[dict]:

@@ -7,13 +7,18 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from ham_core.analysis.evaluate import RECALL_EVAL_SEEDS, SLICE_FILE, heldout_windows, lm_table, recall_table, slice_loss
+from ham_core.analysis.evaluate import (RECALL_EVAL_SEEDS, SLICE_FILE, cache_gap, heldout_windows, lm_table,
+                                        names_texts, recall_table, slice_loss)
+from ham_core.analysis.lookups import MIN_LOOKUP, copy_test, name_lookups
+from ham_core.model.health import attention_health, copy_probe
 from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
-from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle
+from ham_core.model.checkpoint import ASSETS, default_model_dir, default_recall_dir, load_bundle
 from ham_core.model.policies import COMPARED
 from ham_core.progress import Progress
 
 from .common import dump_json
+
+NAMES_DIR = ASSETS / "eval" / "names"     # held-out texts where names recur, written for this project
 
 
 def _markdown(rows: List[dict], fractions: Sequence[float], value: str, fmt: str) -> str:
@@ -28,6 +33,10 @@ def _markdown(rows: List[dict], fractions: Sequence[float], value: str, fmt: str
     return "\n".join(lines)
 
 
+def _se(gap: dict) -> str:
+    return "n/a" if gap["se"] is None else f"{gap['se']:.4f}"
+
+
 def _evaluate(args) -> int:
     fractions = [float(f) for f in args.fractions.split(",")]
     policies = args.policies.split(",")
@@ -38,6 +47,15 @@ def _evaluate(args) -> int:
     report["valid_slice_loss"] = round(slice_loss(model, tokenizer, model_dir), 6)
     windows, source = heldout_windows(tokenizer, model_dir, args.windows, args.length, args.source)
     report["heldout"] = {"source": source, "windows": len(windows), "length": args.length}
+    report["gap"] = cache_gap(model, windows)
+    report["health"] = attention_health(model, windows[:4, :256], copy_probe(model.cfg.vocab_size)).as_dict()
+    report["copy_test"] = copy_test(model, windows[:, :args.passage])
+    names_dir = Path(args.names) if args.names else NAMES_DIR
+    if names_dir.is_dir():
+        texts = names_texts(names_dir)
+        ids = [torch.tensor(tokenizer.encode(t)[:model.cfg.max_tokens]) for t in texts]
+        report["names"] = {"folder": str(names_dir), **cache_gap(model, ids),
+                           "lookups": name_lookups(model, tokenizer, texts).as_dict()}
     bar = None if args.json else Progress(len(windows), "held-out", unit="window")
     report["lm"] = lm_table(model, windows, fractions, policies, bar)
     if not args.no_recall:
@@ -50,7 +68,36 @@ def _evaluate(args) -> int:
     print(f"Fixed validation slice ({SLICE_FILE}), full cache: loss {report['valid_slice_loss']:.6f} nats/token\n")
     print(f"Held-out English, {len(windows)} windows x {args.length} tokens from the {source}:")
     print("loss in nats/token (perplexity), and the KV cache actually used\n")
+    gap = report["gap"]
+    print(f"No cache minus full cache: {gap['gap']:.4f} nats/token (standard error {_se(gap)} over "
+          f"{gap['windows']} windows)\n")
     print(_markdown(report["lm"], fractions, "loss", "{loss:.4f} ({perplexity:.2f}) @{kv_fraction:.1%}"))
+    print("\nThe same: difference from HAM at the same memory (paired standard error over windows), and "
+          "the share of the no-cache -> full-cache gap recovered\n")
+    by_ham = {r["target"]: r["loss"] for r in report["lm"] if r["policy"] == "ham"}
+    for r in report["lm"]:
+        r["vs_ham"] = r["loss"] - by_ham.get(r["target"], r["loss"])
+    print(_markdown(report["lm"], fractions, "loss",
+                    "{vs_ham:+.4f} ±{se_vs_ham:.4f}, {gap_recovered:.0%}"))
+    print(f"\nCopy test: {len(windows)} held-out passages of {args.passage} tokens, each read twice "
+          "(loss in nats/token)\n")
+    print("| routing | first reading | second reading |\n|---|---|---|")
+    for name, r in report["copy_test"].items():
+        print(f"| {name} | {r['first']:.3f} | {r['second']:.3f} |")
+    if "names" in report:
+        n = report["names"]
+        lk = n["lookups"]
+        print(f"\nTexts where names recur ({n['folder']}, {n['windows']} texts): no cache minus full cache "
+              f"{n['gap']:.4f} nats/token (standard error {_se(n)}); name lookups: {lk['found']} of "
+              f"{lk['mentions']} later mentions ({lk['share']:.0%}) have, in some layer, their strongest read "
+              f"(weight >= {MIN_LOOKUP}) on an earlier mention")
+    h = report["health"]
+    print(f"\nAttention health (held-out prose, full cache): copy probe (random tokens read twice) second "
+          f"reading {h['copy_full']:.2f} nats/token with a full cache, {h['copy_none']:.2f} with none")
+    print("| layer | mean attention gate | most open head | temperature | mean top read |\n|---|---|---|---|---|")
+    for i, layer in enumerate(h["layers"], 1):
+        print(f"| {i} | {layer['attn_gate']:.3f} | {layer['attn_gate_max']:.3f} | {layer['temperature']:.1f} | "
+              f"{layer['top_read']:.3f} |")
     if "recall" in report:
         seeds = report["recall_seeds"]
         print(f"\nRecall lab, accuracy on seeds {seeds[0]}..{seeds[1]} (not used in training):\n")
@@ -69,5 +116,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--fractions", default=",".join(str(f) for f in DEFAULT_FRACTIONS))
     p.add_argument("--policies", default=",".join(COMPARED))
     p.add_argument("--no-recall", action="store_true", help="skip the recall table")
+    p.add_argument("--passage", type=int, default=160,
+                   help="tokens of each held-out passage in the copy test (read twice)")
+    p.add_argument("--names", help=f"folder of held-out texts where names recur (default: {NAMES_DIR})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_evaluate)

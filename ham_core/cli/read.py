@@ -40,13 +40,15 @@ def _analyze(args) -> int:
     from ham_core.analysis.analysis import analyze
 
     check_source(args.file)
+    if args.reads < 0:
+        raise HAMInputError(f"--reads takes a count of reads per token (0 or more), got {args.reads}")
     model, tokenizer, name = load_model_args(args)
     text, raw = read_input(args.file, model, tokenizer)
     result = analyze(model, tokenizer, text, args.tau, args.policy, _layer_taus(args.layer_tau),
                      seed=args.seed, model_name=name)
     notice(raw, result.notice, result.n_tokens)
     if args.json:
-        out = result.to_dict()
+        out = result.to_dict(reads=args.reads)
         whole = raw.size if raw.size is not None else None if raw.cut else len(raw.data)
         # input_bytes: the input's size (null when stdin or a device was cut before its end).
         out.update(truncated=result.truncated or raw.cut, input_bytes=whole, bytes_read=len(raw.data))
@@ -147,6 +149,9 @@ def add_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random policy (default 0)")
     p.add_argument("--rows", type=int, default=TABLE_ROWS, help=f"tokens shown in the table (default {TABLE_ROWS})")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--reads", type=int, default=0, metavar="K",
+                   help="with --json: each token's K largest attention reads per layer, "
+                        "[position, weight] (weights averaged over heads)")
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("sweep", help="loss vs KV-cache size over thresholds and policies")

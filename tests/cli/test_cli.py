@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -271,3 +272,53 @@ def test_a_broken_model_is_one_line_naming_the_file(capsys, tmp_path, tiny_model
         else:
             assert str(broken / "config.json") in err and f"{fault} = " in err
         assert out == ""
+
+
+def test_analyze_reads_gives_each_tokens_top_reads_per_layer(capsys, sample, tiny_model_dir):
+    code, out, err = call(capsys, "analyze", sample, "--model", tiny_model_dir, "--tau", "0", "--json", "--reads", "3")
+    assert code == 0, err
+    got = json.loads(out)
+    model, tok = load_bundle(tiny_model_dir)
+    api = analyze(model, tok, SAMPLE_TEXT, 0.0)
+    L = model.cfg.n_layers
+    for i, token in enumerate(got["tokens"]):
+        assert len(token["reads"]) == L
+        for layer, reads in enumerate(token["reads"]):
+            assert len(reads) == min(3, i + 1)                   # a full cache: every earlier key and itself
+            assert all(0 <= pos <= i for pos, _ in reads)
+            assert [w for _, w in reads] == sorted((w for _, w in reads), reverse=True)
+            best = api.reads(i, layer).top(1)[0]
+            assert reads[0] == [best[0], pytest.approx(best[1], abs=1e-5)]
+    code, out, err = call(capsys, "analyze", sample, "--model", tiny_model_dir, "--json", "--reads", "-1")
+    assert_one_line_error(code, err)
+
+
+def test_evaluate_reports_gap_copy_test_names_and_health(capsys, tmp_path, tiny_model_dir, monkeypatch):
+    from ham_core.data import corpus
+
+    monkeypatch.setattr(corpus, "default_corpus_dir", lambda: tmp_path / "no-corpus")
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    (model_dir / "valid_slice.txt").write_text(SAMPLE_TEXT * 6)      # held-out text when no corpus is built
+    names = tmp_path / "names"
+    names.mkdir()
+    (names / "a.txt").write_text("Ada met Brann in Quillby. Later Ada and Brann left Quillby. Ada slept.")
+    code, out, err = call(capsys, "evaluate", "--model", model_dir, "--windows", "2", "--length", "32",
+                          "--passage", "12", "--fractions", "0,0.5,1", "--policies", "ham,random",
+                          "--no-recall", "--names", names, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report["copy_test"]) == {"full", "none", "ham25"}
+    assert all(set(r) == {"first", "second"} for r in report["copy_test"].values())
+    assert report["names"]["lookups"]["mentions"] == 4 and report["names"]["windows"] == 1
+    assert len(report["health"]["layers"]) == 2 and report["gap"]["windows"] == 2
+    rows = {(r["policy"], r["target"]): r for r in report["lm"]}
+    assert rows[("ham", 0.0)]["gap_recovered"] == pytest.approx(0.0, abs=1e-9)
+    assert rows[("ham", 1.0)]["gap_recovered"] == pytest.approx(1.0, abs=1e-9)
+    assert rows[("ham", 0.5)]["se_vs_ham"] == 0.0 and rows[("random", 0.5)]["se_vs_ham"] >= 0.0
+    code, out, err = call(capsys, "evaluate", "--model", model_dir, "--windows", "2", "--length", "32",
+                          "--passage", "12", "--fractions", "0,0.5,1", "--policies", "ham,random",
+                          "--no-recall", "--names", names)
+    assert code == 0, err
+    for heading in ("No cache minus full cache", "Copy test", "name lookups", "Attention health"):
+        assert heading in out

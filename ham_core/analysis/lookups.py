@@ -1,0 +1,115 @@
+"""Does the model look things up in its cache? The measures a teacher's claim rests on.
+
+- copy test: a held-out passage read twice. Its second reading costs far less with a cache than
+  without only if attention copies from the first; measured with a full cache, none, and HAM's
+  routing at 25% (each text's own 75% surprise quantile per layer, the training route).
+- name lookups: in texts where names recur, how often a later mention of a name has, in some
+  layer, its strongest read (weights averaged over heads, at least MIN_LOOKUP so that the peak
+  of a near-uniform smear does not count) on an earlier mention of the same name: one of its
+  tokens, or the token just after it, where a copy of the next token reads.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from ham_core.model.loss import lm_loss
+from ham_core.model.model import HAMModel
+from ham_core.model.policies import TAU_OFF
+from ham_core.model.routes import quantile_route
+
+from .analysis import analyze
+
+MIN_LOOKUP = 0.2
+HAM_FRACTION = 0.25
+
+
+def routings(n_layers: int) -> Dict[str, dict]:
+    """The three ways the copy test routes: forward() keyword arguments per name."""
+    return {"full": {"tau": 0.0}, "none": {"tau": TAU_OFF},
+            f"ham{int(HAM_FRACTION * 100)}": {"routes": [quantile_route(HAM_FRACTION)] * n_layers}}
+
+
+@torch.no_grad()
+def copy_test(model: HAMModel, passages: torch.Tensor) -> Dict[str, Dict[str, float]]:
+    """passages [N, P]: each read twice ([N, 2P]); -> {routing: {"first": loss, "second": loss}} in
+    nats/token. The texts run one at a time, so HAM's quantile is each text's own."""
+    N, P = passages.shape
+    twice = torch.cat([passages, passages], 1)
+    first = torch.zeros_like(twice, dtype=torch.bool)
+    first[:, 1:P] = True                      # the first token of each reading has nothing to copy
+    second = torch.zeros_like(first)
+    second[:, P + 1:] = True
+    out: Dict[str, Dict[str, float]] = {}
+    for name, routing in routings(model.cfg.n_layers).items():
+        totals = {"first": 0.0, "second": 0.0}
+        for i in range(N):
+            ids = twice[i:i + 1].to(model.device)
+            logits = model(ids, **routing).logits
+            totals["first"] += lm_loss(logits, ids, first[i:i + 1].to(model.device)).item() / N
+            totals["second"] += lm_loss(logits, ids, second[i:i + 1].to(model.device)).item() / N
+        out[name] = totals
+    return out
+
+
+# Capitalised words that are not names however often they recur.
+_NOT_NAMES = {"I", "The", "A", "An", "And", "But", "In", "On", "At", "It", "He", "She", "They", "We",
+              "You", "His", "Her", "Their", "This", "That", "There", "Then", "When", "As", "After",
+              "Before", "Mr", "Mrs", "Ms", "Dr", "St", "Of", "To", "For", "By", "With", "From", "So"}
+_WORD = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+)?")
+
+
+def name_mentions(text: str) -> Dict[str, List[Tuple[int, int]]]:
+    """{name: [(start, end) character spans]} of capitalised words that occur at least twice and
+    at least once where a sentence does not start (so they are names, not sentence openers)."""
+    spans: Dict[str, List[Tuple[int, int]]] = {}
+    inside: Dict[str, bool] = {}
+    for m in _WORD.finditer(text):
+        word = m.group()
+        if word in _NOT_NAMES or (m.start() > 0 and text[m.start() - 1].isalnum()):
+            continue
+        before = text[:m.start()].rstrip(" \"'(")
+        opener = not before or before[-1] in ".!?\n:"
+        spans.setdefault(word, []).append(m.span())
+        inside[word] = inside.get(word, False) or not opener
+    return {w: s for w, s in spans.items() if len(s) >= 2 and inside[w]}
+
+
+@dataclass
+class NameLookups:
+    mentions: int            # later mentions of names
+    found: int               # those whose strongest read in some layer lands on an earlier mention
+    texts: int
+
+    @property
+    def share(self) -> float:
+        return self.found / self.mentions if self.mentions else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "share": self.share}
+
+
+def _token_span(tokens, start: int, end: int) -> List[int]:
+    return [i for i, t in enumerate(tokens) if t.start < end and t.end > start]
+
+
+def name_lookups(model: HAMModel, tokenizer, texts: Sequence[str], tau: float = 0.0) -> NameLookups:
+    """Count later mentions of names whose strongest read (head mean, >= MIN_LOOKUP) in some layer
+    lands on an earlier mention of the same name or on the token right after it."""
+    mentions = found = 0
+    for text in texts:
+        result = analyze(model, tokenizer, text, tau)
+        maps = [result.read_map(layer, top=1) for layer in range(len(result.tau))]
+        for spans in name_mentions(text).values():
+            token_spans = [_token_span(result.tokens, a, b) for a, b in spans]
+            token_spans = [s for s in token_spans if s]
+            for k in range(1, len(token_spans)):
+                targets = {i for s in token_spans[:k] for i in (*s, s[-1] + 1)}
+                mentions += 1
+                hit = any((read := m.strongest(t)) is not None and read[1] >= MIN_LOOKUP and read[0] in targets
+                          for m in maps for t in token_spans[k])
+                found += hit
+    return NameLookups(mentions, found, len(texts))

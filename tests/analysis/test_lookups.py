@@ -1,0 +1,50 @@
+"""Name lookups and the copy test: what a teacher's claim that the model reads its cache rests on."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ham_core.analysis.lookups import MIN_LOOKUP, copy_test, name_lookups, name_mentions
+from ham_core.analysis import lookups
+from ham_core.analysis.analysis import Analysis
+
+
+def test_name_mentions_finds_recurring_names_not_sentence_openers():
+    text = ("The boat left Quillmouth. Captain Brackwater steered. Later Brackwater said that "
+            "Quillmouth was gone. Later it rained. The end.")
+    found = name_mentions(text)
+    assert set(found) == {"Quillmouth", "Brackwater"}           # "Later" and "The" only open sentences
+    assert [text[a:b] for a, b in found["Brackwater"]] == ["Brackwater"] * 2
+    assert name_mentions("Ada. Ada. Ada.") == {}                 # never mid-sentence: not shown to be a name
+
+
+def test_copy_test_reads_each_passage_twice(tiny_model):
+    passages = torch.randint(0, 320, (2, 10), generator=torch.Generator().manual_seed(0))
+    got = copy_test(tiny_model, passages)
+    assert set(got) == {"full", "none", "ham25"}
+    # no cache: the RNN sees the same text both times, the second reading has no lookup to make
+    assert all(v > 0 for r in got.values() for v in r.values())
+
+
+def test_name_lookups_count_a_strong_read_on_an_earlier_mention(tiny_model_dir, monkeypatch):
+    from ham_core.model.checkpoint import load_bundle
+    from ham_core.analysis.readmap import ReadMap
+    import numpy as np
+
+    model, tok = load_bundle(tiny_model_dir)
+    text = "Ada went home. Then Ada slept."
+    result = lookups.analyze(model, tok, text, 0.0)
+    starts = [t.start for t in result.tokens]
+    first, later = starts.index(text.index("Ada")), starts.index(text.rindex("Ada"))
+
+    def fake_read_map(self, layer, top=8, head=None):         # every token reads the first "Ada" strongly
+        T = self.n_tokens
+        keys = np.full((T, 1), first, dtype=np.int32)
+        return ReadMap(layer, None, keys, np.full((T, 1), weight, dtype=np.float32), np.zeros(T, np.float32))
+
+    monkeypatch.setattr(Analysis, "read_map", fake_read_map)
+    weight = MIN_LOOKUP + 0.01
+    assert name_lookups(model, tok, [text]).as_dict() == {"mentions": 1, "found": 1, "texts": 1, "share": 1.0}
+    weight = MIN_LOOKUP - 0.01                                   # the peak of a smear does not count
+    assert name_lookups(model, tok, [text]).found == 0
+    assert later > first
