@@ -1,8 +1,8 @@
-"""Panels of the read page built from TextResults: the KV readout and what the cache bought,
+"""Panels of the read page built from TextResults: the KV readout, what the cache bought,
 the selected token's reads (one layer, and all layers side by side), the colour counts and the
 per-token CSV.
 
-`kv_rows`, `totals`, `*_html`, `reads_labels` and `csv_text` are pure (tests call them); the
+`kv_rows`, `totals`, `*_html`, `*_sentence`, `reads_labels` and `csv_text` are pure (tests call them); the
 `show_*` functions draw with Streamlit.
 """
 from __future__ import annotations
@@ -69,8 +69,8 @@ def _row(cells: list, cls: str = "", tag: str = "td") -> str:
     return f"<tr{attr}>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
 
 
-def readout_html(r: TextResult, full: TextResult, none: TextResult) -> str:
-    """The two readout tables: KV cache per layer, and what the cache bought (no cache, now, full)."""
+def kv_html(r: TextResult) -> str:
+    """The KV readout table: per layer its threshold, cached tokens of T, % of full and bytes."""
     e = html.escape
     kv = [_row(["", "τ", "cached tokens", "of a full cache", "bytes"], tag="th")]
     for row in kv_rows(r):
@@ -78,36 +78,53 @@ def readout_html(r: TextResult, full: TextResult, none: TextResult) -> str:
         bar = f'<span class="ham-share" style="width:{2.5 * row["share"]:.2f}rem"></span>{100 * row["share"]:.1f}%'
         kv.append(_row([e(row["layer"]), e(row["tau"]), tokens, bar, e(charts.fmt_bytes(row["bytes"]))],
                        "ham-now" if row["tokens"] is None else ""))
+    return f'<div class="ham-readout"><table id="ham-kv"><caption>KV cache per layer</caption>{"".join(kv)}</table></div>'
+
+
+def bought_html(r: TextResult, full: TextResult, none: TextResult) -> str:
+    """What the cache bought: loss, perplexity and KV bytes with no cache, now and with a full cache."""
+    e = html.escape
     cells = totals(full, r, none)
-    gain = [_row(["", *(e(c["name"]) for c in cells)], tag="th"),
+    rows = [_row(["", *(e(c["name"]) for c in cells)], tag="th"),
             _row(["loss (nats/token)", *(_num(c["loss"], 4) for c in cells)]),
             _row(["perplexity", *(_num(c["perplexity"], 2) for c in cells)]),
             _row(["KV cache", *(e(f"{charts.fmt_bytes(c['kv_bytes'])} ({100 * c['share']:.0f}%)") for c in cells)])]
-    return (f"<div class=\"ham-readout\">"
-            f"<table id=\"ham-kv\"><caption>KV cache per layer</caption>{''.join(kv)}</table>"
-            f"<table id=\"ham-bought\"><caption>What the cache bought on this text</caption>{''.join(gain)}</table></div>")
+    return (f'<div class="ham-readout"><table id="ham-bought"><caption>What the cache bought on this text'
+            f'</caption>{"".join(rows)}</table></div>')
 
 
-def show_readout(r: TextResult, full: TextResult, none: TextResult) -> None:
-    """Headline figures (total KV bytes and %, the fixed RNN state, loss, what the cache bought),
-    then the per-layer KV table and the no cache / now / full cache table. Presenter mode's larger
-    type puts the figures three to a row, so none is cut short."""
+def bought_sentence(r: TextResult, full: TextResult, none: TextResult) -> str:
+    """The gain in one sentence: what the cache bought now, at what share of a full cache's memory,
+    against what a full cache buys."""
+    now, most = none.loss - r.loss, none.loss - full.loss
+    if now != now:
+        return "A one-token text: there is nothing to predict, so nothing for the cache to buy."
+    return (f"At these thresholds the cache bought {now:+.4f} nats/token (perplexity {none.perplexity:.2f} → "
+            f"{r.perplexity:.2f}) with {100 * r.kv_fraction:.1f}% of a full cache's memory; a full cache buys "
+            f"{most:+.4f}. Colour the text by \"What the cache bought\" to see where.")
+
+
+def show_readout(r: TextResult) -> None:
+    """Headline figures (total KV bytes and %, the fixed RNN state, loss), then the per-layer KV
+    table. Presenter mode's larger type puts the figures three to a row, so none is cut short."""
     L, T = r.cached.shape
-    gain = none.loss - r.loss
     figures = [
         ("KV cache (all layers)", charts.fmt_bytes(r.kv_bytes_peak),
          f"peak keys and values over the {L} layers; a full cache of these {T:,} tokens: {charts.fmt_bytes(r.kv_bytes_full)}"),
         ("of a full cache", f"{100 * r.kv_fraction:.1f}%", None),
         ("RNN state (fixed)", charts.fmt_bytes(r.state_bytes), "does not grow with the text"),
         ("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–", f"mean next-token loss; perplexity {r.perplexity:.2f}"),
-        ("cache bought (nats)", f"{gain:+.4f}" if gain == gain else "–",
-         "loss with no cache minus loss now, in nats per token: what the cached tokens are worth"),
     ]
-    per_row = 3 if st.session_state.get("presenter") else len(figures)
+    per_row = 2 if st.session_state.get("presenter") else len(figures)
     for start in range(0, len(figures), per_row):
         for col, (label, value, help) in zip(st.columns(per_row), figures[start:start + per_row]):
             col.metric(label, value, help=help)
-    st.html(readout_html(r, full, none))
+    st.html(kv_html(r))
+
+
+def show_bought(r: TextResult, full: TextResult, none: TextResult) -> None:
+    st.markdown(bought_sentence(r, full, none))
+    st.html(bought_html(r, full, none))
 
 
 def reads_labels(r: TextResult, reads: dict, limit: int = 10) -> tuple[list[str], list[float]]:

@@ -253,6 +253,11 @@ def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[in
         lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus, urgent), (query,), layers))
 
 
+def stored_result(bundle: Bundle, entry: TextEntry, taus: tuple) -> Optional[TextResult]:
+    """The result at `taus` if this server holds it, None otherwise (nothing is computed)."""
+    return results_store().get(("result",) + entry.key + (tuple(float(t) for t in taus),))
+
+
 def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None,
             query: Optional[int] = None, layer: Optional[int] = None) -> None:
     """The HAM sweep: a result at every grid threshold, once per text and model on this server.

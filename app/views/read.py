@@ -1,6 +1,8 @@
 """Read a text: token view (surprise, cache, reads), thresholds, KV readout, memory vs quality."""
 from __future__ import annotations
 
+from typing import Optional
+
 import streamlit as st
 
 from app import charts, clickview, common, engine, inputs, panels, results, shared, state, tour, viewdata
@@ -109,7 +111,7 @@ def pick_token(i: int) -> None:
     ss.token = ss.w_token = i
 
 
-def token_panel(bundle: engine.Bundle, r: results.TextResult, none: results.TextResult) -> None:
+def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[results.TextResult]) -> None:
     T, L = len(r.tokens), r.cached.shape[0]
     if ss.token is None or ss.token >= T:
         ss.token = max([i for i, t in enumerate(r.tokens) if t.strip()] or [T - 1])
@@ -206,17 +208,24 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     with st.spinner("Reading the text…"):
         first_view(bundle, entry, text)
     taus = controls(bundle)
-    layers = (ss.layer,)
+    layers, off = (ss.layer,), results.grid_taus(bundle, TAU_GRID[-1])
     with st.spinner("Reading the text…"):
-        r = results.result_for(bundle, entry, taus, ss.token, layers)     # the view first; the sweep below
-        full = results.result_for(bundle, entry, results.grid_taus(bundle, 0.0), ss.token, layers)
-        none = results.result_for(bundle, entry, results.grid_taus(bundle, TAU_GRID[-1]), ss.token, layers)
+        r = results.result_for(bundle, entry, taus, ss.token, layers)     # the view first; the rest below
+        # No cache's per-token losses (what the cache bought, in the tooltips) when already at
+        # hand; the first view of a new text does not wait for them unless their colours are asked.
+        none = results.stored_result(bundle, entry, off)
+        if none is None and ss.metric == "bought":
+            none = results.result_for(bundle, entry, off, ss.token, layers)
     if r.notice:
         st.warning(r.notice)
     st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
-    panels.show_readout(r, full, none)
+    panels.show_readout(r)
     token_panel(bundle, r, none)
     save_to_url(text)
+    with st.spinner("Reading the text with a full cache and with none…"):
+        full = results.result_for(bundle, entry, results.grid_taus(bundle, 0.0), ss.token, layers)
+        none = results.result_for(bundle, entry, off, ss.token, layers)
+    panels.show_bought(r, full, none)
     st.subheader("Memory vs quality")
     bar = st.empty()
     results.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"),

@@ -60,7 +60,7 @@ def test_read_view_shows_readout_chart_and_token_view(app_env):
     at = start()
     clean(at)
     values = readout(at)
-    for label in ("KV cache (all layers)", "of a full cache", "RNN state (fixed)", "loss", "cache bought (nats)"):
+    for label in ("KV cache (all layers)", "of a full cache", "RNN state (fixed)", "loss"):
         assert label in values
     assert values["KV cache (all layers)"].endswith("B") and values["of a full cache"].endswith("%")
     charts = at.get("plotly_chart")

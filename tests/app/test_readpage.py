@@ -123,7 +123,7 @@ def test_pasted_markup_stays_text_in_view_tips_and_panels(nasty):
         assert "<script" not in data["html"] and "<img" not in data["html"]
     joined = "".join(row[0] for row in data["tips"]["rows"])
     assert "<script>" in joined and "onerror" in joined               # raw text: the script sets textContent
-    extra = panels.readout_html(r, full, none) + panels.multiples_html(
+    extra = panels.kv_html(r) + panels.bought_html(r, full, none) + panels.multiples_html(
         r, len(r.tokens) - 1, [r.reads(len(r.tokens) - 1, layer) for layer in range(r.cached.shape[0])])
     t = tags_of(extra)
     assert t.tags <= {"style", "div", "span", "table", "caption", "tr", "th", "td"}
@@ -195,7 +195,7 @@ def test_kv_readout_never_counts_more_tokens_than_the_text(tiny):
         assert 0 <= rows[L]["share"] <= 1
     assert [row["tokens"] for row in panels.kv_rows(full)[:L]] == [T] * L
     assert [row["tokens"] for row in panels.kv_rows(none)[:L]] == [0] * L
-    html = panels.readout_html(r, full, none)
+    html = panels.kv_html(r)
     assert f"of {T:,}" in html and f"of {L * T:,}" not in html
 
 
@@ -204,6 +204,8 @@ def test_totals_compare_no_cache_now_and_full(tiny):
     names = [t["name"] for t in panels.totals(full, r, none)]
     assert names[0].startswith("no cache") and names[1].startswith("current") and names[2].startswith("full")
     t = panels.totals(full, r, none)
+    sentence = panels.bought_sentence(r, full, none)
+    assert f"{none.loss - r.loss:+.4f}" in sentence and f"{none.loss - full.loss:+.4f}" in sentence
     assert t[0]["kv_bytes"] == 0 and t[2]["share"] == 1.0 and t[1]["perplexity"] == pytest.approx(math.exp(r.loss))
     gain = viewdata.bought(r, none)
     assert math.isnan(gain[0]) and np.nanmean(gain) == pytest.approx(none.loss - r.loss, abs=1e-4)
@@ -303,7 +305,8 @@ def test_page_readout_and_chart(app_env):
     at = start()
     clean(at)
     values = readout(at)
-    assert values["KV cache (all layers)"].endswith("B") and values["cache bought (nats)"][0] in "+-–"
+    assert values["KV cache (all layers)"].endswith("B") and values["of a full cache"].endswith("%")
+    assert any(m.value.startswith("At these thresholds the cache bought") for m in at.markdown)
     T = len(component_data(at)["tips"]["rows"])
     body = next(h.proto.body for h in at.get("html") if "ham-kv" in h.proto.body)
     counts = [int(x.split(" of ")[0].rsplit(">", 1)[-1].replace(",", "")) for x in body.split("</td><td>") if " of " in x]
