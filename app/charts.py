@@ -60,10 +60,17 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 
     f = font_scale
     title = wrap_title(title, 1.15 * FONT * f)
     lines = title.count("<br>")
+    # The legend sits at the foot of the figure, below the x axis's title, in as many rows as its
+    # names need at this size (so larger type pushes the plot up instead of overlapping it).
+    names = [t.name for t in fig.data if t.name and t.showlegend is not False]
+    rows = max(1, math.ceil(sum(0.55 * FONT * f * len(n) + 40 for n in names) / TITLE_WIDTH))
+    legend_px = rows * 1.7 * FONT * f
     fig.update_layout(title=dict(text=title, font=dict(size=round(1.15 * FONT * f))), xaxis_title=xtitle,
-                      yaxis_title=ytitle, height=round(height * max(1.0, 0.8 + 0.2 * f)), font=dict(size=round(FONT * f)),
-                      margin=dict(l=round(50 * f), r=20, t=round((50 + 18 * lines) * f), b=round(45 * f)),
-                      legend=dict(orientation="h", y=-0.22 - 0.05 * (f - 1), font=dict(size=round(FONT * f))),
+                      yaxis_title=ytitle, height=round(height * max(1.0, 0.8 + 0.2 * f) + legend_px),
+                      font=dict(size=round(FONT * f)),
+                      margin=dict(l=round(50 * f), r=20, t=round((50 + 18 * lines) * f), b=round(50 * f + legend_px)),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom",
+                                  font=dict(size=round(FONT * f))),
                       hoverlabel=dict(font=dict(size=round(FONT * f))), hovermode="closest")
     # Streamlit's chart theme sizes ticks and axis titles itself (from the page's root size, not
     # the figure's font), so they are set here, where presenter mode can scale them.

@@ -53,7 +53,7 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
                 help="tokens in each layer's cache: " + " · ".join(f"layer {l + 1}: {n}" for l, n in enumerate(sizes)))
     c[2].metric("KV bytes", charts.fmt_bytes(f.kv_bytes))
     c[3].metric("RNN state (fixed)", charts.fmt_bytes(r.state_bytes))
-    left, right = st.columns([3, 2])
+    left, right = st.columns([1, 1] if scale > 1 else [3, 2])          # presenter type needs room for the table
     with left:
         st.plotly_chart(charts.cache_fill_figure(f.sizes.tolist(), f.position, f.total, font_scale=scale), key="fill",
                         config={"displayModeBar": False})
@@ -61,8 +61,10 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
         if cur is not None:
             surprise, cached = f.surprise[cur], f.cached[cur]
             st.markdown(f"**Current token \\#{cur} {common.md(token_label(r.tokens[cur]))}**")
-            st.table([{"layer": l + 1, **{f"head {h + 1}": f"{surprise[l, h]:.3f}" for h in range(surprise.shape[1])},
-                       "min": f"{surprise[l].min():.3f}", "cached": "yes" if cached[l] else "no"}
+            st.caption("RNN surprise per head (h1, h2, …), the layer's minimum, and whether the token entered "
+                       "that layer's cache.")
+            st.table([{"layer": l + 1, **{f"h{h + 1}": f"{surprise[l, h]:.2f}" for h in range(surprise.shape[1])},
+                       "min": f"{surprise[l].min():.2f}", "cached": "yes" if cached[l] else "no"}
                       for l in range(surprise.shape[0])], hide_index=True)
             labels, weights = panels.reads_labels(r, reads, limit=6)
             if weights:
