@@ -169,15 +169,8 @@ def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, tit
                                text=f"{label}<br>{y:.4f} nats · ppl {_ppl(y):.2f}", ax=ax, ay=-36,
                                font=dict(size=round(0.95 * FONT * f)), bgcolor="rgba(255,255,255,0.8)")
     if current is not None:
-        loss = float(current["loss"])
-        all_y.append(loss)
-        fig.add_trace(go.Scatter(
-            x=[100 * float(current["kv_fraction"])], y=[loss], mode="markers", name="current threshold",
-            marker=dict(symbol="star", size=round(18 * f), color="#000000", line=dict(color="#ffffff", width=1.5)),
-            customdata=[[fmt_bytes(float(current.get("kv_bytes_peak", 0))), _ppl(loss)]],
-            hovertemplate=("<b>current</b><br>KV cache %{x:.1f}% of full (%{customdata[0]})"
-                           "<br>loss %{y:.4f} nats/token<br>perplexity %{customdata[1]:.2f}<extra></extra>"),
-        ))
+        all_y.append(float(current["loss"]))
+        fig.add_trace(_star(current, f))
     if noise is not None and math.isfinite(noise) and none is not None:
         base = float(_get(none, "loss"))
         fig.add_hrect(y0=base - noise, y1=base + noise, fillcolor="#888888", opacity=0.18, line_width=0,
@@ -185,11 +178,40 @@ def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, tit
                       annotation_font_size=round(0.9 * FONT * f))
         all_y += [base - noise, base + noise]
     if all_y:
-        lo, hi = min(all_y), max(all_y)
-        pad = 0.08 * (hi - lo) if hi > lo else 0.01
-        fig.update_yaxes(range=[lo - pad, hi + 2.5 * pad])
+        fig.update_yaxes(range=_y_range(all_y))
     fig.update_xaxes(range=[-3, 103], ticksuffix="%")
     return _layout(fig, title, "KV cache (% of a full cache)", "loss (nats / token)", font_scale=f)
+
+
+def _y_range(ys: Sequence[float]) -> list:
+    lo, hi = min(ys), max(ys)
+    pad = 0.08 * (hi - lo) if hi > lo else 0.01
+    return [lo - pad, hi + 2.5 * pad]
+
+
+def _star(current: Mapping, font_scale: float) -> dict:
+    """The current slider point (kv_fraction, kv_bytes_peak, loss) as a trace: a black star."""
+    loss = float(current["loss"])
+    return dict(
+        type="scatter", x=[100 * float(current["kv_fraction"])], y=[loss], mode="markers", name="current threshold",
+        marker=dict(symbol="star", size=round(18 * font_scale), color="#000000", line=dict(color="#ffffff", width=1.5)),
+        customdata=[[fmt_bytes(float(current.get("kv_bytes_peak", 0))), _ppl(loss)]],
+        hovertemplate=("<b>current</b><br>KV cache %{x:.1f}% of full (%{customdata[0]})"
+                       "<br>loss %{y:.4f} nats/token<br>perplexity %{customdata[1]:.2f}<extra></extra>"))
+
+
+def with_current(base: dict, current: Mapping, font_scale: float = 1.0) -> dict:
+    """The figure dict `base` (memory_quality_figure(...) without a current point, .to_dict())
+    plus the current point, with the y-axis widened if the point lies outside it. `base` is left
+    as it is: a page keeps one per text and adds only the star on a slider move (building the
+    whole figure again cost more than anything else the page does per move)."""
+    layout = dict(base["layout"])
+    lo, hi = layout.get("yaxis", {}).get("range", [math.inf, -math.inf])
+    y = float(current["loss"])
+    if not lo <= y <= hi and y == y:
+        inner = [v for v in (lo, hi, y) if math.isfinite(v)]
+        layout["yaxis"] = {**layout.get("yaxis", {}), "range": _y_range(inner)}
+    return {"data": [*base["data"], _star(current, font_scale)], "layout": layout}
 
 
 def cache_fill_figure(sizes: Sequence[Sequence[int]], position: int, total: int, *, font_scale: float = 1.0) -> go.Figure:
@@ -224,14 +246,14 @@ def recall_figure(rows: Iterable, *, font_scale: float = 1.0) -> go.Figure:
     return _layout(fig, "Recall accuracy vs KV cache", "KV cache (% of full)", "recall accuracy", font_scale=font_scale)
 
 
-def figure_html(fig: go.Figure) -> str:
-    """A standalone HTML file with plotly.js inlined (works offline; no CDN)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True)
+def figure_html(fig) -> str:
+    """A standalone HTML file with plotly.js inlined (works offline; no CDN). fig: a Figure or its dict."""
+    return go.Figure(fig).to_html(include_plotlyjs=True, full_html=True)
 
 
-def figure_png(fig: go.Figure) -> Optional[bytes]:
-    """PNG bytes via kaleido when it is installed and works; None otherwise."""
+def figure_png(fig) -> Optional[bytes]:
+    """PNG bytes via kaleido when it is installed and works; None otherwise. fig: a Figure or its dict."""
     try:
-        return fig.to_image(format="png", scale=2)
+        return go.Figure(fig).to_image(format="png", scale=2)
     except Exception:     # kaleido missing or no browser for it: the caller offers HTML instead
         return None

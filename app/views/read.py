@@ -146,9 +146,14 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
     rows = results.ham_rows(bundle, entry) + (others or [])
     current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
     noise = charts.paired_noise(none.lm_surprisal.tolist(), full.lm_surprisal.tolist())
-    span = charts.range_sentence([row["loss"] for row in rows] + [r.loss], noise)
-    fig = charts.memory_quality_figure(rows, current, title=span[:1].upper() + span[1:], noise=noise,
-                                       font_scale=common.chart_scale())
+    span = charts.range_sentence([row["loss"] for row in rows], noise)
+    scale = common.chart_scale()
+    # The figure without the current point is kept per text (and rows, noise, type size); a
+    # slider move only adds the star to it.
+    base = none.memo(("memory-quality chart", len(rows), others is not None, noise, scale),
+                     lambda: charts.memory_quality_figure(rows, None, title=span[:1].upper() + span[1:],
+                                                          noise=noise, font_scale=scale).to_dict())
+    fig = charts.with_current(base, current, scale)
     verdict = charts.cache_verdict(full.loss, none.loss, noise, len(r.tokens))
     config = {"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}}
     if verdict:

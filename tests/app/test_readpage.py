@@ -243,6 +243,22 @@ def test_chart_states_its_range_marks_noise_and_joins_the_ends():
     assert "0.0040 nats/token" in sentence and "0.13% of the loss" in sentence and "±0.0100" in sentence
 
 
+def test_current_point_is_added_to_a_kept_figure():
+    base = charts.memory_quality_figure(ROWS, None, noise=0.01).to_dict()
+    before = json.dumps(base, sort_keys=True, default=str)
+    whole = charts.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001), noise=0.01)
+    fig = charts.with_current(base, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001))
+    assert json.dumps(base, sort_keys=True, default=str) == before                  # the kept figure is untouched
+    assert [t.get("name") for t in fig["data"]] == [t.name for t in whole.data]
+    star = fig["data"][-1]
+    assert star["x"] == [50.0] and star["y"] == [3.001] and star["marker"]["symbol"] == "star"
+    assert fig["layout"]["yaxis"]["range"] == list(whole.layout.yaxis.range)
+    far = charts.with_current(base, dict(kv_fraction=0.1, kv_bytes_peak=1, loss=3.5))
+    lo, hi = far["layout"]["yaxis"]["range"]
+    assert lo < 3.0 and hi > 3.5                                                    # widened to show it
+    assert "plotly" in charts.figure_html(fig)[:5000].lower()
+
+
 def test_chart_font_scale_grows_every_label():
     small = charts.memory_quality_figure(ROWS, noise=0.01)
     big = charts.memory_quality_figure(ROWS, noise=0.01, font_scale=1.5)
