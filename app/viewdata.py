@@ -143,20 +143,19 @@ def _context(r: TextResult, query: int, width: int = 6) -> str:
 def describe_selection(r: TextResult, query: int, layer: int, m: ReadMap) -> str:
     """One sentence (markdown, user text escaped) saying what the view shows for this token."""
     name = f"layer {layer + 1}"
-    head = f"**What you see:** in {name}, token \\#{query} {_quote(r.tokens[query])} (in {_context(r, query)})"
+    head = f"**What you see:** in {name}, {_quote(r.tokens[query])} (\\#{query}, in {_context(r, query)})"
     top = m.strongest(query)
     if top is None:
         why = ("no earlier token is in this layer's cache" if not r.cached[layer, :query + 1].any()
                else "all its attention went to the sink")
-        return f"{head} read nothing from the KV cache: {why}. Hover over other tokens to see theirs."
+        return f"{head} read nothing from the KV cache: {why}."
     key, weight = top
     if key == query:
-        what = "itself"
-    else:
-        run = repeat_length(r.text.ids.tolist(), query, key) if key < query - 1 else 0
-        what = f"\\#{key} {_quote(r.tokens[key])}, " + (
-            f"an earlier copy of the same {run} token{'s' if run > 1 else ''}" if run else f"{query - key} tokens back")
+        return f"{head} spends {weight:.0%} of its attention, more than on any other token, on itself."
+    run = repeat_length(r.text.ids.tolist(), query, key) if key < query - 1 else 0
+    what = (f"the end of the same {run} tokens earlier in the text" if run > 1 else
+            "the same token earlier in the text" if run else f"{query - key} tokens back")
     surprise = float(r.layer_surprise[layer, key])
-    return (f"{head} gives {weight:.0%} of its attention to {what}: its strongest read. {name.capitalize()} "
-            f"kept \\#{key} in its KV cache because the RNN was surprised there ({surprise:.3f} ≥ τ "
-            f"{tau_label(r.tau[layer])}). Hover over any token to see its reads; click one to keep them.")
+    return (f"{head} spends {weight:.0%} of its attention, more than on any other token, on \\#{key} "
+            f"{_quote(r.tokens[key])}, {what}, which {name} kept in its KV cache because the RNN was "
+            f"surprised by it ({surprise:.3f} ≥ τ {tau_label(r.tau[layer])}).")

@@ -128,6 +128,7 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
             font_size=common.token_size())
         clickview.show(data, key="w_view", on_click=pick_token)
         st.markdown(viewdata.describe_selection(r, ss.token, ss.layer, m))
+        st.caption("Hover over any token to see its reads and the model's guesses there; click one to keep them.")
         # A number box, not a slider over every token: a 1,024-option slider is re-sent and
         # re-drawn on every threshold move (tens of ms in the browser) for no new information.
         st.number_input(f"Selected token: \\#{ss.token} {common.md(token_label(r.tokens[ss.token]))} (click one in the text, or type "

@@ -149,7 +149,8 @@ def test_first_view_pick_is_a_real_read_and_the_sentence_says_so(tiny):
     m = r.read_map(pick.layer)
     assert m.strongest(pick.query)[0] == pick.key < pick.query and r.cached[pick.layer, pick.key]
     sentence = viewdata.describe_selection(r, pick.query, pick.layer, m)
-    assert f"layer {pick.layer + 1}" in sentence and f"\\#{pick.key}" in sentence and "strongest read" in sentence
+    assert f"layer {pick.layer + 1}" in sentence and f"\\#{pick.key}" in sentence and "more than on any other" in sentence
+    assert sentence.endswith(").") and "kept in its KV cache because the RNN was surprised" in sentence
 
 
 @pytest.fixture
