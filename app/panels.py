@@ -54,6 +54,7 @@ READOUT_CSS = """
 .ham-readout th:first-child,.ham-readout td:first-child{text-align:left}
 .ham-readout caption{text-align:left;font-weight:600;padding-bottom:0.2rem}
 .ham-readout .ham-now{font-weight:700}
+#ham-counts .ham-bar-label{flex-basis:50%}
 .ham-share{display:inline-block;height:0.6rem;background:#c2410c;border-radius:2px;vertical-align:middle;margin-right:0.3rem}
 """
 
