@@ -76,18 +76,20 @@ def _where(path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def _model_line(name: str, folder, n_params: int, cfg) -> str:
+    """'**Model** assets/lm: 4.3M parameters · 4 layers × 4 heads of 64' (markdown)."""
+    return (f"**{name}** {md(_where(folder))}: {engine.format_params(n_params)} parameters · "
+            f"{cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}")
+
+
 def _language_model() -> None:
     try:
         b = engine.get_bundle()
     except HAMInputError as exc:
         st.error(f"The model could not be loaded: {exc}")
         return
-    cfg = b.cfg
-    st.markdown(
-        f"**Model** {md(_where(engine.model_dir()))}: {engine.format_params(b.n_params)} parameters · "
-        f"{cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}  \n**Device** {b.device}  \n"
-        f"**Token limit** {engine.max_tokens(cfg):,} tokens per text"
-    )
+    st.markdown(f"{_model_line('Model', engine.model_dir(), b.n_params, b.cfg)}  \n**Device** {b.device}  \n"
+                f"**Token limit** {engine.max_tokens(b.cfg):,} tokens per text")
     if not b.trained:
         st.warning(b.notice)
 
@@ -98,14 +100,10 @@ def _recall_model() -> None:
     except HAMInputError as exc:
         st.error(f"The recall model could not be loaded: {exc}")
         return
-    cfg = model.cfg
-    st.markdown(
-        f"**Recall model** {md(_where(engine.recall_dir()))}"
-        f"{'' if trained else ' (untrained stand-in)'}: {engine.format_params(model.num_parameters())} "
-        f"parameters · {cfg.n_layers} layers × {cfg.n_heads} heads of {cfg.head_dim}  \n"
-        f"**Trained on** {task.get('n_pairs', '?')} pairs in {task.get('length', '?')} tokens  \n"
-        f"**Device** {device_label(model.device)}"
-    )
+    name = "Recall model" + ("" if trained else " (untrained stand-in)")
+    st.markdown(f"{_model_line(name, engine.recall_dir(), model.num_parameters(), model.cfg)}  \n"
+                f"**Trained on** {task.get('n_pairs', '?')} pairs in {task.get('length', '?')} tokens  \n"
+                f"**Device** {device_label(model.device)}")
 
 
 def sidebar(page: str = "read") -> None:
