@@ -1,10 +1,10 @@
 // The token view in the browser: arcs from a token to the cached tokens its attention read,
 // drawn over the text; hover previews a token's reads and numbers, a click locks them.
 //
-// Everything it draws comes with the data, one JSON text (no request to the server on hover): `html` is the
-// escaped view built in Python, `reads` the top reads of every token in the chosen layer, and
-// `tips` each token's numbers. Text from the page's data only ever reaches the DOM through
-// textContent, never as markup.
+// Everything it draws comes with the data, one JSON text, so hovering asks nothing of the server:
+// `html` is the escaped view built in Python, `reads` the top reads of every token in the chosen
+// layer, and `tips` each token's numbers. Text from the page's data only ever reaches the DOM
+// through textContent, never as markup.
 export default function (component) {
   const { data, setTriggerValue, parentElement } = component;
   const d = typeof data === 'string' ? JSON.parse(data) : (data || {});

@@ -186,8 +186,8 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
 
 def body() -> None:
     st.title("Read a text")
-    st.caption("Colours show how surprised the RNN was by each token; marked tokens entered the KV cache. "
-               "Select a token to see which cached tokens its attention read.")
+    st.caption("Colours show how surprised the RNN was by each token; framed tokens entered the KV cache. "
+               "Arcs run from a token to the cached tokens its attention read: hover to see them, click to keep them.")
     bundle = engine.get_bundle()
     restore_from_url(bundle)
     cleaned = inputs.text_input(engine.input_chars(bundle))
