@@ -54,3 +54,26 @@ def tiny_model_dir(tmp_path_factory):
     model = HAMModel(tiny_config(vocab_size=tokenizer.vocab_size)).eval()
     save_checkpoint(model, directory)
     return directory
+
+
+def broken_model_copy(source, dest, *, tensor=None, config=None):
+    """A copy of the model folder `source` at `dest` with one fault: tensor=(name, index, value)
+    writes one weight (NaN or infinity), config=(field, value) one config.json field."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, dest)
+    if tensor is not None:
+        name, index, value = tensor
+        state = load_file(str(dest / "model.safetensors"))
+        state[name][index] = value
+        save_file(state, str(dest / "model.safetensors"))
+    if config is not None:
+        field, value = config
+        cfg = json.loads((dest / "config.json").read_text())
+        cfg[field] = value
+        (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.presets import PRESETS
 from app.results import TAU_GRID
+from tests.conftest import broken_model_copy
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 PAGES = ["views/read.py", "views/step.py", "views/recall.py", "views/how.py"]
@@ -268,22 +269,8 @@ def test_presenter_mode(app_env):
 
 
 def _broken_model(tiny_model_dir, tmp_path, fault: str):
-    import json
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-
-    broken = tmp_path / f"broken_{fault}"
-    shutil.copytree(tiny_model_dir, broken)
-    if fault == "nan":
-        state = load_file(str(broken / "model.safetensors"))
-        state["embed.weight"][0, 0] = float("nan")
-        save_file(state, str(broken / "model.safetensors"))
-    else:
-        cfg = json.loads((broken / "config.json").read_text())
-        cfg[fault] = 10 ** 9
-        (broken / "config.json").write_text(json.dumps(cfg))
-    return broken
+    fault_of = {"tensor": ("embed.weight", (0, 0), float("nan"))} if fault == "nan" else {"config": (fault, 10 ** 9)}
+    return broken_model_copy(tiny_model_dir, tmp_path / f"broken_{fault}", **fault_of)
 
 
 @pytest.mark.parametrize("fault", ["d_model", "chunk_size", "nan"])

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import SAMPLE_TEXT
+from tests.conftest import SAMPLE_TEXT, broken_model_copy
 from ham_core import cli
 from ham_core.cli.common import dump_json
 from ham_core.analysis.analysis import analyze
@@ -250,20 +250,11 @@ def test_help_lists_every_command_and_each_has_help(capsys):
 
 @pytest.mark.parametrize("fault", ["d_model", "chunk_size", "nan"])
 def test_a_broken_model_is_one_line_naming_the_file(capsys, tmp_path, tiny_model_dir, sample, fault):
-    import shutil
-
-    from safetensors.torch import load_file, save_file
-
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_model_dir, broken)
     if fault == "nan":
-        state = load_file(str(broken / "model.safetensors"))
-        state["blocks.0.ham.qkv.weight"][1, 2] = float("inf")
-        save_file(state, str(broken / "model.safetensors"))
+        fault_of = {"tensor": ("blocks.0.ham.qkv.weight", (1, 2), float("inf"))}
     else:
-        cfg = json.loads((broken / "config.json").read_text())
-        cfg[fault] = {"d_model": 100_000_000, "chunk_size": 1_000_000_000}[fault]
-        (broken / "config.json").write_text(json.dumps(cfg))
+        fault_of = {"config": (fault, {"d_model": 100_000_000, "chunk_size": 1_000_000_000}[fault])}
+    broken = broken_model_copy(tiny_model_dir, tmp_path / "broken", **fault_of)
     for command in ("analyze", "sweep"):
         code, out, err = call(capsys, command, sample, "--model", broken, "--json")
         assert_one_line_error(code, err)
