@@ -12,8 +12,10 @@ ProgressFn = Callable[[int, int], None]
 class Progress:
     """Redraws one stderr line: label, bar, done/total, rate and an optional note."""
 
-    def __init__(self, total: int, label: str = "", unit: str = "it", stream=None, width: int = 24):
+    def __init__(self, total: int, label: str = "", unit: str = "it", stream=None, width: int = 24, start: int = 0):
+        """start: where the count begins (a resumed run), so the rate counts only this run's work."""
         self.total, self.label, self.unit, self.width = max(int(total), 1), label, unit, width
+        self.first = start
         self.stream = stream or sys.stderr
         self.start = time.monotonic()
         self.last_draw = 0.0
@@ -27,7 +29,7 @@ class Progress:
         self.last_draw = now
         frac = min(done / self.total, 1.0)
         filled = int(frac * self.width)
-        rate = done / max(now - self.start, 1e-9)
+        rate = (done - self.first) / max(now - self.start, 1e-9)
         line = f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {rate:,.1f} {self.unit}/s {note}"
         self.stream.write(line[:200])
         if done >= self.total:

@@ -107,6 +107,15 @@ def cache_gap(model, windows: Sequence[torch.Tensor]) -> dict:
             "windows": len(d)}
 
 
+def chars_per_token(tokenizer, windows: torch.Tensor) -> float:
+    """Characters per predicted token over windows [N, T] (the first token of each is not predicted).
+
+    Loss per token depends on the tokenizer; loss per character does not, so two models with
+    different tokenizers are compared on held-out text by nats/token / chars_per_token."""
+    chars = sum(len(tokenizer.decode(w[1:].tolist())) for w in windows)
+    return chars / (windows.shape[0] * (windows.shape[1] - 1))
+
+
 def names_texts(folder: Path) -> List[str]:
     """The held-out texts where names and facts recur (assets/eval/names/*.txt)."""
     files = sorted(Path(folder).glob("*.txt"))

@@ -7,8 +7,8 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from ham_core.analysis.evaluate import (RECALL_EVAL_SEEDS, SLICE_FILE, cache_gap, heldout_windows, lm_table,
-                                        names_texts, recall_table, slice_loss)
+from ham_core.analysis.evaluate import (RECALL_EVAL_SEEDS, SLICE_FILE, cache_gap, chars_per_token, heldout_windows,
+                                        lm_table, names_texts, recall_table, slice_loss)
 from ham_core.analysis.lookups import MIN_LOOKUP, copy_test, name_lookups
 from ham_core.model.health import attention_health, copy_probe
 from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
@@ -48,6 +48,7 @@ def _evaluate(args) -> int:
     windows, source = heldout_windows(tokenizer, model_dir, args.windows, args.length, args.source)
     report["heldout"] = {"source": source, "windows": len(windows), "length": args.length}
     report["gap"] = cache_gap(model, windows)
+    report["heldout"]["chars_per_token"] = chars_per_token(tokenizer, windows)
     report["health"] = attention_health(model, windows[:4, :256], copy_probe(model.cfg.vocab_size)).as_dict()
     report["copy_test"] = copy_test(model, windows[:, :args.passage])
     names_dir = Path(args.names) if args.names else NAMES_DIR
@@ -72,6 +73,11 @@ def _evaluate(args) -> int:
     print(f"No cache minus full cache: {gap['gap']:.4f} nats/token (standard error {_se(gap)} over "
           f"{gap['windows']} windows)\n")
     print(_markdown(report["lm"], fractions, "loss", "{loss:.4f} ({perplexity:.2f}) @{kv_fraction:.1%}"))
+    full = next((r["loss"] for r in report["lm"] if r["policy"] == "ham" and r["target"] == 1.0), None)
+    cpt = report["heldout"]["chars_per_token"]
+    if full is not None:
+        # Per character, so models with different tokenizers can be compared on the same documents.
+        print(f"\nFull cache per character: {full / cpt:.4f} nats/char ({cpt:.3f} characters per token)")
     print("\nThe same: difference from HAM at the same memory (paired standard error over windows), and "
           "the share of the no-cache -> full-cache gap recovered\n")
     by_ham = {r["target"]: r["loss"] for r in report["lm"] if r["policy"] == "ham"}

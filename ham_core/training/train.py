@@ -221,7 +221,7 @@ def train(
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0 and tokenizer is not None:
         tokenizer.save(run / TOKENIZER)
-    bar = Progress(settings.steps, "train", unit="step") if rank == 0 and not quiet else None
+    bar = Progress(settings.steps, "train", unit="step", start=step) if rank == 0 and not quiet else None
     steps_logged = [e for e in log if "tokens" in e]       # the rest are attention-health entries
     tokens_seen = steps_logged[-1]["tokens"] if steps_logged else _tokens_before(init_from)
     started, entry, session_tokens = time.monotonic(), (steps_logged[-1] if steps_logged else {}), 0

@@ -48,3 +48,16 @@ def test_name_lookups_count_a_strong_read_on_an_earlier_mention(tiny_model_dir, 
     weight = MIN_LOOKUP - 0.01                                   # the peak of a smear does not count
     assert name_lookups(model, tok, [text]).found == 0
     assert later > first
+
+
+def test_chars_per_token_counts_the_predicted_tokens_text(tiny_model_dir):
+    from ham_core.analysis.evaluate import chars_per_token
+    from ham_core.model.tokenizer import HAMTokenizer
+    tok = HAMTokenizer.from_file(tiny_model_dir / "tokenizer.json")
+    text = "The cat sat on the mat. The cat sat again." * 3
+    ids = torch.tensor(tok.encode(text))
+    n = (len(ids) // 8) * 8
+    windows = ids[:n].view(-1, 8)
+    expected = sum(len(tok.decode(w[1:].tolist())) for w in windows) / (windows.shape[0] * 7)
+    assert chars_per_token(tok, windows) == pytest.approx(expected)
+    assert 1.0 <= chars_per_token(tok, windows) <= len(text)

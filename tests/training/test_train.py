@@ -191,3 +191,13 @@ def test_a_run_from_the_old_layout_resumes_with_its_own_settings(tmp_path, tiny_
     assert state["settings"]["valid_windows"] == 32          # not in the old settings: the default
     capsys.readouterr()
     load_model(run)                                          # a loadable checkpoint
+
+
+def test_progress_rate_counts_only_this_runs_steps():
+    import io
+    from ham_core.progress import Progress
+    out = io.StringIO()
+    bar = Progress(100, "train", unit="step", stream=out, start=90)
+    bar.start -= 10.0          # ten seconds ago
+    bar(95, force=True)
+    assert " 0.5 step/s" in out.getvalue()      # 5 steps in 10 s, not 95
