@@ -48,7 +48,7 @@ def _train(args) -> int:
                           settings.valid_windows)
     if args.threads:
         torch.set_num_threads(args.threads)
-    last = train(cfg, batches, args.out, settings, tokenizer=tokenizer, valid=valid)
+    last = train(cfg, batches, args.out, settings, tokenizer=tokenizer, valid=valid, stop_at=args.stop_at or None)
     if rank == 0:
         print(json.dumps(last))
     return 0
@@ -66,6 +66,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--vocab-size", type=int, default=HAMConfig.vocab_size,
                    help=f"size of a tokenizer trained anew (default: {HAMConfig.vocab_size})")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="end this process after this step, checkpointed, as an interruption would (0: at the "
+                        "end); a later command resumes from there, e.g. with other windows (--length, --batch)")
     add_fields(p.add_argument_group("training (kept in train_state.json)"), TrainSettings)
     add_fields(p.add_argument_group("model sizes, for a new model (kept in config.json)"), HAMConfig,
                aliases={"n_layers": ["--layers"], "n_heads": ["--heads"]}, skip=("vocab_size",))

@@ -201,3 +201,23 @@ def test_progress_rate_counts_only_this_runs_steps():
     bar.start -= 10.0          # ten seconds ago
     bar(95, force=True)
     assert " 0.5 step/s" in out.getvalue()      # 5 steps in 10 s, not 95
+
+
+def test_stop_at_then_resume_with_longer_windows(tmp_path, tiny_model_dir, capsys):
+    """The long run's recipe: short windows until a step, then the same run on longer ones."""
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for i in range(4):
+        (texts / f"doc{i}.txt").write_text(SAMPLE_TEXT * 3)
+    run = tmp_path / "run"
+    common = ["--from-dir", str(texts), "--tokenizer", str(tiny_model_dir / "tokenizer.json"), "--threads", "1"]
+    sizes = ["--d-model", "32", "--layers", "2", "--heads", "2", "--head-dim", "16", "--mlp-hidden", "64"]
+    flags = ["--steps", "6", "--batch", "2", "--length", "32", "--warmup", "1", "--eval-every", "100",
+             "--valid-windows", "2", "--copy-until", "0", "--watch-every", "0"]
+    assert ham(["train", "--out", str(run), *common, *sizes, *flags, "--stop-at", "3"]) == 0
+    assert json.loads((run / "train_state.json").read_text())["step"] == 3
+    assert ham(["train", "--out", str(run), *common, "--length", "64", "--batch", "1"]) == 0
+    state = json.loads((run / "train_state.json").read_text())
+    assert state["step"] == 6 and state["settings"]["length"] == 64
+    assert state["log"][-1]["tokens"] == 3 * 2 * 32 + 3 * 1 * 64
+    capsys.readouterr()
