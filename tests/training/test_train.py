@@ -165,17 +165,23 @@ def test_old_train_state_maps_extra_onto_fields():
     assert TrainSettings.from_dict(dataclasses.asdict(s)) == s
 
 
-def test_a_run_from_the_old_layout_resumes_with_its_own_settings(tmp_path, tiny_model_dir, capsys):
-    """A run stopped at step 4 whose train_state.json has the old "extra" settings: `ham train
-    --out RUN` with no other flag resumes it to its own 6 steps, with its own batch, length and
-    repeat share (not the defaults: 3,000 steps of 16 x 512)."""
+def _tiny_run_flags(tmp_path, tiny_model_dir) -> tuple[list, list]:
+    """(data flags, model-size flags) of a tiny `ham train` run on a folder of four texts."""
     texts = tmp_path / "texts"
     texts.mkdir()
     for i in range(4):
         (texts / f"doc{i}.txt").write_text(SAMPLE_TEXT * 3)
-    run = tmp_path / "run"
     common = ["--from-dir", str(texts), "--tokenizer", str(tiny_model_dir / "tokenizer.json"), "--threads", "1"]
     sizes = ["--d-model", "32", "--layers", "2", "--heads", "2", "--head-dim", "16", "--mlp-hidden", "64"]
+    return common, sizes
+
+
+def test_a_run_from_the_old_layout_resumes_with_its_own_settings(tmp_path, tiny_model_dir, capsys):
+    """A run stopped at step 4 whose train_state.json has the old "extra" settings: `ham train
+    --out RUN` with no other flag resumes it to its own 6 steps, with its own batch, length and
+    repeat share (not the defaults: 3,000 steps of 16 x 512)."""
+    run = tmp_path / "run"
+    common, sizes = _tiny_run_flags(tmp_path, tiny_model_dir)
     flags = ["--steps", "6", "--batch", "2", "--length", "32", "--lr", "0.01", "--warmup", "1",
              "--eval-every", "3", "--save-every", "2", "--valid-windows", "2", "--repeat-share", "0.5"]
     assert ham(["train", "--out", str(run), *common, *sizes, *flags, "--steps", "4"]) == 0
@@ -205,13 +211,8 @@ def test_progress_rate_counts_only_this_runs_steps():
 
 def test_stop_at_then_resume_with_longer_windows(tmp_path, tiny_model_dir, capsys):
     """The long run's recipe: short windows until a step, then the same run on longer ones."""
-    texts = tmp_path / "texts"
-    texts.mkdir()
-    for i in range(4):
-        (texts / f"doc{i}.txt").write_text(SAMPLE_TEXT * 3)
     run = tmp_path / "run"
-    common = ["--from-dir", str(texts), "--tokenizer", str(tiny_model_dir / "tokenizer.json"), "--threads", "1"]
-    sizes = ["--d-model", "32", "--layers", "2", "--heads", "2", "--head-dim", "16", "--mlp-hidden", "64"]
+    common, sizes = _tiny_run_flags(tmp_path, tiny_model_dir)
     flags = ["--steps", "6", "--batch", "2", "--length", "32", "--warmup", "1", "--eval-every", "100",
              "--valid-windows", "2", "--copy-until", "0", "--watch-every", "0"]
     assert ham(["train", "--out", str(run), *common, *sizes, *flags, "--stop-at", "3"]) == 0
