@@ -1,9 +1,16 @@
 """How training chooses what each layer caches, so one model serves every threshold.
 
 Each batch draws a target cache fraction f (sometimes exactly 0 or 1). Most batches route the
-HAM way: each layer's threshold is the (1 - f) quantile of its surprise in the batch (docs/DESIGN.md,
-Thresholds). A share of batches use the comparison policies at the same memory (W = f x T
-keys per layer), so that at evaluation no policy is out of distribution for the attention.
+HAM way, by one of two rules (`by`):
+- "fraction": each layer's threshold is the (1 - f) quantile of its surprise in the batch, so
+  every layer caches f of its tokens;
+- "threshold": one threshold tau for every layer, drawn (sometimes exactly full or none), the
+  rule the analyses and the app apply (docs/DESIGN.md, Thresholds). Layers' surprise differ in
+  scale (one model: medians 0.01, 0.10, 0.51, 0.08 in layers 1-4), so a model trained by
+  fraction and read at one threshold caches nearly all of one layer and nothing of another,
+  and its reads in the low-surprise layers vanish at any threshold above ~0.02.
+A share of batches use the comparison policies at the same memory (W = f x T keys per layer),
+so that at evaluation no policy is out of distribution for the attention.
 """
 from __future__ import annotations
 
@@ -11,8 +18,11 @@ from typing import List
 
 import torch
 
-from .layer import Route
-from .policies import EQUAL_MEMORY, LayerSignals, get_policy
+from .layer import Route, threshold_route
+from .policies import EQUAL_MEMORY, TAU_OFF, LayerSignals, get_policy
+
+ROUTE_RULES = ("fraction", "threshold")
+TRAIN_TAU_MAX = 1.0     # drawn thresholds are U(0, this): above ~1 a trained layer caches almost nothing
 
 
 def draw_fraction(gen: torch.Generator) -> float:
@@ -53,12 +63,30 @@ def policy_route(policy: str, fraction: float, seed: int, layer: int) -> Route:
     return route
 
 
-def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, seed: int, lowest: float = 0.0):
-    """-> (name of the policy drawn, fraction, one route per layer) for one batch. The fraction
-    is drawn in [lowest, 1] (draw_fraction's law, squeezed up when lowest > 0)."""
+def draw_threshold(gen: torch.Generator, lowest: float = 0.0) -> float:
+    """10% tau = 0 (full), 10% none (only once lowest is 0), else U(0, TRAIN_TAU_MAX); `lowest`,
+    the ramp's lowest cache fraction, scales the range down toward 0 (everything cached)."""
+    u = torch.rand(2, generator=gen).tolist()
+    if u[0] < 0.1:
+        return 0.0
+    if u[0] < 0.2 and lowest <= 0.0:
+        return TAU_OFF
+    return (1.0 - lowest) * TRAIN_TAU_MAX * u[1]
+
+
+def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, seed: int, lowest: float = 0.0,
+                    by: str = "fraction"):
+    """-> (name of the policy drawn, fraction or HAM's threshold, one route per layer) for one
+    batch. The fraction is drawn in [lowest, 1] (draw_fraction's law, squeezed up when
+    lowest > 0); with by="threshold" HAM batches draw one threshold for every layer instead."""
+    if by not in ROUTE_RULES:
+        raise ValueError(f"route rule must be one of {ROUTE_RULES}, got {by!r}")
     fraction = lowest + (1.0 - lowest) * draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
         policy = EQUAL_MEMORY[int(torch.randint(len(EQUAL_MEMORY), (1,), generator=gen))]
         routes: List[Route] = [policy_route(policy, fraction, seed, layer) for layer in range(n_layers)]
         return policy, fraction, routes
+    if by == "threshold":
+        tau = draw_threshold(gen, lowest)
+        return "ham-tau", tau, [threshold_route(torch.tensor([tau]))] * n_layers
     return "ham", fraction, [quantile_route(fraction) for _ in range(n_layers)]

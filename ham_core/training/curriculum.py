@@ -10,7 +10,7 @@ attention of gradient, so it never learns to. Measured fixes, in order (docs/TRA
    twice -- only a lookup can predict them -- and the rest is prose; every token is cached.
    Lookups form in a jump; a fixed step count is too short for some seeds and wasted on others.
 2. full: `full_steps` more steps of prose with a full cache.
-3. mix: the routing mix (ham_core.model.routes), so one model serves every threshold; the
+3. mix: the routing mix (ham_core.model.routes, by `route_by`), so one model serves every threshold; the
    lowest cache fraction drawn ramps from 1 down to 0 over `mix_ramp` steps, so the reads the
    model has learned are not cut off at once.
 
@@ -27,7 +27,8 @@ import torch
 from ham_core.data.windows import repeat_spans
 from ham_core.model.health import random_words
 from ham_core.model.layer import Route
-from ham_core.model.routes import quantile_route, training_routes
+from ham_core.errors import HAMInputError
+from ham_core.model.routes import ROUTE_RULES, quantile_route, training_routes
 
 COPY, FULL, MIX = "copy", "full", "mix"
 
@@ -36,6 +37,8 @@ class Curriculum:
     def __init__(self, settings, n_layers: int, vocab_size: int, seed: int, copy_passed_at: Optional[int] = None):
         """settings: the run's TrainSettings (copy_until, copy_rows, copy_max_steps, full_steps,
         mix_ramp, span_share, policy_share); copy_passed_at: saved with the run, None if not yet."""
+        if settings.route_by not in ROUTE_RULES:     # fail at the start, not at the first mix step
+            raise HAMInputError(f"--route-by must be one of {', '.join(ROUTE_RULES)}, got {settings.route_by!r}")
         self.s = settings
         self.n_layers = n_layers
         self.vocab_size = vocab_size
@@ -77,4 +80,5 @@ class Curriculum:
         into_mix = step - self.copy_passed_at - self.s.full_steps
         lowest = max(0.0, 1.0 - into_mix / self.s.mix_ramp) if self.s.mix_ramp > 0 else 0.0
         gen = torch.Generator().manual_seed(self.seed * 7 + step)
-        return training_routes(self.n_layers, gen, self.s.policy_share, self.seed + step, lowest)
+        return training_routes(self.n_layers, gen, self.s.policy_share, self.seed + step, lowest,
+                               by=self.s.route_by)

@@ -82,6 +82,9 @@ class TrainSettings:
         "a fresh model's attention gates start at sigmoid(this) (2: 0.88, open)"))
     reopen_attn_gate: bool = field(default=False, metadata=_about(
         "with init_from: restart the attention gates open, forgetting when they had learned to close"))
+    route_by: str = field(default="threshold", metadata=_about(
+        "how HAM batches of the mix cache: 'threshold' (one drawn threshold for every layer, as the app "
+        "and evaluate read a model) or 'fraction' (each layer caches the drawn fraction of its tokens)"))
     watch_every: int = field(default=100, metadata=_about(
         "steps between attention-health lines (gates, temperatures, top reads, copy probe); 0: never"))
 
@@ -94,6 +97,8 @@ class TrainSettings:
         flat = {**(data.get("extra") or {}), **{k: v for k, v in data.items() if k != "extra"}}
         if "copy_until" not in flat:   # saved before the curriculum: it goes on as it was trained
             flat = {**_BEFORE_CURRICULUM, **flat}
+        if "route_by" not in flat:     # saved before the threshold rule: each layer cached a fraction
+            flat["route_by"] = "fraction"
         return cls(**{k: v for k, v in flat.items() if k in names})
 
 

@@ -23,3 +23,25 @@ def test_shipped_model_reproduces_the_model_card_loss():
 def test_shipped_weights_stay_small():
     for path in (CARD.parent).rglob("*.safetensors"):
         assert path.stat().st_size < 50 * 1024 * 1024, path
+
+
+def test_story_preset_first_view_is_a_name_reading_its_first_mention():
+    """What the Read page opens on for its default preset: a later mention of the rare name whose
+    strongest read (a lookup, weight >= MIN_LOOKUP) is an earlier mention of it."""
+    from ham_core import analyze
+    from ham_core.analysis.lookups import MIN_LOOKUP
+    from ham_core.analysis.readmap import memorable_read
+    from app.presets import DEFAULT_PRESET, PRESETS
+    from app.results import DEFAULT_TAU
+
+    story = PRESETS[DEFAULT_PRESET]
+    model, tokenizer = load_bundle()
+    a = analyze(model, tokenizer, story, DEFAULT_TAU)
+    pick = memorable_read([t.id for t in a.tokens], [a.read_map(layer) for layer in range(model.cfg.n_layers)])
+    assert pick is not None and pick.repeat >= 1 and pick.weight >= MIN_LOOKUP
+    names = [m.span() for m in re.finditer(r"Thessaly|Vandermeer", story)]
+    inside = [k for k, (a0, b0) in enumerate(names)
+              for tok in (a.tokens[pick.query],) if a0 <= tok.start < b0]
+    assert inside and inside[0] > 0, f"query {a.tokens[pick.query].text!r} is not a later mention of the name"
+    key = a.tokens[pick.key]
+    assert any(a0 <= key.start < b0 for a0, b0 in names[:inside[0]]), f"read lands on {key.text!r}"

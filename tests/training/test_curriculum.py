@@ -23,7 +23,7 @@ def prose(step: int, length: int = 32) -> torch.Tensor:
 
 
 def test_phases_follow_the_probe_then_the_step_counts():
-    s = TrainSettings(copy_until=1.0, full_steps=5, mix_ramp=10)
+    s = TrainSettings(copy_until=1.0, full_steps=5, mix_ramp=10, route_by="fraction")
     c = Curriculum(s, n_layers=2, vocab_size=64, seed=0)
     assert c.phase(0) == COPY and c.phase(10 ** 6) == COPY     # until the probe passes, however long
     assert not c.passed(20, second_reading=3.0) and c.phase(20) == COPY
@@ -45,7 +45,23 @@ def test_the_copy_phase_gives_up_after_copy_max_steps():
 
 def test_no_copy_phase_when_copy_until_is_zero():
     c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=0), 2, 64, 0)
-    assert c.phase(0) == MIX and c.routes(0)[0] in ("ham", "random", "window", "sinks", "hola")
+    assert c.phase(0) == MIX and c.routes(0)[0] in ("ham-tau", "random", "window", "sinks", "hola")
+
+
+def test_threshold_rule_draws_one_threshold_for_every_layer():
+    """The default rule routes HAM batches as the app reads a model: one threshold, all layers."""
+    from ham_core.model.policies import TAU_OFF
+    c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=10, policy_share=0.0), 3, 64, 0)
+    assert {c.routes(0)[:2] for _ in range(3)} == {("ham-tau", 0.0)}      # ramp start: everything cached
+    taus = [c.routes(t)[1] for t in range(10, 400)]
+    assert 0.0 in taus and TAU_OFF in taus and len(set(taus)) > 50
+    assert all(0.0 <= t <= 1.0 for t in taus if t != TAU_OFF)
+    _, tau, routes = next(c.routes(t) for t in range(10, 400) if 0.2 < c.routes(t)[1] < 0.8)
+    surprise = torch.rand(2, 16, 4) * 2           # [B, T, H]
+    for route in routes:
+        assert torch.equal(route(surprise, None), surprise.amin(-1) >= tau)
+    with pytest.raises(Exception, match="route-by"):
+        Curriculum(TrainSettings(route_by="quantile"), 2, 64, 0)
 
 
 def test_copy_batches_read_random_tokens_twice_and_are_the_same_every_run():

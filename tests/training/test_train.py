@@ -161,6 +161,7 @@ OLD_STATE_SETTINGS = {   # train_state.json's "settings" as runs before typed se
 def test_old_train_state_maps_extra_onto_fields():
     s = TrainSettings.from_dict(OLD_STATE_SETTINGS)
     assert s.repeat_share == 0.5 and s.init_from is None and s.steps == 6 and s.valid_windows == 32
+    assert s.route_by == "fraction"           # saved before the threshold rule: as it was trained
     assert TrainSettings.from_dict({**OLD_STATE_SETTINGS, "extra": {}}).repeat_share == 0.0
     assert TrainSettings.from_dict(dataclasses.asdict(s)) == s
 
