@@ -10,6 +10,11 @@ port (the shipped model unless --model):
 
     python bench/cold_start_bench.py [--preset NAME] [--tokens 1024] [--repeats 1] [--threads N]
                                      [--script server.py] [--open-after SECONDS]
+    python bench/cold_start_bench.py --floor [--repeats 3]
+
+--floor times the same path for a page with nothing of HAM Lab in it (a title and one small
+plotly chart, no model, no torch): the part of the cold start that Streamlit, plotly and the
+browser take on this machine whatever the app does.
 """
 from __future__ import annotations
 
@@ -186,6 +191,29 @@ def recall_first_view(env: dict, script: str) -> dict:
         d.quit()
 
 
+FLOOR_PAGE = """import streamlit as st
+import plotly.graph_objects as go
+st.title("floor")
+st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="HAM surprise", showlegend=True)))
+"""
+
+
+def floor(env: dict) -> dict:
+    """Process start -> a bare Streamlit page with one plotly chart drawn."""
+    page = Path(tempfile.mkdtemp()) / "floor.py"
+    page.write_text(FLOOR_PAGE)
+    d = chromium()
+    try:
+        with app_server(env, str(page)) as (url, t0, pid):
+            out = {"server": time.perf_counter() - t0}
+            d.get(url)
+            out["floor_chart"] = wait_for("the floor page's chart", lambda: chart_has(d, "HAM surprise"), t0)
+            out["cpu_server"], out["cpu_browser"] = cpu_seconds(pid), cpu_seconds(d.service.process.pid)
+        return out
+    finally:
+        d.quit()
+
+
 def main() -> None:
     from app.presets import DEFAULT_PRESET, PRESETS
 
@@ -198,7 +226,17 @@ def main() -> None:
     p.add_argument("--script", default=SCRIPT, help="the app script under app/ that `streamlit run` starts")
     p.add_argument("--open-after", type=float, default=0.0,
                    help="open the page this many seconds after the server answers, and time from then")
+    p.add_argument("--floor", action="store_true", help="time a bare Streamlit page with one chart instead")
     args = p.parse_args()
+    if args.floor:
+        runs = [floor(dict(os.environ)) for _ in range(args.repeats)]
+        for r in runs:
+            print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in r.items()), flush=True)
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"bare page with one plotly chart, median of {len(runs)}, load average {os.getloadavg()[0]:.1f}: "
+              f"server up {med['server']:.1f} s, chart drawn {med['floor_chart']:.1f} s after process start "
+              f"(CPU: server {med['cpu_server']:.1f} s, browser {med['cpu_browser']:.1f} s)")
+        return
     from ham_core.model.tokenizer import HAMTokenizer
 
     model_dir = Path(args.model)
