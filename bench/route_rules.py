@@ -20,23 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ham_core.analysis.evaluate import heldout_windows            # noqa: E402
+from ham_core.analysis.thresholds import taus_for_fractions       # noqa: E402
 from ham_core.model.checkpoint import load_bundle                 # noqa: E402
 from ham_core.model.loss import lm_loss                           # noqa: E402
 from ham_core.model.policies import TAU_OFF                       # noqa: E402
 from ham_core.model.routes import policy_route, quantile_route    # noqa: E402
-
-
-def one_threshold_for(model, windows: torch.Tensor, fraction: float) -> float:
-    """The threshold at which one tau in every layer caches `fraction` of all layers' tokens, by
-    bisection; each probe is a forward (later layers' surprise depends on the earlier routing)."""
-    lo, hi = 0.0, 2.0
-    for _ in range(14):
-        mid = (lo + hi) / 2
-        if float(model(windows, tau=mid).kv_fraction.mean()) > fraction:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 @torch.no_grad()
@@ -64,7 +52,7 @@ def main() -> None:
           "recent window |\n|---|---|---|---|---|---|")
     for f in (float(x) for x in args.fractions.split(",")):
         per_layer = lm_loss(model(w, routes=[quantile_route(f)] * L).logits, w).item()
-        tau = one_threshold_for(model, w, f)
+        (tau,) = taus_for_fractions(model, w, f, shared=True)     # one tau, all windows and layers
         out = model(w, tau=tau)
         shares = (out.kv_peak.float().mean(0) / args.length).tolist()
         window = lm_loss(model(w, routes=[policy_route("window", f, 0, i) for i in range(L)]).logits, w).item()

@@ -15,6 +15,13 @@ import json
 from pathlib import Path
 
 
+def _health_cells(h: dict) -> list:
+    """Copy probe full / none, each layer's gate (most open head), each layer's top read."""
+    return [f"{h['copy_full']:.2f} / {h['copy_none']:.2f}",
+            " · ".join(f"{l['attn_gate']:.2f} ({l['attn_gate_max']:.2f})" for l in h["layers"]),
+            " · ".join(f"{l['top_read']:.2f}" for l in h["layers"])]
+
+
 def _row(run: Path) -> str:
     state = json.loads((run / "train_state.json").read_text())
     log, settings = state["log"], state["settings"]
@@ -27,10 +34,7 @@ def _row(run: Path) -> str:
              "not yet" if passed is None else f"{passed:,}",
              "-" if at_pass is None else f"{at_pass['copy_full']:.2f} / {at_pass['copy_none']:.2f}"]
     if last:
-        h = last["health"]
-        cells += [f"{last['step']:,} ({last['phase']})", f"{h['copy_full']:.2f} / {h['copy_none']:.2f}",
-                  " · ".join(f"{l['attn_gate']:.2f} ({l['attn_gate_max']:.2f})" for l in h["layers"]),
-                  " · ".join(f"{l['top_read']:.2f}" for l in h["layers"])]
+        cells += [f"{last['step']:,} ({last['phase']})", *_health_cells(last["health"])]
     else:
         cells += ["-"] * 4
     cells.append(f"{valid[-1]['valid_full']:.3f} / {valid[-1]['valid_rnn']:.3f} @{valid[-1]['step']:,}" if valid else "-")
@@ -49,11 +53,10 @@ def _trajectory(run: Path, every: int) -> None:
     for e in health:
         if e["step"] % every and e is not health[-1]:
             continue
-        h, v = e["health"], valid.get(e["step"])
-        print(f"| {e['step']:,} | {e['phase']} | {h['copy_full']:.2f} / {h['copy_none']:.2f} | "
-              + " · ".join(f"{l['attn_gate']:.2f} ({l['attn_gate_max']:.2f})" for l in h["layers"]) + " | "
-              + " · ".join(f"{l['top_read']:.2f}" for l in h["layers"]) + " | "
-              + (f"{v['valid_full']:.3f} / {v['valid_rnn']:.3f}" if v else "") + " |")
+        v = valid.get(e["step"])
+        cells = [f"{e['step']:,}", e["phase"], *_health_cells(e["health"]),
+                 f"{v['valid_full']:.3f} / {v['valid_rnn']:.3f}" if v else ""]
+        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ from typing import List
 
 import torch
 
+from ham_core.errors import HAMInputError
+
 from .layer import Route, threshold_route
 from .policies import EQUAL_MEMORY, TAU_OFF, LayerSignals, get_policy
 
@@ -63,6 +65,12 @@ def policy_route(policy: str, fraction: float, seed: int, layer: int) -> Route:
     return route
 
 
+def check_route_rule(by: str) -> str:
+    if by not in ROUTE_RULES:
+        raise HAMInputError(f"--route-by must be one of {', '.join(ROUTE_RULES)}, got {by!r}")
+    return by
+
+
 def draw_threshold(gen: torch.Generator, lowest: float = 0.0) -> float:
     """10% tau = 0 (full), 10% none (only once lowest is 0), else U(0, TRAIN_TAU_MAX); `lowest`,
     the ramp's lowest cache fraction, scales the range down toward 0 (everything cached)."""
@@ -79,8 +87,7 @@ def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, se
     """-> (name of the policy drawn, fraction or HAM's threshold, one route per layer) for one
     batch. The fraction is drawn in [lowest, 1] (draw_fraction's law, squeezed up when
     lowest > 0); with by="threshold" HAM batches draw one threshold for every layer instead."""
-    if by not in ROUTE_RULES:
-        raise ValueError(f"route rule must be one of {ROUTE_RULES}, got {by!r}")
+    check_route_rule(by)
     fraction = lowest + (1.0 - lowest) * draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
         policy = EQUAL_MEMORY[int(torch.randint(len(EQUAL_MEMORY), (1,), generator=gen))]

@@ -27,8 +27,7 @@ import torch
 from ham_core.data.windows import repeat_spans
 from ham_core.model.health import random_words
 from ham_core.model.layer import Route
-from ham_core.errors import HAMInputError
-from ham_core.model.routes import ROUTE_RULES, quantile_route, training_routes
+from ham_core.model.routes import check_route_rule, quantile_route, training_routes
 
 COPY, FULL, MIX = "copy", "full", "mix"
 
@@ -37,8 +36,7 @@ class Curriculum:
     def __init__(self, settings, n_layers: int, vocab_size: int, seed: int, copy_passed_at: Optional[int] = None):
         """settings: the run's TrainSettings (copy_until, copy_rows, copy_max_steps, full_steps,
         mix_ramp, span_share, policy_share); copy_passed_at: saved with the run, None if not yet."""
-        if settings.route_by not in ROUTE_RULES:     # fail at the start, not at the first mix step
-            raise HAMInputError(f"--route-by must be one of {', '.join(ROUTE_RULES)}, got {settings.route_by!r}")
+        check_route_rule(settings.route_by)          # fail at the start, not at the first mix step
         self.s = settings
         self.n_layers = n_layers
         self.vocab_size = vocab_size
