@@ -24,7 +24,7 @@ class TokenLayer:
     head_dim: int
     conv_size: int
     tau: float
-    surprise: np.ndarray                 # [H] per-head RNN surprise
+    surprise: np.ndarray                 # [H] per-head RNN surprise, in the layer's units (routing reads it)
     cached: bool
     alpha: np.ndarray                    # [H] decay
     beta: np.ndarray                     # [H] write strength
@@ -39,6 +39,7 @@ class TokenLayer:
     next_text: Optional[str] = None      # the token after this one, and its surprisal (nats)
     next_surprisal: Optional[float] = None
     loss: Optional[float] = None         # the text's mean loss (shown for the last token)
+    scale: float = 1.0                   # the layer's surprise scale (1: units are the cosine distance)
 
     @property
     def heads(self) -> int:
@@ -47,6 +48,11 @@ class TokenLayer:
     @property
     def routing_surprise(self) -> float:
         return float(np.min(self.surprise))
+
+    @property
+    def cosine(self) -> np.ndarray:
+        """[H] the cosine distance itself (surprise / scale; a capped 2 reads as its lower bound)."""
+        return self.surprise / self.scale
 
 
 @dataclass
@@ -116,6 +122,14 @@ def steps(s: TokenLayer) -> list[Step]:
     H = s.heads
     low, high = int(np.argmin(s.surprise)), int(np.argmax(s.surprise))
     e = s.routing_surprise
+    cos = s.cosine
+    scaled = s.scale != 1.0
+    digits = 3 if scaled and float(np.min(cos)) < 0.1 else 2        # a calibrated layer's misses can be small
+    surprise_values = f"surprise per head {nums(cos, digits)}" + (
+        f" (cosine distance) → {nums(s.surprise)} in this layer's units" if scaled else "")
+    units = f"{float(np.min(cos)):.{digits}f} × {s.scale:.1f} = " if scaled else ""
+    scale_words = (f" (this layer's surprise is read × {s.scale:.1f}, so that its typical token reads 0.5 and one τ "
+                   "caches a like share of every layer)" if scaled else "")
     lives = sorted((half_life(a), h) for h, a in enumerate(s.alpha))
     reads = "; ".join(f"#{i} {token_label(t)} {w:.2f}" for i, t, w in s.reads[:3])
     gr, ga = float(np.mean(s.gate_rnn)), float(np.mean(s.gate_attn))
@@ -144,18 +158,18 @@ def steps(s: TokenLayer) -> list[Step]:
              f"each head keeps {_span(s.alpha, '{:.0%}')} of its memory per token (half gone after "
              f"{_life(lives[0][0])}–{_life(lives[-1][0])} tokens) and writes {_span(s.beta, '{:.0%}')} of its error",
              {"alpha": [float(x) for x in s.alpha], "beta": [float(x) for x in s.beta]}),
-        Step(3, "Prediction and surprise", f"surprise per head {nums(s.surprise)}",
-             f"{s.surprise[low]:.2f} (head {low + 1}, the lowest): {surprise_words(float(s.surprise[low]))}"
+        Step(3, "Prediction and surprise", surprise_values,
+             f"{cos[low]:.{digits}f} (head {low + 1}, the lowest): {surprise_words(float(cos[low]))}"
              + ("" if H == 1 or high == low else
-                f"; {s.surprise[high]:.2f} (head {high + 1}, the highest): {surprise_words(float(s.surprise[high]))}"),
-             {"surprise": [float(x) for x in s.surprise]}),
+                f"; {cos[high]:.{digits}f} (head {high + 1}, the highest): {surprise_words(float(cos[high]))}"),
+             {"surprise": [float(x) for x in s.surprise], "cosine": [float(x) for x in cos]}),
         Step(4, "RNN update", f"state {H} × {s.head_dim} × {s.head_dim} = {fmt_bytes(s.state_bytes)}, "
                               f"the same after {s.n_tokens:,} tokens",
              "the memory fades by α, then moves its answer for this key towards the value by β × the error: "
              "the same error that measured the surprise"),
-        Step(5, "Routing", f"min surprise {e:.2f} {'≥' if s.cached else '<'} τ {s.tau:.2f} → "
+        Step(5, "Routing", f"min surprise {units}{e:.2f} {'≥' if s.cached else '<'} τ {s.tau:.2f} → "
                            f"{'cached' if s.cached else 'not cached'} · layer keeps {s.layer_cached} of {s.n_tokens}",
-             route_words, {"min": e, "tau": s.tau, "cached": s.cached}),
+             route_words + scale_words, {"min": e, "tau": s.tau, "cached": s.cached, "scale": s.scale}),
         Step(6, "Selective attention", (f"reads {reads} · sink {s.sink:.2f}" if s.reads else "reads nothing")
              , read_words, {"reads": [[i, float(w)] for i, _, w in s.reads], "sink": float(s.sink)}),
         Step(7, "Combination", f"RNN gate g^R {nums(s.gate_rnn)} · cache gate g^A {nums(s.gate_attn)}",

@@ -84,10 +84,11 @@ def add_fields(parser, cls, *, aliases: Optional[Mapping[str, Iterable[str]]] = 
                skip: Iterable[str] = ()) -> None:
     """One flag per field of the dataclass `cls`: --field-name, of the field's type, with the
     help in its metadata ("help") and its default shown. A flag left out stays None, so
-    `fields_from_args` can tell it from one that was given."""
+    `fields_from_args` can tell it from one that was given. A field whose metadata says
+    "cli": False gets no flag."""
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        if f.name in skip:
+        if f.name in skip or f.metadata.get("cli") is False:     # set by a tool, not by hand
             continue
         kind = _flag_type(hints[f.name])
         default = f.default_factory() if f.default is MISSING else f.default

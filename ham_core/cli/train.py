@@ -9,7 +9,8 @@ import torch
 
 from ham_core.data.corpus import default_corpus_dir, load_documents, read_folder, split_documents
 from ham_core.data.windows import WindowSampler, cached_stream, fixed_windows, with_repeats
-from ham_core.model.checkpoint import TOKENIZER, default_model_dir
+from ham_core.model.calibration import TYPICAL_SURPRISE, calibrate
+from ham_core.model.checkpoint import CONFIG, TOKENIZER, default_model_dir, load_bundle
 from ham_core.model.config import HAMConfig
 from ham_core.model.tokenizer import HAMTokenizer, train_tokenizer
 from ham_core.training import recall_train
@@ -21,6 +22,7 @@ from .common import add_fields, fields_from_args
 def add_cli(subparsers) -> None:
     _add_train(subparsers)
     _add_train_recall(subparsers)
+    _add_calibrate(subparsers)
 
 
 def _train(args) -> int:
@@ -95,3 +97,35 @@ def _add_train_recall(subparsers) -> None:
     p.add_argument("--ship", default="", help="after training, copy the model here (e.g. assets/recall)")
     p.add_argument("--no-train", action="store_true", help="only ship an existing run")
     p.set_defaults(func=_train_recall)
+
+
+def _calibrate(args) -> int:
+    torch.set_num_threads(args.threads)
+    model, tokenizer = load_bundle(args.model)
+    corpus = Path(args.corpus) if args.corpus else default_corpus_dir()
+    docs = read_folder(args.from_dir) if args.from_dir else None
+    stream = (cached_stream(tokenizer, [text for _, text in docs], None, "train") if docs is not None
+              else cached_stream(tokenizer, load_documents("train", corpus), corpus, "train"))
+    windows = fixed_windows(stream, args.length, args.windows)
+    medians = calibrate(model, windows)
+    model.cfg.save(Path(args.model) / CONFIG)
+    print(f"median surprise per layer on {windows.shape[0]} training windows of {windows.shape[1]} tokens: "
+          + ", ".join(f"{m:.4f}" for m in medians))
+    print(f"surprise scale per layer (each median now reads {TYPICAL_SURPRISE}): "
+          + ", ".join(f"{s:.2f}" for s in model.cfg.surprise_scale) + f"; written to {Path(args.model) / CONFIG}")
+    return 0
+
+
+def _add_calibrate(subparsers) -> None:
+    p = subparsers.add_parser("calibrate", help="set a model's per-layer surprise scales from training text",
+                              description="Measure each layer's median surprise on training text and write "
+                                          "the scales that make one threshold cache a like share of every "
+                                          "layer into the model's config.json (training does this as it goes; "
+                                          "use it for models trained before).")
+    p.add_argument("--model", required=True, help="model folder (its config.json is rewritten)")
+    p.add_argument("--corpus", help="corpus folder whose train split is read (default: the built corpus)")
+    p.add_argument("--from-dir", help="read a folder of .txt files instead")
+    p.add_argument("--windows", type=int, default=16, help="windows read")
+    p.add_argument("--length", type=int, default=512, help="tokens per window")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.set_defaults(func=_calibrate)

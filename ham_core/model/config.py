@@ -5,6 +5,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import List, Optional
 
 from ham_core.errors import HAMInputError
 
@@ -50,11 +51,17 @@ class HAMConfig:
     # cache path off before lookups pay (0: the plain sigmoid, as in the first models).
     attn_gate_floor: float = field(default=0.0, metadata={
         "help": "attention gates g^A never fall below this share (0: plain sigmoid)"})
+    # Step 5: each layer reads its surprise in its own units, e_t x surprise_scale[l] (capped at
+    # 2), so that one threshold caches a like share of every layer (docs/DESIGN.md, Thresholds).
+    # Set by calibration (ham_core.model.calibration), not by the optimizer; None: 1 everywhere.
+    surprise_scale: Optional[List[float]] = field(default=None, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in _SHARES:
+            if f.name == "surprise_scale":
+                self._check_scale(value)
+            elif f.name in _SHARES:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                     raise HAMInputError(f"config.{f.name} must be in [0, 1), got {value!r}")
             elif f.type in ("int", int):
@@ -62,6 +69,20 @@ class HAMConfig:
                     raise HAMInputError(f"config.{f.name} must be a positive integer, got {value!r}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
                 raise HAMInputError(f"config.{f.name} must be a positive number, got {value!r}")
+
+    def _check_scale(self, value) -> None:
+        if value is None:
+            return
+        ok = isinstance(value, (list, tuple)) and len(value) == self.n_layers and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in value)
+        if not ok:
+            raise HAMInputError(f"config.surprise_scale must be null or {self.n_layers} positive numbers "
+                                f"(one per layer), got {value!r}")
+        self.surprise_scale = [float(v) for v in value]
+
+    def layer_surprise_scale(self, layer: int) -> float:
+        """The factor layer `layer` multiplies its surprise by before routing (1: uncalibrated)."""
+        return 1.0 if self.surprise_scale is None else self.surprise_scale[layer]
 
     @property
     def inner_dim(self) -> int:

@@ -80,7 +80,8 @@ def step(model: HAMModel, mem: DecodeState, token: int) -> StepResult:
         q, k, v, g, beta, cache.conv = layer.project(h, cache.conv)
         rnn = dispatch.delta_rule(q, k, v, g, beta, cache.state, mode="recurrent")
         cache.state = rnn.final_state
-        is_cached = bool(rnn.surprise[0, 0].amin() >= tau)                 # decided from S_{t-1}
+        surprise = layer.routed_surprise(rnn.surprise[0, 0])              # [H]
+        is_cached = bool(surprise.amin() >= tau)                           # decided from S_{t-1}
         if is_cached:
             cache.keys = torch.cat([cache.keys, k[0]], 0)
             cache.values = torch.cat([cache.values, v[0]], 0)
@@ -88,7 +89,7 @@ def step(model: HAMModel, mem: DecodeState, token: int) -> StepResult:
         o_attn = dispatch.decode_attention(q[0, 0], cache.keys, cache.values, layer.temperature)
         x = x + layer.combine(h, rnn.out, o_attn[None, None])
         x = x + block.mlp(block.mlp_norm(x))
-        surprises.append(rnn.surprise[0, 0])
+        surprises.append(surprise)
         cached.append(is_cached)
     mem.position += 1
     return StepResult(model.head(x)[0, 0], torch.stack(surprises), torch.tensor(cached))

@@ -16,6 +16,7 @@ from torch import nn
 
 from . import dispatch
 from .config import HAMConfig
+from .ops.delta_rule import SURPRISE_MAX
 
 # A route decides, from the layer's own surprise [B, T, H] and committed residual [B, T, H],
 # which keys each query may read: a cached mask [B, T] or a query-by-key mask [B, T, T].
@@ -79,7 +80,7 @@ class Projections:
 class LayerTrace:
     """What one HAM layer did on a text (B texts of T tokens, H heads)."""
 
-    surprise: torch.Tensor                 # [B, T, H] per-head RNN surprise e_t^h
+    surprise: torch.Tensor                 # [B, T, H] per-head RNN surprise e_t^h, in the layer's units
     residual: torch.Tensor                 # [B, T, H] committed residual ||u_t|| (HOLA score)
     visible: torch.Tensor                  # [B, T] cached mask, or [B, T, T] query-by-key
     weights: Optional[torch.Tensor]        # [B, H, T, T] attention weights, when asked for
@@ -91,9 +92,10 @@ class LayerTrace:
 
 
 class HAMLayer(nn.Module):
-    def __init__(self, cfg: HAMConfig):
+    def __init__(self, cfg: HAMConfig, index: int = 0):
         super().__init__()
         self.cfg = cfg
+        self.index = index                  # which layer: its surprise scale is cfg's entry
         H, D, inner = cfg.n_heads, cfg.head_dim, cfg.inner_dim
         self.qkv = nn.Linear(cfg.d_model, 3 * inner, bias=False)
         self.conv = ShortConv(3 * inner, cfg.conv_size)
@@ -112,6 +114,12 @@ class HAMLayer(nn.Module):
     @property
     def temperature(self) -> torch.Tensor:
         return self.log_temperature.exp()
+
+    def routed_surprise(self, surprise: torch.Tensor) -> torch.Tensor:
+        """Step 5's surprise in this layer's own units: e x scale, capped at SURPRISE_MAX, so one
+        threshold means alike in every layer (scale 1 leaves the cosine distance as it is)."""
+        scale = self.cfg.layer_surprise_scale(self.index)
+        return surprise if scale == 1.0 else (surprise * scale).clamp(max=SURPRISE_MAX)
 
     def project(self, x: torch.Tensor, conv_history: Optional[torch.Tensor] = None):
         """Steps 1-2: x [B, T, d_model] -> q, k, v [B, T, H, D], g, beta [B, T, H], history."""
@@ -152,10 +160,11 @@ class HAMLayer(nn.Module):
         and what reads need)."""
         q, k, v, g, beta, _ = self.project(x)                                  # steps 1-2
         rnn = dispatch.delta_rule(q, k, v, g, beta, mode=mode, chunk_size=self.cfg.chunk_size)  # 3-4
-        visible = route(rnn.surprise, rnn.residual)                            # step 5
+        surprise = self.routed_surprise(rnn.surprise)
+        visible = route(surprise, rnn.residual)                                # step 5
         attn = dispatch.attention(q, k, v, visible, self.temperature, return_weights)  # step 6
         gates = self.mix_gates(x)
         y = self.combine(x, rnn.out, attn.out, gates)                          # step 7
-        trace = LayerTrace(rnn.surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
+        trace = LayerTrace(surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
                            Projections(q, k, v, g, beta, *gates) if keep_projections else None, *gates)
         return y, trace

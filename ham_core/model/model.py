@@ -37,10 +37,10 @@ class SwiGLU(nn.Module):
 class HAMBlock(nn.Module):
     """x + HAM(RMSNorm(x)), then x + SwiGLU(RMSNorm(x))."""
 
-    def __init__(self, cfg: HAMConfig):
+    def __init__(self, cfg: HAMConfig, index: int = 0):
         super().__init__()
         self.ham_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.ham = HAMLayer(cfg)
+        self.ham = HAMLayer(cfg, index)
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
 
@@ -63,7 +63,7 @@ class HAMOutput:
     """One forward over B texts of T tokens through L layers of H heads."""
 
     logits: torch.Tensor                   # [B, T, V]
-    surprise: torch.Tensor                 # [B, L, T, H] per-head RNN surprise
+    surprise: torch.Tensor                 # [B, L, T, H] per-head RNN surprise (each layer's units, step 5)
     residual: torch.Tensor                 # [B, L, T, H] committed residual (HOLA score)
     cached: torch.Tensor                   # [B, L, T] token is in the layer's KV cache (read by some query)
     visible: List[torch.Tensor]            # per layer: [B, T] cached mask or [B, T, T] query-by-key
@@ -116,7 +116,7 @@ class HAMModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(HAMBlock(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(HAMBlock(cfg, l) for l in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.apply(self._init)
         for block in self.blocks:   # residual branches start small (GPT-2 style)

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,6 +23,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from ham_core.errors import HAMInputError
+from ham_core.model.calibration import RunningScale
 from ham_core.model.checkpoint import TOKENIZER, load_model, save_checkpoint
 from ham_core.model.config import HAMConfig
 from ham_core.model.loss import evaluate_loss, lm_loss
@@ -209,7 +210,7 @@ def train(
         if settings.reopen_attn_gate:
             open_attention_gates(model, settings.attn_gate_bias, forget=True)
     else:
-        model = HAMModel(cfg)
+        model = HAMModel(replace(cfg))      # its own config: training writes the surprise scales into it
         open_attention_gates(model, settings.attn_gate_bias)
     cfg = model.cfg
     model.train()
@@ -224,6 +225,7 @@ def train(
     probe = copy_probe(cfg.vocab_size, half=min(128, settings.length // 2))
     watch_text = valid[:4, :256] if valid is not None else probe
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    surprise_scale = RunningScale(model)
     if rank == 0 and tokenizer is not None:
         tokenizer.save(run / TOKENIZER)
     bar = Progress(settings.steps, "train", unit="step", start=step) if rank == 0 and not quiet else None
@@ -244,7 +246,9 @@ def train(
         policy, fraction, routes = curriculum.routes(step)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, settings)
-        loss = lm_loss(net(ids, routes=routes).logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
+        out = net(ids, routes=routes)
+        loss = lm_loss(out.logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
+        surprise_scale.update(out.surprise)       # every checkpoint is read with calibrated thresholds
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)

@@ -33,9 +33,20 @@ def test_seven_boxes_carry_the_numbers():
     found = boxes(diagram(s))
     assert sorted(found) == list(range(1, 8))
     assert found[3]["surprise"] == pytest.approx([0.62, 1.02])
-    assert found[5] == {"min": pytest.approx(0.62), "tau": 0.3, "cached": True}
+    assert found[5] == {"min": pytest.approx(0.62), "tau": 0.3, "cached": True, "scale": 1.0}
     assert found[6]["reads"] == [[3, 0.4]] and found[6]["sink"] == pytest.approx(0.1)
     assert found[2]["alpha"] == pytest.approx([0.5, 0.99]) and found[7]["gate_attn"] == pytest.approx([0.05, 0.02])
+
+
+def test_a_scaled_layer_shows_the_cosine_and_the_units_routing_reads():
+    """Step 3 explains the cosine distance; step 5 shows it times the layer's scale against tau."""
+    s = snapshot(surprise=np.array([0.64, 1.6]), scale=40.0)
+    by_number = {st.number: st for st in steps(s)}
+    assert "0.016, 0.040 (cosine distance)" in by_number[3].values and "0.64, 1.60 in this layer's units" in by_number[3].values
+    assert "almost exactly" in by_number[3].words                   # words judge the cosine, not the scaled value
+    assert "0.016 × 40.0 = 0.64 ≥ τ 0.30" in by_number[5].values and "× 40.0" in by_number[5].words
+    found = boxes(diagram(s))
+    assert found[3]["cosine"] == pytest.approx([0.016, 0.04]) and found[5]["scale"] == 40.0
 
 
 def test_text_from_the_paste_is_escaped():

@@ -235,7 +235,23 @@ def test_generate(capsys, tiny_model_dir):
     assert_one_line_error(*call(capsys, "generate", "--model", tiny_model_dir, "--prompt", "a", "--tau", "-1")[::2])
 
 
-COMMANDS = ("analyze", "sweep", "generate", "corpus", "tokenizer", "train", "train-recall", "recall", "evaluate")
+COMMANDS = ("analyze", "sweep", "generate", "corpus", "tokenizer", "train", "train-recall", "calibrate", "recall",
+            "evaluate")
+
+
+def test_calibrate_writes_one_scale_per_layer(capsys, tmp_path, tiny_model_dir):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text(SAMPLE_TEXT * 3)
+    code, out, err = call(capsys, "calibrate", "--model", str(model), "--from-dir", str(texts),
+                          "--windows", "2", "--length", "32")
+    assert code == 0, err
+    assert "surprise scale per layer" in out
+    scales = json.loads((model / "config.json").read_text())["surprise_scale"]
+    assert len(scales) == 2 and all(s > 0 for s in scales)
+    assert_one_line_error(*call(capsys, "calibrate", "--model", str(tmp_path / "nowhere"))[::2])
 
 
 def test_help_lists_every_command_and_each_has_help(capsys):

@@ -46,6 +46,9 @@ def test_loss_falls_and_resume_continues(tmp_path):
     log = json.loads((tmp_path / "train_state.json").read_text())["log"]
     assert [e["step"] for e in log] == list(range(1, 17))
     assert last["tokens"] == 16 * 4 * 24
+    # every checkpoint carries the running surprise scales, one per layer
+    scales = json.loads((tmp_path / "config.json").read_text())["surprise_scale"]
+    assert len(scales) == cfg.n_layers and all(s > 0 for s in scales)
 
 
 def test_interrupted_run_resumes_from_checkpoint(tmp_path):
