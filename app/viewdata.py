@@ -16,7 +16,7 @@ from app.common import md
 from app.panels import LM_RANGE, SURPRISE_RANGE
 from app.results import TextResult, tau_label
 from app.token_view import TokenCell, bins_legend, render_view, visible_text
-from ham_core.analysis.readmap import MemorableRead, ReadMap, memorable_read, repeat_length
+from ham_core.analysis.readmap import MemorableRead, ReadMap, copy_match, memorable_read
 
 FIXED_RANGE = {"min": SURPRISE_RANGE, "head": SURPRISE_RANGE, "lm": LM_RANGE}   # the "fixed" scale's ranges
 SCALE_MODES = {"spread": "spread (equal shares)", "fixed": "fixed range"}
@@ -152,9 +152,12 @@ def describe_selection(r: TextResult, query: int, layer: int, m: ReadMap) -> str
     key, weight = top
     if key == query:
         return f"{head} spends {weight:.0%} of its attention, more than on any other token, on itself."
-    run = repeat_length(r.text.ids.tolist(), query, key) if key < query - 1 else 0
-    what = (f"the end of the same {run} tokens earlier in the text" if run > 1 else
-            "the same token earlier in the text" if run else f"{query - key} tokens back")
+    run, offset = copy_match(r.text.ids.tolist(), query, key)
+    copy = f"the same {run} tokens" if run > 1 else "the same token"
+    after = "just after" if offset == 1 else f"{offset} tokens after"
+    what = (f"{query - key} tokens back" if not run else
+            f"{'the end of ' if run > 1 else ''}{copy} earlier in the text" if not offset else
+            f"{after} {copy} earlier in the text (what came next last time)")
     surprise = float(r.layer_surprise[layer, key])
     return (f"{head} spends {weight:.0%} of its attention, more than on any other token, on \\#{key} "
             f"{_quote(r.tokens[key])}, {what}, which {name} kept in its KV cache because the RNN was "

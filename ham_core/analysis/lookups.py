@@ -22,8 +22,8 @@ from ham_core.model.policies import TAU_OFF
 from ham_core.model.routes import quantile_route
 
 from .analysis import analyze
+from .readmap import MIN_LOOKUP
 
-MIN_LOOKUP = 0.2
 HAM_FRACTION = 0.25
 
 

@@ -3,13 +3,14 @@ shows the cache at work.
 
 A view ships a `ReadMap` to the browser so that hovering any token draws its reads without
 asking the server again; `memorable_read` picks, by measurement on whatever model is loaded,
-the read a first screen should show: a later token whose strongest read is an earlier copy of
-itself inside a repeated run of tokens (a name's later mention reading its first mention).
+the read a first screen should show: a later token whose strongest read lands on an earlier
+copy of itself inside a repeated run of tokens, or just after it (a name's later mention
+reading its first mention).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,6 +19,11 @@ from ham_core.model.ops import sink_softmax
 
 REPEAT_CAP = 8              # a repeated run longer than this scores no higher
 FAR = 8                     # a read at least this many tokens back counts as memory, not context
+MIN_LOOKUP = 0.2            # a strongest read this heavy is a lookup, not the peak of a smear
+# A read that finds an earlier copy of the query's tokens may land on the copy itself or on the
+# tokens just after it: what came next last time, the token an induction read predicts from
+# (the short convolution smears keys over neighbours, so one or two tokens on).
+COPY_OFFSETS = (0, 1, 2)
 
 
 @dataclass
@@ -81,7 +87,8 @@ class MemorableRead:
     query: int
     key: int
     weight: float
-    repeat: int                      # length of the run of equal tokens ending at key and query (0: none)
+    repeat: int                      # length of the run of equal tokens ending at key - offset and query (0: none)
+    offset: int = 0                  # the key is this many tokens after the end of that earlier copy
 
 
 def repeat_length(ids: Sequence[int], query: int, key: int, cap: int = REPEAT_CAP) -> int:
@@ -92,10 +99,26 @@ def repeat_length(ids: Sequence[int], query: int, key: int, cap: int = REPEAT_CA
     return n
 
 
+def copy_match(ids: Sequence[int], query: int, key: int) -> Tuple[int, int]:
+    """(run, offset): the longest run of tokens ending at `query` that also ends `offset` tokens
+    before `key` (offset in COPY_OFFSETS); (0, 0) when there is none or the read is adjacent."""
+    best = (0, 0)
+    if key >= query - 1:
+        return best
+    for offset in COPY_OFFSETS:
+        if key - offset < 0:
+            break
+        run = repeat_length(ids, query, key - offset)
+        if run > best[0]:
+            best = (run, offset)
+    return best
+
+
 def memorable_read(ids: Sequence[int], maps: Sequence[ReadMap]) -> Optional[MemorableRead]:
     """The read a first screen should show, from each query's strongest read (top-1) in every
-    layer: best, one that lands on an earlier copy of the query's token inside a repeated run
-    (scored by weight x run length: a name's later mention reading its earlier one); failing
+    layer: best, a lookup (weight >= MIN_LOOKUP) that lands on or just after an earlier copy of
+    the query's tokens (scored by weight x run length: a name's later mention reading its earlier
+    one); failing
     that, the heaviest read at least FAR tokens back; failing that, the heaviest read of an
     earlier token; None when nothing was read. ids [T]; maps: one per layer."""
     best, best_rank = None, (-1, 0.0)
@@ -105,9 +128,9 @@ def memorable_read(ids: Sequence[int], maps: Sequence[ReadMap]) -> Optional[Memo
             if top is None or top[0] >= query:
                 continue
             key, weight = top
-            run = repeat_length(ids, query, key) if key < query - 1 else 0
-            tier = 2 if run else 1 if key <= query - FAR else 0
+            run, offset = copy_match(ids, query, key)
+            tier = 2 if run and weight >= MIN_LOOKUP else 1 if key <= query - FAR else 0
             rank = (tier, weight * max(run, 1))
             if rank > best_rank:
-                best, best_rank = MemorableRead(m.layer, query, key, weight, run), rank
+                best, best_rank = MemorableRead(m.layer, query, key, weight, run, offset), rank
     return best

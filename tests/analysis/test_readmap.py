@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import SAMPLE_TEXT
 from ham_core.analysis.analysis import GUESSES, analyze
-from ham_core.analysis.readmap import FAR, ReadMap, memorable_read, repeat_length
+from ham_core.analysis.readmap import FAR, MIN_LOOKUP, ReadMap, copy_match, memorable_read, repeat_length
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import load_bundle
 
@@ -100,6 +100,23 @@ def test_memorable_read_prefers_a_repeated_run():
     pick = memorable_read(ids, maps[:1])                  # only a near read
     assert (pick.query, pick.key) == (13, 12)
     assert memorable_read(ids, [_map(0, [None] * T)]) is None
+
+
+def test_a_read_just_after_an_earlier_copy_counts_as_a_copy():
+    """An induction read: the second "6 7" reads what followed the first one (key 3, not 2)."""
+    #        0  1  2  3  4  5  6  7  8  9 10 11
+    ids = [5, 6, 7, 1, 2, 3, 4, 8, 9, 6, 7, 0]
+    T = len(ids)
+    after = [None] * T
+    after[10] = (3, 0.3)                                  # one token after the copy ending at 2
+    far = [None] * T
+    far[11] = (0, 0.6)                                    # heavier, but no copy
+    assert copy_match(ids, 10, 3) == (2, 1) and copy_match(ids, 10, 2) == (2, 0)
+    assert copy_match(ids, 10, 9) == (0, 0)               # adjacent: context, not a copy
+    pick = memorable_read(ids, [_map(0, after), _map(1, far)])
+    assert (pick.layer, pick.query, pick.key, pick.repeat, pick.offset) == (0, 10, 3, 2, 1)
+    after[10] = (3, MIN_LOOKUP / 2)                       # too light to be a lookup: the far read wins
+    assert memorable_read(ids, [_map(0, after), _map(1, far)]).query == 11
 
 
 def test_memorable_read_on_a_model_is_a_real_read(bundle):
