@@ -23,7 +23,7 @@ from app.token_view import BAR_CSS, CACHE_COLOUR, READ_COLOUR, render_bars, toke
 
 
 LM_RANGE = (0.0, 12.0)       # nats; the fixed colour range of next-token surprisal
-SURPRISE_RANGE = (0.0, 1.0)  # surprise lies in [0, 2]; 1 = "no idea", above 1 is rare, so the scale tops out at 1
+SURPRISE_RANGE = (0.0, 1.0)  # surprise lies in [0, 2]; a calibrated layer's typical token reads 0.5, above 1 is rare
 
 
 def _num(x: Optional[float], digits: int = 3) -> str:

@@ -25,11 +25,12 @@ from ham_core.analysis.readmap import ReadMap
 from ham_core.errors import HAMInputError
 from ham_core.model.policies import TAU_OFF, caches_nothing
 
-# Thresholds the sweep computes (the slider's stops). A trained model's surprises sit mostly
-# below 0.7, so the grid is finer there; TAU_OFF (> 2) caches nothing.
-TAU_GRID = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
-            0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, TAU_OFF)
-DEFAULT_TAU = 0.2
+# Thresholds the sweep computes (the slider's stops). A calibrated layer's median surprise reads
+# 0.5 (docs/DESIGN.md, Thresholds), so half to a twentieth of the cache lies between about 0.5
+# and 1.2 and the grid is finer there; TAU_OFF (> 2) caches nothing.
+TAU_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0,
+            1.1, 1.25, 1.5, 1.75, 2.0, TAU_OFF)
+DEFAULT_TAU = 0.7               # about a quarter of the full cache on English text
 TOP_READS = 8                   # reads listed, and drawn as arcs, per query
 
 ShowProgress = Callable[[float, str], None]   # show(fraction done, message) in the page

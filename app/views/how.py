@@ -15,7 +15,9 @@ ss = st.session_state
 GLOSSARY = {
     "Surprise": "How badly the RNN predicted a token's value from its memory: the cosine distance "
                 "1 − cos(prediction, value), from 0 (predicted exactly) to 2 (exactly wrong). A layer's "
-                "surprise is the minimum over its heads.",
+                "surprise is the minimum over its heads, read in the layer's own units: times a scale that "
+                "puts the layer's typical token at 0.5 (capped at 2), so one threshold caches a like share "
+                "of every layer.",
     "KV cache": "The keys and values attention can read back exactly. A Transformer keeps every token; "
                 "HAM keeps only the surprising ones, so the cache grows with new information, not length.",
     "Threshold (τ)": "How surprised the RNN must be before a token is cached. 0 caches everything "

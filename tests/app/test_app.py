@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.presets import PRESETS
-from app.results import TAU_GRID
+from app.results import DEFAULT_TAU, TAU_GRID
 from tests.conftest import broken_model_copy
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
@@ -248,7 +248,7 @@ def test_how_it_works_draws_the_layer_for_the_selected_token(app_env):
     # The numbers in the boxes are the analysis' numbers for the token and layer shown.
     token, layer = at.session_state["token"], at.session_state["layer"]
     bundle = engine.get_bundle()
-    r = results.result_for(bundle, results.text_entry(bundle, PRESETS[DEFAULT_PRESET]), results.grid_taus(bundle, 0.2))
+    r = results.result_for(bundle, results.text_entry(bundle, PRESETS[DEFAULT_PRESET]), results.grid_taus(bundle, results.DEFAULT_TAU))
     values = lambda n: json.loads(boxes[str(n)].replace("&quot;", '"'))  # noqa: E731
     assert values(3)["surprise"] == pytest.approx(r.surprise[layer, token].tolist(), abs=1e-6)
     assert values(5)["cached"] == bool(r.cached[layer, token])
@@ -302,7 +302,7 @@ def test_guided_tour_walks_every_step(app_env):
         card = " ".join(m.value for m in at.markdown)
         assert f"Tour {n + 1} of {len(STEPS)}: {STEPS[n].title}" in card
         if n == 3:
-            assert at.session_state["tau_index"] > TAU_GRID.index(0.2)        # the step moved the threshold
+            assert at.session_state["tau_index"] > TAU_GRID.index(DEFAULT_TAU)        # the step moved the threshold
         if n < len(STEPS) - 1:
             at.button(key="w_tour_next").click().run()
     at.button(key="w_tour_next").click().run()                               # Finish

@@ -50,6 +50,7 @@ def test_layer_diagram_shows_the_clicked_tokens_numbers(server, browser, tiny_mo
     import json
 
     from app.presets import DEFAULT_PRESET, PRESETS
+    from app.results import DEFAULT_TAU
     from ham_core.analysis.analysis import analyze
     from ham_core.model.checkpoint import load_bundle
 
@@ -67,9 +68,9 @@ def test_layer_diagram_shows_the_clicked_tokens_numbers(server, browser, tiny_mo
     model, tokenizer = load_bundle(tiny_model_dir)
     text = PRESETS[DEFAULT_PRESET]
     text = text[: tokenizer.tokenize(text)[159].end]                 # the server reads 160 tokens
-    a = analyze(model, tokenizer, text, tau=[0.2] * model.cfg.n_layers)
+    a = analyze(model, tokenizer, text, tau=[DEFAULT_TAU] * model.cfg.n_layers)
     assert shown[3]["surprise"] == pytest.approx(a.surprise_heads[layer, 30].tolist(), abs=1e-5)
-    assert shown[5]["cached"] == bool(a.cached[layer, 30]) and shown[5]["tau"] == pytest.approx(0.2)
+    assert shown[5]["cached"] == bool(a.cached[layer, 30]) and shown[5]["tau"] == pytest.approx(DEFAULT_TAU)
     assert shown[2]["alpha"] == pytest.approx(a.steps.alpha[layer, 30].tolist(), abs=1e-5)
     assert shown[7]["gate_attn"] == pytest.approx(a.steps.gate_attn[layer, 30].tolist(), abs=1e-5)
     reads = [(i, w) for i, w in a.reads(30, layer).top(3) if w > 0]
