@@ -188,6 +188,7 @@ class Analysis:
     guess_ids: Optional[torch.Tensor] = None    # [T, GUESSES] the model's top guesses for token t
     guess_probs: Optional[torch.Tensor] = None  # [T, GUESSES] from the tokens before it, most likely
     # first (row 0, which nothing predicts, is -1 / 0)
+    surprise_scale: Optional[List[float]] = None   # [L] each layer's surprise unit (docs/DESIGN.md step 5)
 
     @property
     def n_tokens(self) -> int:
@@ -217,7 +218,7 @@ class Analysis:
         return [int(p) * per_key for p in self.kv_peak]
 
     def to_dict(self, reads: int = 0) -> dict:
-        """The CLI's JSON: model, device, n_tokens, truncated, tau, policy, loss, perplexity,
+        """The CLI's JSON: model, device, n_tokens, truncated, tau, surprise_scale, policy, loss, perplexity,
         kv_fraction, kv_bytes_peak, kv_bytes_full, tokens [{text, start, end, lm_surprisal,
         surprise, cached}]; with reads=K each token also has "reads": per layer its K largest
         reads [[position, weight], ...] (weights averaged over heads, largest first)."""
@@ -235,7 +236,7 @@ class Analysis:
                 token["reads"] = [[[key, round(w, 5)] for key, w in m.row(i)] for m in maps]
         return {
             "model": self.model, "device": self.device, "n_tokens": self.n_tokens, "truncated": self.truncated,
-            "tau": list(self.tau),
+            "tau": list(self.tau), "surprise_scale": self.surprise_scale,
             "policy": self.policy, "loss": self.loss, "perplexity": self.perplexity,
             "kv_fraction": self.kv_fraction, "kv_bytes_peak": self.kv_bytes_peak,
             "kv_bytes_full": self.kv_bytes_full, "tokens": tokens,
@@ -293,6 +294,7 @@ def analyze(
         seed=seed,
         guess_ids=torch.cat([guess_ids.new_full((1, guess_ids.shape[1]), -1), guess_ids]).int().cpu(),
         guess_probs=torch.cat([probs.new_zeros(1, probs.shape[1]), probs]).cpu(),
+        surprise_scale=[model.cfg.layer_surprise_scale(l) for l in range(model.cfg.n_layers)],
         steps=StepValues.from_projections(out.projections),
         context=ReadContext([p.q[0] for p in out.projections], [p.k[0] for p in out.projections],
                             [v[0] for v in out.visible],

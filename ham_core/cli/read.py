@@ -61,6 +61,9 @@ def _analyze(args) -> int:
     print(f"KV cache {100 * result.kv_fraction:.1f}% of full ({_kb(result.kv_bytes_peak)} peak of "
           f"{_kb(result.kv_bytes_full)}; RNN state {_kb(result.state_bytes)}); keys per layer {result.kv_peak}")
     L = len(result.tau)
+    if any(x != 1.0 for x in result.surprise_scale):
+        print("surprise in each layer's units (cosine distance x " + " / ".join(f"{x:.2f}" for x in result.surprise_scale)
+              + ", so a layer's typical token reads 0.5)")
     print(f"\n{'#':>5}  {'token':<16} {'-log p':>7}  {'surprise per layer':<{7 * L}} cached")
     for i, tok in enumerate(result.tokens[: args.rows]):
         lm = "" if result.lm_surprisal[i] is None else f"{result.lm_surprisal[i]:.2f}"

@@ -14,7 +14,7 @@ from ham_core.errors import HAMInputError
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.policies import run_policy
 
-JSON_KEYS = {"model", "device", "n_tokens", "truncated", "tau", "policy", "loss", "perplexity", "kv_fraction",
+JSON_KEYS = {"model", "device", "n_tokens", "truncated", "tau", "surprise_scale", "policy", "loss", "perplexity", "kv_fraction",
              "kv_bytes_peak", "kv_bytes_full", "tokens"}
 TOKEN_KEYS = {"text", "start", "end", "lm_surprisal", "surprise", "cached"}
 

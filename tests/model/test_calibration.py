@@ -112,3 +112,13 @@ def test_config_without_scales_loads_as_one_everywhere():
     cfg = HAMConfig.from_dict({k: v for k, v in HAMConfig().to_dict().items() if k != "surprise_scale"})
     assert [cfg.layer_surprise_scale(l) for l in range(cfg.n_layers)] == [1.0] * cfg.n_layers
     assert HAMConfig.from_dict(HAMConfig(n_layers=2, surprise_scale=[2, 3]).to_dict()).surprise_scale == [2.0, 3.0]
+
+
+def test_analyze_reports_the_scales_it_read_with(tiny_model):
+    from ham_core import analyze
+    from ham_core.model.tokenizer import train_tokenizer
+    from tests.conftest import SAMPLE_TEXT
+
+    tok = train_tokenizer([SAMPLE_TEXT] * 4, vocab_size=320)
+    a = analyze(scaled_copy(tiny_model, [3.0, 0.5]), tok, SAMPLE_TEXT[:200], 0.6)
+    assert a.surprise_scale == [3.0, 0.5] and a.to_dict()["surprise_scale"] == [3.0, 0.5]
