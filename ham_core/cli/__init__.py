@@ -5,7 +5,7 @@ as each parser's default:
 
     read      analyze, sweep, generate      (a trained model reads a text)
     data      corpus, tokenizer             (build the training text and the tokenizer)
-    train     train, train-recall           (train the English model or the recall-lab model)
+    train     train, train-recall, calibrate (train the English or recall-lab model; set surprise scales)
     recall    recall                        (the recall lab's accuracy table)
     evaluate  evaluate                      (the tables of assets/MODEL_CARD.md)
 
