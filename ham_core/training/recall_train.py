@@ -94,7 +94,7 @@ def train_recall(run_dir: str | Path, steps: int = 3600, lr: float = 3e-3, seed:
                              eval_every=10 ** 9, policy_share=policy_share, seed=seed,
                              # the task itself is a lookup: no copy curriculum, gates start as they were
                              copy_until=0.0, full_steps=0, mix_ramp=0, span_share=0.0, attn_gate_bias=0.0,
-                             watch_every=0)
+                             watch_every=0, route_by="fraction")    # how the shipped recall model was trained
 
     batches, cfg = recall_batches(steps, seed), recall_config()
     train(cfg, batches, run_dir, settings(0.0), loss_mask_fn=recall_loss_mask, quiet=quiet,
