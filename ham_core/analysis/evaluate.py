@@ -66,9 +66,9 @@ def heldout_windows(tokenizer, model_dir: Path, n_windows: int, length: int,
     return fixed_windows(encode_documents(tokenizer, docs), length, n_windows), described
 
 
-def lm_table(model, windows: torch.Tensor, fractions: Sequence[float], policies: Sequence[str],
+def lm_table(model, windows: Sequence[torch.Tensor], fractions: Sequence[float], policies: Sequence[str],
              progress: Optional[Progress] = None) -> List[dict]:
-    """Each (policy, target fraction) over the windows, policy-major: mean kv_fraction, loss and
+    """Each (policy, target fraction) over the windows ([N, T], or texts [T] of any lengths), policy-major: mean kv_fraction, loss and
     perplexity; `se_vs_ham`, the standard error of the per-window difference from HAM at the
     same target (paired: the windows are the same); and `gap_recovered`, the share of the
     no-cache -> full-cache loss gap the policy recovers (needs fractions 0 and 1)."""

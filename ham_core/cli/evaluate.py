@@ -33,6 +33,19 @@ def _markdown(rows: List[dict], fractions: Sequence[float], value: str, fmt: str
     return "\n".join(lines)
 
 
+def _versus_ham(rows: List[dict], fractions: Sequence[float]) -> str:
+    """Each row's loss minus HAM's at the same target, its paired standard error and the share
+    of the gap it recovers (sets rows' vs_ham)."""
+    by_ham = {r["target"]: r["loss"] for r in rows if r["policy"] == "ham"}
+    cells = []
+    for r in rows:
+        r["vs_ham"] = r["loss"] - by_ham.get(r["target"], r["loss"])
+        se = f"{r['se_vs_ham']:.4f}" if "se_vs_ham" in r else "n/a"          # one text: no spread
+        share = f", {r['gap_recovered']:.0%}" if "gap_recovered" in r else ""
+        cells.append(dict(r, cell=f"{r['vs_ham']:+.4f} ±{se}{share}"))
+    return _markdown(cells, fractions, "loss", "{cell}")
+
+
 def _se(gap: dict) -> str:
     return "n/a" if gap["se"] is None else f"{gap['se']:.4f}"
 
@@ -56,7 +69,8 @@ def _evaluate(args) -> int:
         texts = names_texts(names_dir)
         ids = [torch.tensor(tokenizer.encode(t)[:model.cfg.max_tokens]) for t in texts]
         report["names"] = {"folder": str(names_dir), **cache_gap(model, ids),
-                           "lookups": name_lookups(model, tokenizer, texts).as_dict()}
+                           "lookups": name_lookups(model, tokenizer, texts).as_dict(),
+                           "lm": lm_table(model, ids, fractions, policies)}
     bar = None if args.json else Progress(len(windows), "held-out", unit="window")
     report["lm"] = lm_table(model, windows, fractions, policies, bar)
     if not args.no_recall:
@@ -80,11 +94,7 @@ def _evaluate(args) -> int:
         print(f"\nFull cache per character: {full / cpt:.4f} nats/char ({cpt:.3f} characters per token)")
     print("\nThe same: difference from HAM at the same memory (paired standard error over windows), and "
           "the share of the no-cache -> full-cache gap recovered\n")
-    by_ham = {r["target"]: r["loss"] for r in report["lm"] if r["policy"] == "ham"}
-    for r in report["lm"]:
-        r["vs_ham"] = r["loss"] - by_ham.get(r["target"], r["loss"])
-    print(_markdown(report["lm"], fractions, "loss",
-                    "{vs_ham:+.4f} ±{se_vs_ham:.4f}, {gap_recovered:.0%}"))
+    print(_versus_ham(report["lm"], fractions))
     print(f"\nCopy test: {len(windows)} held-out passages of {args.passage} tokens, each read twice "
           "(loss in nats/token)\n")
     print("| routing | first reading | second reading |\n|---|---|---|")
@@ -97,6 +107,11 @@ def _evaluate(args) -> int:
               f"{n['gap']:.4f} nats/token (standard error {_se(n)}); name lookups: {lk['found']} of "
               f"{lk['mentions']} later mentions ({lk['share']:.0%}) have, in some layer, their strongest read "
               f"(weight >= {MIN_LOOKUP}) on an earlier mention")
+        print("\nThe same texts per policy: loss, then the difference from HAM at the same memory (paired "
+              "standard error over texts) and the share of the gap recovered\n")
+        print(_markdown(n["lm"], fractions, "loss", "{loss:.4f} @{kv_fraction:.1%}"))
+        print()
+        print(_versus_ham(n["lm"], fractions))
     h = report["health"]
     print(f"\nAttention health (held-out prose, full cache): copy probe (random tokens read twice) second "
           f"reading {h['copy_full']:.2f} nats/token with a full cache, {h['copy_none']:.2f} with none")

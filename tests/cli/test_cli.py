@@ -327,5 +327,8 @@ def test_evaluate_reports_gap_copy_test_names_and_health(capsys, tmp_path, tiny_
                           "--passage", "12", "--fractions", "0,0.5,1", "--policies", "ham,random",
                           "--no-recall", "--names", names)
     assert code == 0, err
-    for heading in ("No cache minus full cache", "Copy test", "name lookups", "Attention health"):
+    for heading in ("No cache minus full cache", "Copy test", "name lookups", "The same texts per policy",
+                    "Attention health"):
         assert heading in out
+    names_rows = {(r["policy"], r["target"]): r for r in report["names"]["lm"]}
+    assert set(names_rows) == set(rows) and names_rows[("ham", 1.0)]["gap_recovered"] == pytest.approx(1.0)
