@@ -102,6 +102,33 @@ def range_sentence(losses: Sequence[float], noise: Optional[float] = None) -> st
     return out
 
 
+def equal_memory_sentence(rows: Iterable, tau: float, noise: Optional[float] = None) -> Optional[str]:
+    """What the policies at the slider's threshold say, measured on this text: which keeps the
+    loss lowest at HAM's memory, and by how much (None until the other policies are computed)."""
+    at = {str(_get(r, "policy", "ham")): r for r in rows
+          if _get(r, "tau") is not None and abs(float(_get(r, "tau")) - tau) < 1e-9}
+    if "ham" not in at or len(at) < 2:
+        return None
+    label = lambda p: POLICY_STYLE.get(p, (p,))[0]  # noqa: E731
+    order = sorted(at, key=lambda p: float(_get(at[p], "loss")))
+    best, ham = order[0], float(_get(at["ham"], "loss"))
+    kv = float(_get(at["ham"], "kv_fraction"))
+    if best == "ham":
+        other = order[1]
+        diff = float(_get(at[other], "loss")) - ham
+        verdict = f"HAM's picks give the lowest loss, {diff:.4f} nats/token below the next ({label(other)})"
+    else:
+        diff = ham - float(_get(at[best], "loss"))
+        verdict = f"{label(best)} gives the lowest loss, {diff:.4f} nats/token below HAM"
+    if noise is not None and noise == noise and diff < noise:
+        verdict += ", within the noise"
+    sentence = f"At τ {tau:.2f} every policy keeps {kv:.0%} of the full cache; {verdict}."
+    if best in ("window", "sinks"):
+        sentence += (" Here the most recent tokens are what the model uses; on longer texts where names recur far "
+                     "apart, HAM's picks pull ahead (assets/MODEL_CARD.md, the names set).")
+    return sentence
+
+
 MIN_TOKENS = 32                  # below this the page does not weigh memory against quality
 
 

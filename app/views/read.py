@@ -166,6 +166,9 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
         st.caption(f"Memory against quality on this text: {span}. The grey band is the noise around the "
                    "RNN-only loss; hover a point for its perplexity and bytes.")
         st.plotly_chart(fig, key="mq_chart", config=config)
+        compared = charts.equal_memory_sentence(rows, float(r.tau[0]), noise) if others and len(set(r.tau)) == 1 else None
+        if compared:
+            st.markdown(compared)
     c = st.columns([2, 1, 1, 1])
     if others is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
         bar = st.progress(0.0, "Running the other policies…")

@@ -132,3 +132,18 @@ def test_reads_of_a_result(result):
     assert reads and 0 <= sink <= 1 and math.isclose(sum(reads.values()) + sink, 1.0, abs_tol=1e-4) or len(reads) == 8
     m = result.read_map(0)
     assert dict(m.row(T - 1)) == pytest.approx(reads, abs=1e-6)
+
+
+def test_equal_memory_sentence_names_the_lowest_policy_at_the_threshold():
+    from app.charts import equal_memory_sentence
+
+    rows = [dict(policy="ham", tau=0.7, kv_fraction=0.25, loss=4.30), dict(policy="window", tau=0.7, kv_fraction=0.25, loss=4.25),
+            dict(policy="random", tau=0.7, kv_fraction=0.25, loss=4.40), dict(policy="ham", tau=0.5, kv_fraction=0.5, loss=4.2)]
+    said = equal_memory_sentence(rows, 0.7, noise=0.01)
+    assert "25% of the full cache" in said and "recent window gives the lowest loss, 0.0500 nats/token below HAM" in said
+    assert "most recent tokens" in said
+    rows[1]["loss"] = 4.295                                   # HAM behind by less than the noise
+    assert "within the noise" in equal_memory_sentence(rows, 0.7, noise=0.01)
+    rows[1]["loss"] = 4.50
+    assert "HAM's picks give the lowest loss, 0.1000 nats/token below the next (random)" in equal_memory_sentence(rows, 0.7)
+    assert equal_memory_sentence(rows, 0.5) is None          # HAM alone at that threshold: nothing to compare
