@@ -14,7 +14,8 @@ attention of gradient, so it never learns to. Measured fixes, in order (docs/TRA
    lowest cache fraction drawn ramps from 1 down to 0 over `mix_ramp` steps, so the reads the
    model has learned are not cut off at once.
 
-In every phase a share `span_share` of prose windows holds a span of random tokens read twice,
+In every phase a share `span_share` of prose windows holds a span of random tokens (16 to
+`span_max`) read twice,
 so copying keeps paying. Everything is a function of (seed, step) and of the step at which the
 copy probe passed (saved with the run), so a resumed run sees exactly the batches it would have.
 """
@@ -63,7 +64,8 @@ class Curriculum:
 
     def batch(self, step: int, prose: torch.Tensor) -> torch.Tensor:
         """The ids of this step from a batch of prose windows [B, T] -> [B, T]."""
-        ids = repeat_spans(prose, self.s.span_share, self._gen(step, 1), max_span=64, vocab_size=self.vocab_size)
+        ids = repeat_spans(prose, self.s.span_share, self._gen(step, 1), max_span=self.s.span_max,
+                           vocab_size=self.vocab_size)
         if self.phase(step) == COPY:
             B, T = ids.shape
             rows = int(round(self.s.copy_rows * B))

@@ -79,6 +79,8 @@ class TrainSettings:
         "steps over which the lowest cache fraction drawn falls from 1 to 0"))
     span_share: float = field(default=0.5, metadata=_about(
         "share of prose windows holding a span of random tokens read twice"))
+    span_max: int = field(default=64, metadata=_about(
+        "longest such span, in tokens (at most a quarter of the window)"))
     attn_gate_bias: float = field(default=2.0, metadata=_about(
         "a fresh model's attention gates start at sigmoid(this) (2: 0.88, open)"))
     reopen_attn_gate: bool = field(default=False, metadata=_about(

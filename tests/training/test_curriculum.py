@@ -86,6 +86,16 @@ def test_random_spans_repeat_within_a_window():
         assert spans and first + spans[-1] <= last + 1 - spans[-1]
 
 
+def test_span_max_sets_the_longest_repeated_span():
+    lengths = {}
+    for span_max in (16, 64):
+        c = Curriculum(TrainSettings(span_share=1.0, copy_until=0.0, span_max=span_max), 2, 64, seed=1)
+        base = prose(3, 512)
+        ids = c.batch(3, base)
+        lengths[span_max] = max(int((row != orig).nonzero().flatten().numel()) for row, orig in zip(ids, base))
+    assert lengths[16] <= 2 * 16 < lengths[64]          # a span changes at most twice its length of tokens
+
+
 def test_a_fresh_model_starts_with_open_attention_gates_and_keeps_its_floor(tmp_path):
     cfg = dataclasses.replace(tiny_config(vocab_size=64), attn_gate_floor=0.3)
     s = TrainSettings(steps=2, batch=4, length=32, lr=1e-2, warmup=1, save_every=2, eval_every=1000,
