@@ -294,7 +294,7 @@ def analyze(
         seed=seed,
         guess_ids=torch.cat([guess_ids.new_full((1, guess_ids.shape[1]), -1), guess_ids]).int().cpu(),
         guess_probs=torch.cat([probs.new_zeros(1, probs.shape[1]), probs]).cpu(),
-        surprise_scale=[model.cfg.layer_surprise_scale(l) for l in range(model.cfg.n_layers)],
+        surprise_scale=model.cfg.surprise_scales(),
         steps=StepValues.from_projections(out.projections),
         context=ReadContext([p.q[0] for p in out.projections], [p.k[0] for p in out.projections],
                             [v[0] for v in out.visible],

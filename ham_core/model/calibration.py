@@ -38,16 +38,12 @@ def scales_for(medians: List[float]) -> List[float]:
     return [TYPICAL_SURPRISE / max(m, MEDIAN_FLOOR) for m in medians]
 
 
-def current_scales(model: HAMModel) -> List[float]:
-    return [model.cfg.layer_surprise_scale(l) for l in range(model.cfg.n_layers)]
-
-
 @torch.no_grad()
 def calibrate(model: HAMModel, windows: torch.Tensor, batch: int = 8) -> List[float]:
     """Set model.cfg.surprise_scale from windows [N, T] read with a full cache; returns the
     layers' median cosine surprise. Each layer's surprise depends on the layers below it, and
     scales change no layer's output, so one pass measures them all."""
-    scales = current_scales(model)
+    scales = model.cfg.surprise_scales()
     surprise = torch.cat([model(windows[i:i + batch].to(model.device), tau=0.0).surprise
                           for i in range(0, windows.shape[0], batch)])
     medians = layer_medians(surprise, scales)
@@ -66,7 +62,7 @@ class RunningScale:
 
     def update(self, surprise: torch.Tensor) -> None:
         """surprise [B, L, T, H] from this step's forward (in the units it was routed with)."""
-        seen = layer_medians(surprise, current_scales(self.model))
+        seen = layer_medians(surprise, self.model.cfg.surprise_scales())
         if dist.is_available() and dist.is_initialized():       # every rank routes with the same scales
             shared = torch.tensor(seen, device=surprise.device)
             dist.all_reduce(shared)

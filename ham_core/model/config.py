@@ -84,6 +84,10 @@ class HAMConfig:
         """The factor layer `layer` multiplies its surprise by before routing (1: uncalibrated)."""
         return 1.0 if self.surprise_scale is None else self.surprise_scale[layer]
 
+    def surprise_scales(self) -> list:
+        """[L] every layer's factor (all 1 when uncalibrated)."""
+        return [self.layer_surprise_scale(l) for l in range(self.n_layers)]
+
     @property
     def inner_dim(self) -> int:
         return self.n_heads * self.head_dim
