@@ -154,10 +154,13 @@ def describe_selection(r: TextResult, query: int, layer: int, m: ReadMap) -> str
         return f"{head} spends {weight:.0%} of its attention, more than on any other token, on itself."
     run, offset = copy_match(r.text.ids.tolist(), query, key)
     copy = f"the same {run} tokens" if run > 1 else "the same token"
-    after = "just after" if offset == 1 else f"{offset} tokens after"
-    what = (f"{query - key} tokens back" if not run else
-            f"{'the end of ' if run > 1 else ''}{copy} earlier in the text" if not offset else
-            f"{after} {copy} earlier in the text (what came next last time)")
+    if not run:
+        what = f"{query - key} tokens back"
+    elif not offset:
+        what = f"{'the end of ' if run > 1 else ''}{copy} earlier in the text"
+    else:
+        after = "just after" if offset == 1 else f"{offset} tokens after"
+        what = f"{after} {copy} earlier in the text (what came next last time)"
     surprise = float(r.layer_surprise[layer, key])
     return (f"{head} spends {weight:.0%} of its attention, more than on any other token, on \\#{key} "
             f"{_quote(r.tokens[key])}, {what}, which {name} kept in its KV cache because the RNN was "
