@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ham_core.data.corpus import default_corpus_dir, load_documents, read_folder, split_documents
-from ham_core.data.windows import WindowSampler, cached_stream, fixed_windows, with_repeats
+from ham_core.data.windows import WindowSampler, cached_stream, encode_documents, fixed_windows, with_repeats
 from ham_core.model.calibration import TYPICAL_SURPRISE, calibrate
 from ham_core.model.checkpoint import CONFIG, TOKENIZER, default_model_dir, load_bundle
 from ham_core.model.config import HAMConfig
@@ -102,10 +102,11 @@ def _add_train_recall(subparsers) -> None:
 def _calibrate(args) -> int:
     torch.set_num_threads(args.threads)
     model, tokenizer = load_bundle(args.model)
-    corpus = Path(args.corpus) if args.corpus else default_corpus_dir()
-    docs = read_folder(args.from_dir) if args.from_dir else None
-    stream = (cached_stream(tokenizer, [text for _, text in docs], None, "train") if docs is not None
-              else cached_stream(tokenizer, load_documents("train", corpus), corpus, "train"))
+    if args.from_dir:
+        stream = encode_documents(tokenizer, [text for _, text in read_folder(args.from_dir)])
+    else:
+        corpus = Path(args.corpus) if args.corpus else default_corpus_dir()
+        stream = cached_stream(tokenizer, load_documents("train", corpus), corpus, "train")
     windows = fixed_windows(stream, args.length, args.windows)
     medians = calibrate(model, windows)
     model.cfg.save(Path(args.model) / CONFIG)
