@@ -36,7 +36,6 @@ def main() -> None:
     p.add_argument("--fractions", default="0.1,0.25,0.5")
     args = p.parse_args()
     model, tok = load_bundle(args.model)
-    model.eval()
     w, source = heldout_windows(tok, args.model, args.windows, args.length, "brown")
     L = model.cfg.n_layers
     full = model(w, tau=0.0)
