@@ -107,7 +107,7 @@ class ReadContext:
     """What computing attention reads needs, copied out of one forward (this call's own tensors:
     nothing is kept on the model, so concurrent analyses never share it)."""
 
-    q: List[torch.Tensor]                 # per layer [T, H, D] unit queries
+    q: List[torch.Tensor]                 # per layer [T, H, D] attention queries (HAMLayer.read_query)
     k: List[torch.Tensor]                 # per layer [T, H, D] unit keys
     visible: List[torch.Tensor]           # per layer [T] cached mask or [T, T] query-by-key
     temperature: torch.Tensor             # [L, H] per-head logit scale c_h
@@ -296,7 +296,8 @@ def analyze(
         guess_probs=torch.cat([probs.new_zeros(1, probs.shape[1]), probs]).cpu(),
         surprise_scale=model.cfg.surprise_scales(),
         steps=StepValues.from_projections(out.projections),
-        context=ReadContext([p.q[0] for p in out.projections], [p.k[0] for p in out.projections],
+        context=ReadContext([b.ham.read_query(p.q[0]).detach() for b, p in zip(model.blocks, out.projections)],
+                            [p.k[0] for p in out.projections],
                             [v[0] for v in out.visible],
                             torch.stack([b.ham.temperature for b in model.blocks]).detach().clone()),
     )

@@ -55,12 +55,19 @@ class HAMConfig:
     # 2), so that one threshold caches a like share of every layer (docs/DESIGN.md, Thresholds).
     # Set by calibration (ham_core.model.calibration), not by the optimizer; None: 1 everywhere.
     surprise_scale: Optional[List[float]] = field(default=None, metadata={"cli": False})
+    # Step 6: a learned per-channel gain on the attention's query (HOLA's q/k gain; a gain on k
+    # folds into q, so the cache still holds the RNN's own keys), letting a head sharpen its
+    # score on the channels that identify a token. Set by training (TrainSettings.score_gain).
+    score_gain: bool = field(default=False, metadata={"cli": False})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "surprise_scale":
                 self._check_scale(value)
+            elif f.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise HAMInputError(f"config.{f.name} must be true or false, got {value!r}")
             elif f.name in _SHARES:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                     raise HAMInputError(f"config.{f.name} must be in [0, 1), got {value!r}")
@@ -99,6 +106,8 @@ class HAMConfig:
                  + d * H * 2 + d * 2 * H + 2 * H            # decay, beta, the two output gates (+ bias)
                  + 3 * H + 2 * H * D                        # A_log, dt_bias, temperature; the two head norms
                  + I * d + 2 * d + 3 * d * M)               # out projection, block norms, SwiGLU
+        if self.score_gain:
+            layer += H * D                                  # the attention's per-channel query gain
         return self.vocab_size * d + self.n_layers * layer + d
 
     def memory_bytes(self) -> int:

@@ -86,7 +86,7 @@ def step(model: HAMModel, mem: DecodeState, token: int) -> StepResult:
             cache.keys = torch.cat([cache.keys, k[0]], 0)
             cache.values = torch.cat([cache.values, v[0]], 0)
             cache.positions.append(mem.position)
-        o_attn = dispatch.decode_attention(q[0, 0], cache.keys, cache.values, layer.temperature)
+        o_attn = dispatch.decode_attention(layer.read_query(q[0, 0]), cache.keys, cache.values, layer.temperature)
         x = x + layer.combine(h, rnn.out, o_attn[None, None])
         x = x + block.mlp(block.mlp_norm(x))
         surprises.append(surprise)

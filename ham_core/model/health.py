@@ -46,7 +46,7 @@ def second_reading_loss(model: HAMModel, probe: torch.Tensor, **routing) -> floa
 class LayerHealth:
     attn_gate: float        # mean g^A over tokens and heads
     attn_gate_max: float    # the most open head's mean g^A
-    temperature: float      # mean over heads
+    temperature: float      # mean over heads of the logit scale (HAMLayer.sharpness)
     top_read: float         # mean over queries and heads of the largest attention weight
 
 
@@ -84,7 +84,7 @@ def attention_health(model: HAMModel, text: torch.Tensor, probe: torch.Tensor) -
             layers.append(LayerHealth(
                 attn_gate=gate.mean().item(),
                 attn_gate_max=gate.mean((0, 1)).max().item(),
-                temperature=model.blocks[l].ham.temperature.mean().item(),
+                temperature=model.blocks[l].ham.sharpness().mean().item(),
                 top_read=weights[:, :, T // 2:].amax(-1).mean().item(),
             ))
         return AttentionHealth(second_reading_loss(model, probe, tau=0.0),

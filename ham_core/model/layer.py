@@ -107,6 +107,7 @@ class HAMLayer(nn.Module):
         dt = torch.exp(torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1)))
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))   # softplus^-1(dt)
         self.log_temperature = nn.Parameter(torch.full((H,), math.log(math.sqrt(D))))
+        self.log_score_gain = nn.Parameter(torch.zeros(H, D)) if cfg.score_gain else None
         self.rnn_norm = RMSNorm((H, D), cfg.norm_eps)
         self.attn_norm = RMSNorm((H, D), cfg.norm_eps)
         self.out_proj = nn.Linear(inner, cfg.d_model, bias=False)
@@ -114,6 +115,18 @@ class HAMLayer(nn.Module):
     @property
     def temperature(self) -> torch.Tensor:
         return self.log_temperature.exp()
+
+    def read_query(self, q: torch.Tensor) -> torch.Tensor:
+        """Step 6's query from the unit query q [..., H, D]: times the per-channel score gain when
+        the model has one (the RNN reads with q itself)."""
+        return q if self.log_score_gain is None else q * self.log_score_gain.exp()
+
+    def sharpness(self) -> torch.Tensor:
+        """[H] each head's logit scale for a match spread evenly over channels: the temperature
+        times the gain's root mean square (the temperature alone without a gain)."""
+        if self.log_score_gain is None:
+            return self.temperature
+        return self.temperature * self.log_score_gain.exp().pow(2).mean(-1).sqrt()
 
     def routed_surprise(self, surprise: torch.Tensor) -> torch.Tensor:
         """Step 5's surprise in this layer's own units: e x scale, capped at SURPRISE_MAX, so one
@@ -162,7 +175,7 @@ class HAMLayer(nn.Module):
         rnn = dispatch.delta_rule(q, k, v, g, beta, mode=mode, chunk_size=self.cfg.chunk_size)  # 3-4
         surprise = self.routed_surprise(rnn.surprise)
         visible = route(surprise, rnn.residual)                                # step 5
-        attn = dispatch.attention(q, k, v, visible, self.temperature, return_weights)  # step 6
+        attn = dispatch.attention(self.read_query(q), k, v, visible, self.temperature, return_weights)  # step 6
         gates = self.mix_gates(x)
         y = self.combine(x, rnn.out, attn.out, gates)                          # step 7
         trace = LayerTrace(surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,

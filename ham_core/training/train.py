@@ -85,6 +85,11 @@ class TrainSettings:
         "a fresh model's attention gates start at sigmoid(this) (2: 0.88, open)"))
     reopen_attn_gate: bool = field(default=False, metadata=_about(
         "with init_from: restart the attention gates open, forgetting when they had learned to close"))
+    score_gain: bool = field(default=False, metadata=_about(
+        "a learned per-channel gain on the attention's query (HOLA's q/k gain), so a lookup can "
+        "sharpen; with init_from it is added at 1, the model's function unchanged"))
+    score_lr_scale: float = field(default=1.0, metadata=_about(
+        "the attention score's temperature and gain learn at this multiple of lr"))
     route_by: str = field(default="threshold", metadata=_about(
         "how HAM batches of the mix cache: 'threshold' (one drawn threshold for every layer, as the app "
         "and evaluate read a model) or 'fraction' (each layer caches the drawn fraction of its tokens)"))
@@ -157,6 +162,22 @@ def _load_state(run: Path, model, optimizer) -> tuple[int, list, Optional[int]]:
     return int(info["step"]), info.get("log", []), info.get("copy_passed_at", -10**9)
 
 
+_SCORE = ("log_temperature", "log_score_gain")     # how sharply attention scores: its own learning rate
+
+
+def _param_groups(model: HAMModel, settings: TrainSettings) -> list:
+    """AdamW groups: matrices (decayed), the attention score's parameters (lr x score_lr_scale),
+    the other vectors; each with the multiple of the schedule's lr it learns at."""
+    named = list(model.named_parameters())
+    score = [p for n, p in named if n.rsplit(".", 1)[-1] in _SCORE]
+    groups = [{"params": [p for n, p in named if p.dim() >= 2 and n.rsplit(".", 1)[-1] not in _SCORE],
+               "weight_decay": settings.weight_decay, "lr_scale": 1.0},
+              {"params": score, "weight_decay": 0.0, "lr_scale": settings.score_lr_scale},
+              {"params": [p for n, p in named if p.dim() < 2 and n.rsplit(".", 1)[-1] not in _SCORE],
+               "weight_decay": 0.0, "lr_scale": 1.0}]
+    return [g for g in groups if g["params"]]
+
+
 def open_attention_gates(model: HAMModel, bias: float, forget: bool = False) -> None:
     """Start every attention gate g^A at sigmoid(bias) (with forget, whatever the trained weights
     had learned about when to close it is dropped too), so attention gets gradient from step 1."""
@@ -166,6 +187,17 @@ def open_attention_gates(model: HAMModel, bias: float, forget: bool = False) -> 
             block.ham.gate_proj.bias[H:] = bias
             if forget:
                 block.ham.gate_proj.weight[H:] = 0.0
+
+
+def add_score_gain(model: HAMModel) -> None:
+    """Give a model without one the per-channel query gain, at 1 (its function unchanged)."""
+    if model.cfg.score_gain:
+        return
+    model.cfg.score_gain = True
+    H, D = model.cfg.n_heads, model.cfg.head_dim
+    for block in model.blocks:
+        block.ham.cfg = model.cfg
+        block.ham.log_score_gain = torch.nn.Parameter(torch.zeros(H, D, device=model.device))
 
 
 def _distributed() -> tuple[int, int]:
@@ -211,17 +243,15 @@ def train(
         model = load_model(init_from)
         if settings.reopen_attn_gate:
             open_attention_gates(model, settings.attn_gate_bias, forget=True)
+        if settings.score_gain:
+            add_score_gain(model)
     else:
-        model = HAMModel(replace(cfg))      # its own config: training writes the surprise scales into it
+        # its own config: training writes the surprise scales into it
+        model = HAMModel(replace(cfg, score_gain=cfg.score_gain or settings.score_gain))
         open_attention_gates(model, settings.attn_gate_bias)
     cfg = model.cfg
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    other = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": other, "weight_decay": 0.0}],
-        lr=settings.lr, betas=(0.9, 0.95),
-    )
+    optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.95))
     step, log, copy_passed_at = _load_state(run, model, optimizer) if resuming else (0, [], None)
     curriculum = Curriculum(settings, cfg.n_layers, cfg.vocab_size, settings.seed, copy_passed_at)
     probe = copy_probe(cfg.vocab_size, half=min(128, settings.length // 2))
@@ -247,7 +277,7 @@ def train(
         ids = curriculum.batch(step, batches(step)).to(model.device)
         policy, fraction, routes = curriculum.routes(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, settings)
+            group["lr"] = lr_at(step, settings) * group["lr_scale"]
         out = net(ids, routes=routes)
         loss = lm_loss(out.logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
         surprise_scale.update(out.surprise)       # every checkpoint is read with calibrated thresholds

@@ -248,3 +248,16 @@ def test_kernels_compile_for_a_gpu():
         pytest.skip("this Triton install has no ptxas")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "decode attention" in run.stdout
+
+
+def test_query_gain_same_on_kernel_path(tiny_model, monkeypatch):
+    """A model with the attention's per-channel query gain: its queries are no longer unit
+    vectors, and the kernels score them as the reference does."""
+    from tests.model.test_score_gain import gained_copy
+
+    model = gained_copy(tiny_model, seed=4)
+    ids = torch.randint(0, model.cfg.vocab_size, (2, 37), generator=torch.Generator().manual_seed(2))
+    want = run_model(model, monkeypatch, "reference", ids=ids, tau=[0.6, 0.9])
+    got = run_model(model, monkeypatch, "triton", ids=ids, tau=[0.6, 0.9])
+    close(got.logits, want.logits, "logits")
+    assert torch.equal(got.cached, want.cached)
