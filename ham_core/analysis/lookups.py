@@ -4,9 +4,13 @@
   without only if attention copies from the first; measured with a full cache, none, and HAM's
   routing at 25% (each text's own 75% surprise quantile per layer, the training route).
 - name lookups: in texts where names recur, how often a later mention of a name has, in some
-  layer, its strongest read (weights averaged over heads, at least MIN_LOOKUP so that the peak
-  of a near-uniform smear does not count) on an earlier mention of the same name: one of its
-  tokens, or the token just after it, where a copy of the next token reads.
+  layer, a head whose strongest read (at least MIN_LOOKUP, so that the peak of a near-uniform
+  smear does not count; the head's attention gate at least LOOKUP_GATE, so that its read-out is
+  used) lands on an earlier mention of the same name: one of its tokens, or the token just
+  after it, where a copy of the next token reads. Counted beside it: the same with weights
+  averaged over the layer's heads (what the app's layer view draws: one sharp head among heads
+  that read little falls under the floor), and a control with every earlier mention moved
+  CONTROL_SHIFT tokens later (how often a strong read lands there by chance).
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from .analysis import analyze
 from .readmap import MIN_LOOKUP
 
 HAM_FRACTION = 0.25
+LOOKUP_GATE = 0.2        # a head whose attention gate is below this barely uses what it reads
+CONTROL_SHIFT = 7        # the control moves each earlier mention this many tokens later
 
 
 def routings(n_layers: int) -> Dict[str, dict]:
@@ -81,7 +87,9 @@ def name_mentions(text: str) -> Dict[str, List[Tuple[int, int]]]:
 @dataclass
 class NameLookups:
     mentions: int            # later mentions of names
-    found: int               # those whose strongest read in some layer lands on an earlier mention
+    found: int               # some head's strongest read (gate open) lands on an earlier mention
+    found_mean: int          # the same read with weights averaged over the layer's heads
+    found_control: int       # per head, with the earlier mentions moved CONTROL_SHIFT tokens later
     texts: int
 
     @property
@@ -89,27 +97,43 @@ class NameLookups:
         return self.found / self.mentions if self.mentions else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "share": self.share}
+        n = max(self.mentions, 1)
+        return {**asdict(self), "share": self.share, "share_mean": self.found_mean / n,
+                "share_control": self.found_control / n}
 
 
 def _token_span(tokens, start: int, end: int) -> List[int]:
     return [i for i, t in enumerate(tokens) if t.start < end and t.end > start]
 
 
+def _lands(maps, queries, targets, open_heads=None) -> bool:
+    """Does some map's strongest read of some query reach MIN_LOOKUP on a target? maps: per
+    layer (and head) ReadMaps; open_heads [len(maps), T] bool: whose read-out is used, or None."""
+    return any((read := m.strongest(t)) is not None and read[1] >= MIN_LOOKUP and read[0] in targets
+               and (open_heads is None or bool(open_heads[i, t]))
+               for i, m in enumerate(maps) for t in queries)
+
+
 def name_lookups(model: HAMModel, tokenizer, texts: Sequence[str], tau: float = 0.0) -> NameLookups:
-    """Count later mentions of names whose strongest read (head mean, >= MIN_LOOKUP) in some layer
-    lands on an earlier mention of the same name or on the token right after it."""
-    mentions = found = 0
+    """Count later mentions of names whose strongest read lands on an earlier mention of the same
+    name or on the token right after it: per head (the measure), with the heads' mean, and the
+    per-head control (module docstring)."""
+    mentions = found = found_mean = found_control = 0
     for text in texts:
         result = analyze(model, tokenizer, text, tau)
-        maps = [result.read_map(layer, top=1) for layer in range(len(result.tau))]
+        L, H = len(result.tau), model.cfg.n_heads
+        head_maps = [result.read_map(layer, top=1, head=h) for layer in range(L) for h in range(H)]
+        mean_maps = [result.read_map(layer, top=1) for layer in range(L)]
+        gates = result.steps.gate_attn                                     # [L, T, H]
+        open_heads = (gates >= LOOKUP_GATE).permute(0, 2, 1).reshape(L * H, -1)
         for spans in name_mentions(text).values():
             token_spans = [_token_span(result.tokens, a, b) for a, b in spans]
             token_spans = [s for s in token_spans if s]
             for k in range(1, len(token_spans)):
                 targets = {i for s in token_spans[:k] for i in (*s, s[-1] + 1)}
                 mentions += 1
-                hit = any((read := m.strongest(t)) is not None and read[1] >= MIN_LOOKUP and read[0] in targets
-                          for m in maps for t in token_spans[k])
-                found += hit
-    return NameLookups(mentions, found, len(texts))
+                found += _lands(head_maps, token_spans[k], targets, open_heads)
+                found_mean += _lands(mean_maps, token_spans[k], targets)
+                moved = {i + CONTROL_SHIFT for i in targets} - targets - set(token_spans[k])
+                found_control += _lands(head_maps, token_spans[k], moved, open_heads)
+    return NameLookups(mentions, found, found_mean, found_control, len(texts))

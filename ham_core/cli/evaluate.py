@@ -9,7 +9,7 @@ import torch
 
 from ham_core.analysis.evaluate import (RECALL_EVAL_SEEDS, SLICE_FILE, cache_gap, chars_per_token, heldout_windows,
                                         lm_table, names_texts, recall_table, slice_loss)
-from ham_core.analysis.lookups import MIN_LOOKUP, copy_test, name_lookups
+from ham_core.analysis.lookups import CONTROL_SHIFT, LOOKUP_GATE, MIN_LOOKUP, copy_test, name_lookups
 from ham_core.model.health import attention_health, copy_probe
 from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.model.checkpoint import ASSETS, default_model_dir, default_recall_dir, load_bundle
@@ -105,8 +105,10 @@ def _evaluate(args) -> int:
         lk = n["lookups"]
         print(f"\nTexts where names recur ({n['folder']}, {n['windows']} texts): no cache minus full cache "
               f"{n['gap']:.4f} nats/token (standard error {_se(n)}); name lookups: {lk['found']} of "
-              f"{lk['mentions']} later mentions ({lk['share']:.0%}) have, in some layer, their strongest read "
-              f"(weight >= {MIN_LOOKUP}) on an earlier mention")
+              f"{lk['mentions']} later mentions ({lk['share']:.0%}) have, in some layer, a head whose strongest "
+              f"read (weight >= {MIN_LOOKUP}, its attention gate >= {LOOKUP_GATE}) lands on an earlier mention "
+              f"(with every earlier mention moved {CONTROL_SHIFT} tokens later, by chance: {lk['share_control']:.0%}); "
+              f"with weights averaged over the layer's heads: {lk['share_mean']:.0%}")
         print("\nThe same texts per policy: loss, then the difference from HAM at the same memory (paired "
               "standard error over texts) and the share of the gap recovered\n")
         print(_markdown(n["lm"], fractions, "loss", "{loss:.4f} @{kv_fraction:.1%}"))

@@ -44,10 +44,44 @@ def test_name_lookups_count_a_strong_read_on_an_earlier_mention(tiny_model_dir, 
 
     monkeypatch.setattr(Analysis, "read_map", fake_read_map)
     weight = MIN_LOOKUP + 0.01
-    assert name_lookups(model, tok, [text]).as_dict() == {"mentions": 1, "found": 1, "texts": 1, "share": 1.0}
+    got = name_lookups(model, tok, [text]).as_dict()
+    assert got["mentions"] == 1 and got["found"] == got["found_mean"] == 1 and got["share"] == 1.0
+    assert got["found_control"] == 0                             # nothing lands 7 tokens after "Ada"
     weight = MIN_LOOKUP - 0.01                                   # the peak of a smear does not count
     assert name_lookups(model, tok, [text]).found == 0
     assert later > first
+
+
+def test_name_lookups_count_a_head_and_the_heads_mean_apart(tiny_model_dir, monkeypatch):
+    """One sharp head among heads that read elsewhere: a lookup per head, not in the heads' mean;
+    a head whose attention gate is shut does not count."""
+    from ham_core.model.checkpoint import load_bundle
+    from ham_core.analysis.readmap import ReadMap
+    import numpy as np
+
+    model, tok = load_bundle(tiny_model_dir)
+    text = "Ada went home. Then Ada slept."
+    result = lookups.analyze(model, tok, text, 0.0)
+    first = [t.start for t in result.tokens].index(text.index("Ada"))
+
+    def fake_read_map(self, layer, top=8, head=None):         # head 0 reads "Ada"; the mean is a smear
+        T = self.n_tokens
+        keys = np.full((T, 1), first if head == 0 else 0, dtype=np.int32)
+        weight = 0.9 if head == 0 else 0.1
+        return ReadMap(layer, head, keys, np.full((T, 1), weight, dtype=np.float32), np.zeros(T, np.float32))
+
+    monkeypatch.setattr(Analysis, "read_map", fake_read_map)
+    got = name_lookups(model, tok, [text])
+    assert (got.found, got.found_mean) == (1, 0)
+    real = lookups.analyze
+
+    def shut(*args, **kwargs):
+        a = real(*args, **kwargs)
+        a.steps.gate_attn[:] = lookups.LOOKUP_GATE / 2
+        return a
+
+    monkeypatch.setattr(lookups, "analyze", shut)
+    assert name_lookups(model, tok, [text]).found == 0
 
 
 def test_chars_per_token_counts_the_predicted_tokens_text(tiny_model_dir):
