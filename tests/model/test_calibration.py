@@ -16,11 +16,9 @@ from ham_core.model.model import HAMModel
 from ham_core.model.ops.delta_rule import SURPRISE_MAX
 from ham_core.model.policies import run_policy
 from tests.conftest import tiny_config
-from tests.model.test_decode import decode_all, middle_tau, random_ids
+from tests.model.test_decode import assert_forms_agree, random_ids
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-ATOL = RTOL = 1e-4
 
 
 def scaled_copy(model: HAMModel, scales) -> HAMModel:
@@ -51,19 +49,9 @@ def test_routing_compares_the_scaled_surprise_with_tau(tiny_model):
 
 
 def test_three_forms_agree_with_surprise_scales(tiny_model):
-    ids = random_ids(seed=2)
     model = scaled_copy(tiny_model, [2.5, 0.7])
-    tau = middle_tau(model, ids)
-    with torch.no_grad():
-        chunked = model(ids, tau)
-        recurrent = model(ids, tau, mode="recurrent")
-    _, (logits, surprise, cached) = decode_all(model, ids, tau)
-    assert 0 < chunked.cached.float().mean() < 1
-    for got_logits, got_surprise, got_cached in ((recurrent.logits, recurrent.surprise, recurrent.cached),
-                                                 (logits, surprise, cached)):
-        torch.testing.assert_close(got_logits, chunked.logits, atol=ATOL, rtol=RTOL)
-        torch.testing.assert_close(got_surprise, chunked.surprise, atol=ATOL, rtol=RTOL)
-        assert torch.equal(got_cached, chunked.cached)
+    ids = random_ids(seed=2)
+    assert_forms_agree(model, ids)
 
 
 def test_calibrate_puts_every_layer_median_at_the_typical_surprise(tiny_model):

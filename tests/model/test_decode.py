@@ -46,6 +46,21 @@ def decode_all(model, ids, tau):
     )
 
 
+def assert_forms_agree(model, ids):
+    """Chunked, recurrent and compact-cache decode give the same logits, surprise and cache at a
+    threshold that caches some tokens, not all."""
+    tau = middle_tau(model, ids)
+    with torch.no_grad():
+        chunked = model(ids, tau)
+        recurrent = model(ids, tau, mode="recurrent")
+    _, (logits, surprise, cached) = decode_all(model, ids, tau)
+    assert 0 < chunked.cached.float().mean() < 1
+    for got_logits, got_surprise, got_cached in ((recurrent.logits, recurrent.surprise, recurrent.cached),
+                                                 (logits, surprise, cached)):
+        torch.testing.assert_close(got_logits, chunked.logits, atol=ATOL, rtol=RTOL)
+        torch.testing.assert_close(got_surprise, chunked.surprise, atol=ATOL, rtol=RTOL)
+        assert torch.equal(got_cached, chunked.cached)
+
 @pytest.mark.parametrize("which", ["zero", "middle", "above-two", "per-layer"])
 def test_three_forms_agree_token_by_token(tiny_model, which):
     ids = random_ids(seed=1)

@@ -17,12 +17,10 @@ from ham_core.model.config import HAMConfig
 from ham_core.model.model import HAMModel
 from ham_core.training.train import TrainSettings, _param_groups, add_score_gain, train
 from tests.conftest import SAMPLE_TEXT, tiny_config
-from tests.model.test_decode import decode_all, middle_tau, random_ids
+from tests.model.test_decode import assert_forms_agree, random_ids
 from tests.training.test_train import PLAIN, repeated_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-ATOL = RTOL = 1e-4
 
 
 def gained_copy(model: HAMModel, seed: int = 0) -> HAMModel:
@@ -56,19 +54,9 @@ def test_the_gain_changes_the_reads_not_the_rnn(tiny_model):
 
 
 def test_three_forms_agree_with_a_gain(tiny_model):
-    ids = random_ids(seed=2)
     model = gained_copy(tiny_model, seed=1)
-    tau = middle_tau(model, ids)
-    with torch.no_grad():
-        chunked = model(ids, tau)
-        recurrent = model(ids, tau, mode="recurrent")
-    _, (logits, surprise, cached) = decode_all(model, ids, tau)
-    assert 0 < chunked.cached.float().mean() < 1
-    for got_logits, got_surprise, got_cached in ((recurrent.logits, recurrent.surprise, recurrent.cached),
-                                                 (logits, surprise, cached)):
-        torch.testing.assert_close(got_logits, chunked.logits, atol=ATOL, rtol=RTOL)
-        torch.testing.assert_close(got_surprise, chunked.surprise, atol=ATOL, rtol=RTOL)
-        assert torch.equal(got_cached, chunked.cached)
+    ids = random_ids(seed=2)
+    assert_forms_agree(model, ids)
 
 
 def test_analysis_reads_are_the_forward_weights_with_a_gain(tiny_model_dir):
