@@ -83,6 +83,7 @@ class TextResult:
     kv_bytes_layers: list = field(default_factory=list)       # [L] peak KV bytes per layer
     guess_ids: Optional[np.ndarray] = None     # [T, 5] the model's top guesses for each token (-1: none)
     guess_probs: Optional[np.ndarray] = None   # [T, 5] their probabilities
+    attn_gate: Optional[np.ndarray] = None     # [L, T, H] step 7's g^A: how much of each head's reads is used
     _reader: Optional[Callable[[int], ReadSummary]] = field(default=None, repr=False)
     _mapper: Optional[Callable[[int, Optional[int]], ReadMap]] = field(default=None, repr=False)
 
@@ -110,7 +111,8 @@ class TextResult:
     def nbytes(self) -> int:
         """Memory this result holds beyond its text (shared by every threshold)."""
         return 256 + sum(a.nbytes for a in (self.lm_surprisal, self.surprise, self.layer_surprise,
-                                             self.cached, self.kv_tokens, self.guess_ids, self.guess_probs)
+                                             self.cached, self.kv_tokens, self.guess_ids, self.guess_probs,
+                                             self.attn_gate)
                          if a is not None)
 
     @property
@@ -216,6 +218,7 @@ def _keep(bundle: Bundle, entry: TextEntry, taus: tuple, a: Analysis, queries=()
         kv_tokens=np.array(a.kv_peak), loss=math.nan if a.loss is None else a.loss, kv_fraction=a.kv_fraction,
         kv_bytes_peak=a.kv_bytes_peak, kv_bytes_full=a.kv_bytes_full, state_bytes=a.state_bytes,
         kv_bytes_layers=a.kv_bytes_layers, guess_ids=a.guess_ids.numpy(), guess_probs=a.guess_probs.numpy(),
+        attn_gate=a.steps.gate_attn.numpy(),
         _reader=_reader(bundle, entry, taus), _mapper=_mapper(bundle, entry, taus),
     )
 

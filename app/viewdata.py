@@ -16,6 +16,7 @@ from app.common import md
 from app.panels import LM_RANGE, SURPRISE_RANGE
 from app.results import TextResult, tau_label
 from app.token_view import TokenCell, bins_legend, render_view, visible_text
+from ham_core.analysis.lookups import LOOKUP_GATE
 from ham_core.analysis.readmap import MemorableRead, ReadMap, copy_match, memorable_read
 
 FIXED_RANGE = {"min": SURPRISE_RANGE, "head": SURPRISE_RANGE, "lm": LM_RANGE}   # the "fixed" scale's ranges
@@ -125,10 +126,22 @@ def view_data(r: TextResult, *, metric: str, layer: int, head: int, count_mode: 
     return data, bins
 
 
+def open_heads(r: TextResult, layer: int) -> list:
+    """Heads of `layer` whose attention gate is, on average over this text, at least LOOKUP_GATE:
+    the heads whose reads the layer uses (a shut head's sharp read changes nothing)."""
+    if r.attn_gate is None:
+        return []
+    return [h for h, g in enumerate(r.attn_gate[layer].mean(0)) if g >= LOOKUP_GATE]
+
+
 def first_view(r: TextResult) -> Optional[MemorableRead]:
-    """The layer and token a first screen shows, measured on this model and text (see
-    ham_core.analysis.readmap.memorable_read)."""
-    return memorable_read(r.text.ids.tolist(), [r.read_map(layer) for layer in range(r.cached.shape[0])])
+    """The layer, token and reads (a head, or the heads' mean) a first screen shows, measured on
+    this model and text (see ham_core.analysis.readmap.memorable_read): a lookup is usually one
+    head's, which the mean over heads dilutes."""
+    L = r.cached.shape[0]
+    maps = [r.read_map(layer) for layer in range(L)]
+    maps += [r.read_map(layer, h) for layer in range(L) for h in open_heads(r, layer)]
+    return memorable_read(r.text.ids.tolist(), maps)
 
 
 def _quote(text: str) -> str:
@@ -143,7 +156,8 @@ def _context(r: TextResult, query: int, width: int = 6) -> str:
 def describe_selection(r: TextResult, query: int, layer: int, m: ReadMap) -> str:
     """One sentence (markdown, user text escaped) saying what the view shows for this token."""
     name = f"layer {layer + 1}"
-    head = f"**What you see:** in {name}, {_quote(r.tokens[query])} (\\#{query}, in {_context(r, query)})"
+    where = name if m.head is None else f"{name}, head {m.head + 1}"
+    head = f"**What you see:** in {where}, {_quote(r.tokens[query])} (\\#{query}, in {_context(r, query)})"
     top = m.strongest(query)
     if top is None:
         why = ("no earlier token is in this layer's cache" if not r.cached[layer, :query + 1].any()

@@ -10,6 +10,8 @@ from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_label
 
+READS_MEAN = "averaged over heads"          # the Reads choice that shows the heads' mean
+
 ss = st.session_state
 
 
@@ -48,6 +50,7 @@ def first_view(bundle: engine.Bundle, entry: results.TextEntry, text: str) -> No
     if pick is not None:
         ss.layer = ss.w_layer = pick.layer
         ss.token = ss.w_token = pick.query
+        ss.w_reads = READS_MEAN if pick.head is None else f"head {pick.head + 1}"
 
 
 def link_key(text: str):
@@ -102,7 +105,7 @@ def controls(bundle: engine.Bundle) -> tuple:
                    help="spread: each colour holds about the same share of this layer's tokens (edges in the "
                         "legend); fixed: the same range for every layer and text")
         d[2].radio("Palette", ["viridis", "cividis"], key="w_scale", horizontal=True)
-        d[3].radio("Reads", ["averaged over heads", *[f"head {h + 1}" for h in range(cfg.n_heads)]],
+        d[3].radio("Reads", [READS_MEAN, *[f"head {h + 1}" for h in range(cfg.n_heads)]],
                    key="w_reads", horizontal=True)
     return tuple(taus)
 
@@ -117,7 +120,7 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
         ss.token = max([i for i, t in enumerate(r.tokens) if t.strip()] or [T - 1])
     if ss.get("w_token") is None or ss.w_token >= T or ss.w_token != ss.token:
         ss.w_token = ss.token
-    head = None if ss.get("w_reads", "averaged over heads").startswith("averaged") else int(ss.w_reads.split()[-1]) - 1
+    head = None if ss.get("w_reads", READS_MEAN) == READS_MEAN else int(ss.w_reads.split()[-1]) - 1
     m = r.read_map(ss.layer, head)
     left, right = st.columns([3, 2])
     with left:

@@ -89,6 +89,7 @@ class MemorableRead:
     weight: float
     repeat: int                      # length of the run of equal tokens ending at key - offset and query (0: none)
     offset: int = 0                  # the key is this many tokens after the end of that earlier copy
+    head: Optional[int] = None       # the head whose read it is (None: the heads' mean)
 
 
 def repeat_length(ids: Sequence[int], query: int, key: int, cap: int = REPEAT_CAP) -> int:
@@ -120,7 +121,8 @@ def memorable_read(ids: Sequence[int], maps: Sequence[ReadMap]) -> Optional[Memo
     the query's tokens (scored by weight x run length: a name's later mention reading its earlier
     one); failing
     that, the heaviest read at least FAR tokens back; failing that, the heaviest read of an
-    earlier token; None when nothing was read. ids [T]; maps: one per layer."""
+    earlier token; None when nothing was read. ids [T]; maps: per layer, the heads' mean and/or
+    single heads (a head's sharp lookup outranks the same read diluted in the mean)."""
     best, best_rank = None, (-1, 0.0)
     for m in maps:
         for query in range(len(ids)):
@@ -132,5 +134,5 @@ def memorable_read(ids: Sequence[int], maps: Sequence[ReadMap]) -> Optional[Memo
             tier = 2 if run and weight >= MIN_LOOKUP else 1 if key <= query - FAR else 0
             rank = (tier, weight * max(run, 1))
             if rank > best_rank:
-                best, best_rank = MemorableRead(m.layer, query, key, weight, run, offset), rank
+                best, best_rank = MemorableRead(m.layer, query, key, weight, run, offset, m.head), rank
     return best

@@ -73,11 +73,11 @@ def test_kv_bytes_per_layer_add_up(bundle):
     assert all(b <= a.kv_bytes_full // model.cfg.n_layers for b in per_layer)
 
 
-def _map(layer, strongest):
+def _map(layer, strongest, head=None):
     """A ReadMap whose query i reads strongest[i] = (key, weight) or None."""
     keys = np.array([[s[0] if s else -1] for s in strongest], dtype=np.int32)
     weights = np.array([[s[1] if s else 0.0] for s in strongest], dtype=np.float32)
-    return ReadMap(layer, None, keys, weights, 1 - weights[:, 0])
+    return ReadMap(layer, head, keys, weights, 1 - weights[:, 0])
 
 
 def test_memorable_read_prefers_a_repeated_run():
@@ -117,6 +117,16 @@ def test_a_read_just_after_an_earlier_copy_counts_as_a_copy():
     assert (pick.layer, pick.query, pick.key, pick.repeat, pick.offset) == (0, 10, 3, 2, 1)
     after[10] = (3, MIN_LOOKUP / 2)                       # too light to be a lookup: the far read wins
     assert memorable_read(ids, [_map(0, after), _map(1, far)]).query == 11
+
+
+def test_one_heads_sharp_lookup_outranks_the_same_read_in_the_heads_mean():
+    ids = [5, 6, 7, 1, 2, 3, 4, 8, 9, 6, 7, 0]
+    T = len(ids)
+    mean, sharp = [None] * T, [None] * T
+    mean[10], sharp[10] = (3, 0.25), (3, 0.85)            # the mean dilutes one head's lookup
+    pick = memorable_read(ids, [_map(0, mean), _map(0, sharp, head=2)])
+    assert (pick.layer, pick.head, pick.query, pick.key, pick.weight) == (0, 2, 10, 3, pytest.approx(0.85))
+    assert memorable_read(ids, [_map(0, mean)]).head is None
 
 
 def test_memorable_read_on_a_model_is_a_real_read(bundle):

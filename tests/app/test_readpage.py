@@ -146,7 +146,8 @@ def test_first_view_pick_is_a_real_read_and_the_sentence_says_so(tiny):
     bundle, r, full, none = tiny
     pick = viewdata.first_view(r)
     assert pick is not None
-    m = r.read_map(pick.layer)
+    m = r.read_map(pick.layer, pick.head)
+    assert pick.head is None or pick.head in viewdata.open_heads(r, pick.layer)
     assert m.strongest(pick.query)[0] == pick.key < pick.query and r.cached[pick.layer, pick.key]
     sentence = viewdata.describe_selection(r, pick.query, pick.layer, m)
     assert f"layer {pick.layer + 1}" in sentence and f"\\#{pick.key}" in sentence and "more than on any other" in sentence
@@ -167,10 +168,32 @@ def story(monkeypatch):
 def test_default_preset_first_view_shows_a_later_mention_reading_an_earlier_one(story):
     bundle, r, full, none, pick = story
     assert pick is not None, "nothing is read from any cache on the default preset"
-    m = r.read_map(pick.layer)
+    m = r.read_map(pick.layer, pick.head)
     key, weight = m.strongest(pick.query)
+    assert weight == pytest.approx(pick.weight) and weight >= 0.5          # a lookup, visibly
     assert key == pick.key < pick.query - 1 and r.cached[pick.layer, key]     # an earlier cached token
     assert pick.repeat >= 1 and r.text.ids[key - pick.offset] == r.text.ids[pick.query]   # on or just after the same token
+
+
+def test_open_heads_are_the_heads_whose_reads_a_layer_uses(tiny):
+    import dataclasses
+
+    bundle, r, full, none = tiny
+    L, T, H = r.surprise.shape
+    gate = np.full((L, T, H), 0.05, dtype=np.float32)
+    gate[0, :, 1] = 0.6
+    assert viewdata.open_heads(dataclasses.replace(r, attn_gate=gate), 0) == [1]
+    assert viewdata.open_heads(dataclasses.replace(r, attn_gate=gate), 1) == []
+    assert viewdata.open_heads(dataclasses.replace(r, attn_gate=None), 0) == []
+    assert r.attn_gate.shape == (L, T, H) and ((r.attn_gate > 0) & (r.attn_gate < 1)).all()
+
+
+def test_the_sentence_names_the_head_whose_reads_are_shown(tiny):
+    bundle, r, full, none = tiny
+    query = len(r.tokens) - 1
+    sentence = viewdata.describe_selection(r, query, 0, r.read_map(0, 1))
+    assert sentence.startswith("**What you see:** in layer 1, head 2, ")
+    assert "head" not in viewdata.describe_selection(r, query, 0, r.read_map(0)).split(",")[0]
 
 
 def test_default_preset_colours_fill_at_least_four_of_eight_bins(story):
@@ -297,6 +320,9 @@ def test_page_first_view_selects_a_read_by_measurement(app_env):
     assert keys and keys[0] < q                                   # its strongest read: an earlier token
     assert f'id="ham-t{keys[0]}" class="ham-tok ham-cached' in data["html"]
     assert any(m.value.startswith("**What you see:** in layer " + str(layer + 1)) for m in at.markdown)
+    reads = at.radio(key="w_reads").value                        # the first view's choice: a head or the mean
+    said = next(m.value for m in at.markdown if m.value.startswith("**What you see:**"))
+    assert (f", head {reads.split()[-1]}," in said) == reads.startswith("head ")
 
 
 def test_page_cache_bought_mode_and_count_marks(app_env):
