@@ -198,7 +198,7 @@ def test_sessions_on_one_text_run_each_threshold_once(bundle):
 
 
 def test_kept_results_hold_no_per_token_vectors(bundle):
-    """Per threshold the store keeps [L, T, H] surprises and [L, T] marks, not [T, d] tensors."""
+    """Per threshold the store keeps [L, T, H] surprises and gates and [L, T] marks, not [T, d] tensors."""
     from app import results
     from tests.conftest import SAMPLE_TEXT
 
@@ -206,7 +206,7 @@ def test_kept_results_hold_no_per_token_vectors(bundle):
     r = results.result_for(bundle, entry, results.grid_taus(bundle, 0.5))
     L, T, H = r.surprise.shape
     guesses = 2 * 4 * T * 5                                             # the model's top 5 per token
-    assert r.nbytes <= 256 + 4 * L * T * H + 4 * L * T + L * T + 4 * T + 8 * L + guesses
+    assert r.nbytes <= 256 + 2 * 4 * L * T * H + 4 * L * T + L * T + 4 * T + 8 * L + guesses
     assert approx_bytes(entry) < 200 * T                                 # tokens and offsets, once per text
 
 
