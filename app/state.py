@@ -1,7 +1,7 @@
 """Input cleaning, text hashes and the URL query parameters: pure functions, no model.
 
 A link holds the preset name (or the key of a pasted text: its full SHA-256), the threshold, the
-layer and the metric. Pasted texts are kept in a bounded store on this server (app.shared), so a
+layer, the metric, the selected token and whose reads are drawn (one head, or the heads' mean). Pasted texts are kept in a bounded store on this server (app.shared), so a
 link made here reopens the same text; a key that is not in the store says so instead of guessing.
 """
 from __future__ import annotations
@@ -105,6 +105,7 @@ class ViewState:
     metric: str = "min"
     head: int = 0
     token: Optional[int] = None
+    reads: Optional[int] = None       # the head whose reads are drawn (None: the heads' mean)
 
 
 def _num(value, cast, default):
@@ -129,6 +130,8 @@ def parse_params(params: Mapping[str, str], n_layers: int, n_heads: int) -> View
     state.metric = params.get("metric") if params.get("metric") in METRICS else "min"
     tok = _num(params.get("tok"), int, None)
     state.token = tok if tok is not None and tok >= 0 else None
+    reads = _num(params.get("reads"), int, None)
+    state.reads = reads - 1 if reads is not None and 1 <= reads <= n_heads else None
     return state
 
 
@@ -147,4 +150,6 @@ def to_params(state: ViewState) -> dict[str, str]:
         out["head"] = str(state.head + 1)
     if state.token is not None:
         out["tok"] = str(state.token)
+    if state.reads is not None:
+        out["reads"] = str(state.reads + 1)
     return out

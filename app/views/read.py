@@ -15,6 +15,17 @@ READS_MEAN = "averaged over heads"          # the Reads choice that shows the he
 ss = st.session_state
 
 
+def reads_label(head: Optional[int]) -> str:
+    """The Reads choice showing one head's reads (None: the heads' mean)."""
+    return READS_MEAN if head is None else f"head {head + 1}"
+
+
+def reads_head() -> Optional[int]:
+    """The head whose reads are drawn (None: the heads' mean), from the Reads choice."""
+    choice = ss.get("w_reads", READS_MEAN)
+    return None if choice == READS_MEAN else int(choice.split()[-1]) - 1
+
+
 def restore_from_url(bundle: engine.Bundle) -> None:
     """First run of a session: the query parameters reopen a shared view."""
     if ss.params_loaded:
@@ -33,6 +44,7 @@ def restore_from_url(bundle: engine.Bundle) -> None:
     if view.tau is not None:
         ss.tau_index = min(range(len(TAU_GRID)), key=lambda i: abs(TAU_GRID[i] - view.tau))
     ss.layer, ss.metric, ss.head, ss.token = view.layer, view.metric, view.head, view.token
+    ss.w_reads = reads_label(view.reads)
     if view.token is not None:                 # the link chose the token: no first-view choice
         ss.first_view_for = shared.text_key(ss.text)
 
@@ -50,7 +62,7 @@ def first_view(bundle: engine.Bundle, entry: results.TextEntry, text: str) -> No
     if pick is not None:
         ss.layer = ss.w_layer = pick.layer
         ss.token = ss.w_token = pick.query
-        ss.w_reads = READS_MEAN if pick.head is None else f"head {pick.head + 1}"
+        ss.w_reads = reads_label(pick.head)
 
 
 def link_key(text: str):
@@ -70,7 +82,7 @@ def save_to_url(text: str) -> None:
         st.caption("This server does not keep pasted texts, so a link to this view opens the default text.")
     view = state.ViewState(preset=ss.preset, text_hash=key,
                            tau=TAU_GRID[ss.tau_index], layer=ss.layer, metric=ss.metric, head=ss.head,
-                           token=ss.token)
+                           token=ss.token, reads=reads_head())
     params = state.to_params(view)
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
@@ -120,7 +132,7 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
         ss.token = max([i for i, t in enumerate(r.tokens) if t.strip()] or [T - 1])
     if ss.get("w_token") is None or ss.w_token >= T or ss.w_token != ss.token:
         ss.w_token = ss.token
-    head = None if ss.get("w_reads", READS_MEAN) == READS_MEAN else int(ss.w_reads.split()[-1]) - 1
+    head = reads_head()
     m = r.read_map(ss.layer, head)
     left, right = st.columns([3, 2])
     with left:

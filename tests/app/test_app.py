@@ -172,6 +172,10 @@ def test_url_restores_view(app_env):
     assert at.select_slider(key="w_tau").value == TAU_GRID.index(0.2)
     assert at.selectbox(key="w_layer").value == 1 and at.selectbox(key="w_metric").value == "lm"
     assert at.query_params["preset"] == ["Code snippet"] or at.query_params["preset"] == "Code snippet"
+    heads = start(preset="Code snippet", tok="5", reads="2")             # one head's reads, as the link says
+    clean(heads)
+    assert heads.radio(key="w_reads").value == "head 2"
+    assert heads.query_params["reads"] in ("2", ["2"])
 
 
 def test_pasted_text_gets_a_hash_link(app_env):

@@ -64,15 +64,18 @@ def test_uploads_in_utf16_crlf_and_empty():
 
 
 def test_params_round_trip_and_reject_garbage(tmp_path, monkeypatch):
-    view = state.ViewState(preset="Code snippet", tau=0.25, layer=2, metric="head", head=1, token=7)
+    view = state.ViewState(preset="Code snippet", tau=0.25, layer=2, metric="head", head=1, token=7, reads=0)
     params = state.to_params(view)
-    assert params == {"preset": "Code snippet", "tau": "0.25", "layer": "3", "metric": "head", "head": "2", "tok": "7"}
+    assert params == {"preset": "Code snippet", "tau": "0.25", "layer": "3", "metric": "head", "head": "2", "tok": "7",
+                      "reads": "1"}
     back = state.parse_params(params, n_layers=4, n_heads=4)
-    assert (back.preset, back.tau, back.layer, back.metric, back.head, back.token) == ("Code snippet", 0.25, 2, "head", 1, 7)
+    assert (back.preset, back.tau, back.layer, back.metric, back.head, back.token, back.reads) == \
+        ("Code snippet", 0.25, 2, "head", 1, 7, 0)
+    assert "reads" not in state.to_params(state.ViewState(preset="Code snippet"))     # the heads' mean
     junk = state.parse_params({"preset": "<script>", "tau": "nan", "layer": "99", "metric": "x", "tok": "-3",
-                               "text": "../../etc/passwd"}, n_layers=4, n_heads=4)
+                               "text": "../../etc/passwd", "reads": "9"}, n_layers=4, n_heads=4)
     assert junk.preset is None and junk.tau is None and junk.layer == 3 and junk.metric == "min"
-    assert junk.token is None and junk.text_hash is None
+    assert junk.token is None and junk.text_hash is None and junk.reads is None
     h = "ab" * 32
     assert state.parse_params({"text": h}, 4, 4).text_hash == h
     assert state.parse_params({"text": h[:12]}, 4, 4).text_hash is None     # short keys are not links
