@@ -168,13 +168,12 @@ _SCORE = ("log_temperature", "log_score_gain")     # how sharply attention score
 def _param_groups(model: HAMModel, settings: TrainSettings) -> list:
     """AdamW groups: matrices (decayed), the attention score's parameters (lr x score_lr_scale),
     the other vectors; each with the multiple of the schedule's lr it learns at."""
-    named = list(model.named_parameters())
-    score = [p for n, p in named if n.rsplit(".", 1)[-1] in _SCORE]
-    groups = [{"params": [p for n, p in named if p.dim() >= 2 and n.rsplit(".", 1)[-1] not in _SCORE],
-               "weight_decay": settings.weight_decay, "lr_scale": 1.0},
+    matrices, score, other = [], [], []
+    for name, p in model.named_parameters():
+        (score if name.rsplit(".", 1)[-1] in _SCORE else matrices if p.dim() >= 2 else other).append(p)
+    groups = [{"params": matrices, "weight_decay": settings.weight_decay, "lr_scale": 1.0},
               {"params": score, "weight_decay": 0.0, "lr_scale": settings.score_lr_scale},
-              {"params": [p for n, p in named if p.dim() < 2 and n.rsplit(".", 1)[-1] not in _SCORE],
-               "weight_decay": 0.0, "lr_scale": 1.0}]
+              {"params": other, "weight_decay": 0.0, "lr_scale": 1.0}]
     return [g for g in groups if g["params"]]
 
 
@@ -190,13 +189,13 @@ def open_attention_gates(model: HAMModel, bias: float, forget: bool = False) -> 
 
 
 def add_score_gain(model: HAMModel) -> None:
-    """Give a model without one the per-channel query gain, at 1 (its function unchanged)."""
+    """Give a model without one the per-channel query gain, at 1 (its function unchanged). The
+    layers share the model's config, so the flag set here is theirs and the checkpoint's."""
     if model.cfg.score_gain:
         return
     model.cfg.score_gain = True
     H, D = model.cfg.n_heads, model.cfg.head_dim
     for block in model.blocks:
-        block.ham.cfg = model.cfg
         block.ham.log_score_gain = torch.nn.Parameter(torch.zeros(H, D, device=model.device))
 
 
