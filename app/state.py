@@ -1,8 +1,9 @@
 """Input cleaning, text hashes and the URL query parameters: pure functions, no model.
 
 A link holds the preset name (or the key of a pasted text: its full SHA-256), the threshold, the
-layer, the metric, the selected token and whose reads are drawn (one head, or the heads' mean). Pasted texts are kept in a bounded store on this server (app.shared), so a
-link made here reopens the same text; a key that is not in the store says so instead of guessing.
+layer, the metric, the selected token and whose reads are drawn (one head, or the heads' mean).
+Pasted texts are kept in a bounded store on this server (app.shared), so a link made here
+reopens the same text; a key that is not in the store says so instead of guessing.
 """
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def controls(bundle: engine.Bundle) -> tuple:
                    help="spread: each colour holds about the same share of this layer's tokens (edges in the "
                         "legend); fixed: the same range for every layer and text")
         d[2].radio("Palette", ["viridis", "cividis"], key="w_scale", horizontal=True)
-        d[3].radio("Reads", [READS_MEAN, *[f"head {h + 1}" for h in range(cfg.n_heads)]],
+        d[3].radio("Reads", [reads_label(h) for h in (None, *range(cfg.n_heads))],
                    key="w_reads", horizontal=True)
     return tuple(taus)
 

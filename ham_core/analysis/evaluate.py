@@ -68,10 +68,11 @@ def heldout_windows(tokenizer, model_dir: Path, n_windows: int, length: int,
 
 def lm_table(model, windows: Sequence[torch.Tensor], fractions: Sequence[float], policies: Sequence[str],
              progress: Optional[Progress] = None) -> List[dict]:
-    """Each (policy, target fraction) over the windows ([N, T], or texts [T] of any lengths), policy-major: mean kv_fraction, loss and
-    perplexity; `se_vs_ham`, the standard error of the per-window difference from HAM at the
-    same target (paired: the windows are the same); and `gap_recovered`, the share of the
-    no-cache -> full-cache loss gap the policy recovers (needs fractions 0 and 1)."""
+    """Each (policy, target fraction) over the windows ([N, T], or texts [T] of any lengths),
+    policy-major: mean kv_fraction, loss and perplexity; `se_vs_ham`, the standard error of the
+    per-window difference from HAM at the same target (paired: the windows are the same); and
+    `gap_recovered`, the share of the no-cache -> full-cache loss gap the policy recovers (needs
+    fractions 0 and 1)."""
     per_window: Dict[tuple, List[tuple]] = defaultdict(list)      # (policy, f) -> [(kv, loss)] per window
     for i, ids in enumerate(windows):
         rows = fraction_sweep(model, ids, fractions, policies)   # policy-major, fraction order
