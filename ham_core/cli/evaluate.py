@@ -117,9 +117,11 @@ def _evaluate(args) -> int:
     h = report["health"]
     print(f"\nAttention health (held-out prose, full cache): copy probe (random tokens read twice) second "
           f"reading {h['copy_full']:.2f} nats/token with a full cache, {h['copy_none']:.2f} with none")
-    print("| layer | mean attention gate | most open head | temperature | mean top read |\n|---|---|---|---|---|")
+    print("| layer | mean attention gate | most open head | temperature: mean / most open head | mean top read |\n"
+          "|---|---|---|---|---|")
     for i, layer in enumerate(h["layers"], 1):
-        print(f"| {i} | {layer['attn_gate']:.3f} | {layer['attn_gate_max']:.3f} | {layer['temperature']:.1f} | "
+        print(f"| {i} | {layer['attn_gate']:.3f} | {layer['attn_gate_max']:.3f} | {layer['temperature']:.1f} / "
+              f"{layer['open_temperature']:.1f} | "
               f"{layer['top_read']:.3f} |")
     if "recall" in report:
         seeds = report["recall_seeds"]

@@ -6,7 +6,8 @@ figures catch that early (training prints them every few hundred steps) and back
 - the copy probe: random tokens read twice. Nothing but a lookup in the cache can predict the
   second reading, so its loss with a full cache against none is the plainest test of copying;
 - per layer: the mean attention gate g^A (near 0: the path is switched off), the mean
-  temperature, and the mean top read weight of a query (near 1/n: reads are a smear, not lookups).
+  temperature and the most open head's (a lookup head can be far sharper than its layer's
+  mean), and the mean top read weight of a query (near 1/n: reads are a smear, not lookups).
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class LayerHealth:
     attn_gate: float        # mean g^A over tokens and heads
     attn_gate_max: float    # the most open head's mean g^A
     temperature: float      # mean over heads of the logit scale (HAMLayer.sharpness)
+    open_temperature: float  # the logit scale of the most open head (the one attn_gate_max is)
     top_read: float         # mean over queries and heads of the largest attention weight
 
 
@@ -62,7 +64,7 @@ class AttentionHealth:
     def line(self) -> str:
         """One log line: copy full/none, then per layer gate, temperature, top read weight."""
         per_layer = " | ".join(f"L{i + 1} gate {h.attn_gate:.2f} (max {h.attn_gate_max:.2f}) "
-                               f"temp {h.temperature:.1f} top {h.top_read:.2f}"
+                               f"temp {h.temperature:.1f} (open {h.open_temperature:.1f}) top {h.top_read:.2f}"
                                for i, h in enumerate(self.layers))
         return f"copy 2nd reading {self.copy_full:.2f} full / {self.copy_none:.2f} none | {per_layer}"
 
@@ -80,11 +82,13 @@ def attention_health(model: HAMModel, text: torch.Tensor, probe: torch.Tensor) -
         T = text.shape[1]
         layers = []
         for l, weights in enumerate(out.attention):                      # [N, H, T, T]
-            gate = out.attn_gate[:, l]                                   # [N, T, H]
+            head_gate = out.attn_gate[:, l].mean((0, 1))                 # [H]
+            sharpness = model.blocks[l].ham.sharpness()                  # [H]
             layers.append(LayerHealth(
-                attn_gate=gate.mean().item(),
-                attn_gate_max=gate.mean((0, 1)).max().item(),
-                temperature=model.blocks[l].ham.sharpness().mean().item(),
+                attn_gate=head_gate.mean().item(),
+                attn_gate_max=head_gate.max().item(),
+                temperature=sharpness.mean().item(),
+                open_temperature=sharpness[head_gate.argmax()].item(),
                 top_read=weights[:, :, T // 2:].amax(-1).mean().item(),
             ))
         return AttentionHealth(second_reading_loss(model, probe, tau=0.0),

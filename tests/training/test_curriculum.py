@@ -130,11 +130,17 @@ def test_an_interrupted_curriculum_run_resumes_exactly(tmp_path):
 def test_health_figures_are_measured_not_guessed():
     torch.manual_seed(0)
     model = HAMModel(tiny_config(vocab_size=64)).eval()
+    with torch.no_grad():                     # a temperature per head, so "the open head's" is one of them
+        for block in model.blocks:
+            block.ham.log_temperature.copy_(torch.linspace(1.0, 3.0, block.ham.log_temperature.numel()))
     probe = copy_probe(64, count=2, half=16)
     assert probe[:, :16].equal(probe[:, 16:])
     h = attention_health(model, prose(0), probe)
     assert h.copy_full == pytest.approx(second_reading_loss(model, probe, tau=0.0))
     assert len(h.layers) == model.cfg.n_layers
-    for layer in h.layers:
+    out = model(prose(0), tau=0.0)
+    for l, layer in enumerate(h.layers):
         assert 0 < layer.attn_gate <= layer.attn_gate_max < 1 and 0 < layer.top_read <= 1
+        open_head = out.attn_gate[:, l].mean((0, 1)).argmax()
+        assert layer.open_temperature == pytest.approx(model.blocks[l].ham.sharpness()[open_head].item())
     assert "copy 2nd reading" in h.line()
