@@ -21,9 +21,16 @@ def test_name_mentions_finds_recurring_names_not_sentence_openers():
 def test_copy_test_reads_each_passage_twice(tiny_model):
     passages = torch.randint(0, 320, (2, 10), generator=torch.Generator().manual_seed(0))
     got = copy_test(tiny_model, passages)
-    assert set(got) == {"full", "none", "ham25"}
+    assert set(got) == {"full", "none", "ham25", "first-half25"}
     # no cache: the RNN sees the same text both times, the second reading has no lookup to make
     assert all(v > 0 for r in got.values() for v in r.values())
+
+
+def test_the_copy_tests_reference_cache_is_the_first_half_of_the_first_reading(tiny_model):
+    """A quarter of a passage read twice: the first half of its first reading, in every layer."""
+    routing = lookups.routings(tiny_model.cfg.n_layers, 10)["first-half25"]
+    cached = tiny_model(torch.arange(20)[None], **routing).cached[0]                 # [L, T]
+    assert cached[:, :5].all() and not cached[:, 5:].any()
 
 
 def test_name_lookups_count_a_strong_read_on_an_earlier_mention(tiny_model_dir, monkeypatch):

@@ -315,7 +315,7 @@ def test_evaluate_reports_gap_copy_test_names_and_health(capsys, tmp_path, tiny_
                           "--no-recall", "--names", names, "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert set(report["copy_test"]) == {"full", "none", "ham25"}
+    assert set(report["copy_test"]) == {"full", "none", "ham25", "first-half25"}
     assert all(set(r) == {"first", "second"} for r in report["copy_test"].values())
     assert report["names"]["lookups"]["mentions"] == 4 and report["names"]["windows"] == 1
     assert len(report["health"]["layers"]) == 2 and report["gap"]["windows"] == 2
