@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ham_core.data.corpus import default_corpus_dir, load_documents, read_folder, split_documents
+from ham_core.data.corpus import default_corpus_dir, load_documents, split_documents
+from ham_core.data.sources import read_folder
 from ham_core.data.windows import WindowSampler, cached_stream, encode_documents, fixed_windows, with_repeats
 from ham_core.model.calibration import TYPICAL_SURPRISE, calibrate
 from ham_core.model.checkpoint import CONFIG, TOKENIZER, default_model_dir, load_bundle

