@@ -138,7 +138,7 @@ def server_side(model_dir: Path, tokens: int, moves: int, threads: int) -> None:
     if threads:
         os.environ["HAM_LAB_THREADS"] = str(threads)
     from app.results import TAU_GRID
-    from app.shared import remember_text
+    from app.text_store import remember_text
 
     h = remember_text(text_of(tokens, model_dir))
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=3600)
@@ -178,7 +178,7 @@ def main() -> None:
         return
     store = Path(tempfile.mkdtemp())
     os.environ["HAM_LAB_TEXT_STORE"] = str(store)
-    from app.shared import remember_text
+    from app.text_store import remember_text
 
     text = text_of(args.tokens, model_dir)
     h = remember_text(text)

@@ -5,7 +5,7 @@ from typing import Optional
 
 import streamlit as st
 
-from app import charts, clickview, common, engine, inputs, panels, results, shared, state, tour, viewdata
+from app import charts, clickview, common, engine, inputs, panels, results, shared, state, text_store, tour, viewdata
 from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_label
@@ -35,7 +35,7 @@ def restore_from_url(bundle: engine.Bundle) -> None:
     if view.preset:
         ss.text, ss.preset = PRESETS[view.preset], view.preset
     elif view.text_hash:
-        text = shared.recall_text(view.text_hash)
+        text = text_store.recall_text(view.text_hash)
         if text is None:
             ss.notices = ["This link points to a pasted text that is not stored on this server (texts are kept "
                           "for a limited time, and some servers keep none); paste the text again."]
@@ -72,7 +72,7 @@ def link_key(text: str):
         return None
     key = shared.text_key(text)
     if ss.get("link_key", (None,))[0] != key:
-        ss.link_key = (key, shared.remember_text(text))
+        ss.link_key = (key, text_store.remember_text(text))
     return ss.link_key[1]
 
 

@@ -1,8 +1,7 @@
-"""What sessions share (app.shared, app.results): a store bounded by memory that computes each
-key once however many sessions ask, and a pasted-text store bounded by size and age."""
+"""What sessions share in memory (app.shared, app.results): a store bounded by memory that
+computes each key once however many sessions ask."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -117,52 +116,6 @@ def test_approx_bytes_counts_arrays_and_text():
 def test_text_keys_are_full_sha256():
     key = shared.text_key("a text")
     assert len(key) == 64 and key == shared.text_key("a text") and key != shared.text_key("a text.")
-
-
-@pytest.fixture
-def text_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path))
-    monkeypatch.delenv("HAM_LAB_STORE_TEXTS", raising=False)
-    return tmp_path
-
-
-def test_pasted_text_round_trip_and_bad_keys(text_store):
-    key = shared.remember_text("a stored text")
-    assert key == shared.text_key("a stored text")
-    assert shared.recall_text(key) == "a stored text"
-    for bad in ("../x", key[:12], key.upper(), "0" * 64, None, 5):
-        assert shared.recall_text(bad) is None
-    (text_store / f"{key}.txt").write_text("edited on disk")
-    assert shared.recall_text(key) is None                              # not the text the link named
-
-
-def test_text_store_is_bounded_by_size(text_store, monkeypatch):
-    monkeypatch.setenv("HAM_LAB_TEXT_STORE_MB", "0.01")                  # ~10 KB
-    keys = []
-    for i in range(12):
-        keys.append(shared.remember_text(f"text {i} " + "x" * 2000))
-        stamp = time.time() - 100 + i                                   # distinct, recent ages
-        os.utime(text_store / f"{keys[-1]}.txt", (stamp, stamp))
-    total = sum(p.stat().st_size for p in text_store.glob("*.txt"))
-    assert total <= 0.01 * 2 ** 20 and shared.recall_text(keys[-1]) is not None
-    assert shared.recall_text(keys[0]) is None                          # the oldest went first
-    assert shared.remember_text("y" * 20_000) is None                   # alone larger than the cap
-
-
-def test_text_store_is_bounded_by_age(text_store, monkeypatch):
-    monkeypatch.setenv("HAM_LAB_TEXT_STORE_DAYS", "1")
-    old = shared.remember_text("an old text")
-    os.utime(text_store / f"{old}.txt", (0, time.time() - 2 * 86400))
-    assert shared.recall_text(old) is None
-    shared.remember_text("a new text")                                  # storing prunes the folder
-    assert not (text_store / f"{old}.txt").exists()
-
-
-def test_storing_texts_can_be_turned_off(text_store, monkeypatch):
-    key = shared.remember_text("kept before")
-    monkeypatch.setenv("HAM_LAB_STORE_TEXTS", "0")
-    assert shared.remember_text("a private note") is None and shared.recall_text(key) is None
-    assert [p.name for p in text_store.glob("*.txt")] == [f"{key}.txt"]
 
 
 # The result store as the app uses it ---------------------------------------------------------
