@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import streamlit as st
 
-from app import engine, precompute, results
+from app import curves, engine, precompute, results
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 
@@ -106,8 +106,8 @@ def smaller_cache(bundle: engine.Bundle, text: str) -> int:
     the default keeps on this text (measured from its sweep), else two stops above it."""
     start = TAU_GRID.index(DEFAULT_TAU)
     entry = results.text_entry(bundle, text)
-    results.prepare(bundle, entry)                      # the shipped sweep for a preset: no forward
-    fraction = {r["tau"]: r["kv_fraction"] for r in results.ham_rows(bundle, entry)}
+    curves.prepare(bundle, entry)                      # the shipped sweep for a preset: no forward
+    fraction = {r["tau"]: r["kv_fraction"] for r in curves.ham_rows(bundle, entry)}
     base = fraction.get(DEFAULT_TAU)
     if base:
         for i in range(start + 1, len(TAU_GRID)):

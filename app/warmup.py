@@ -16,14 +16,14 @@ def warm() -> None:
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        from app import charts, engine, results
+        from app import charts, curves, engine, results
         from app.presets import DEFAULT_PRESET, PRESETS
 
         bundle = engine.get_bundle()
         entry = results.text_entry(bundle, PRESETS[DEFAULT_PRESET])
         results.result_for(bundle, entry, results.grid_taus(bundle, results.DEFAULT_TAU))
-        results.shipped_sweep(bundle, entry)
-        charts.memory_quality_figure(results.ham_rows(bundle, entry))   # loads plotly's figure code
+        curves.shipped_sweep(bundle, entry)
+        charts.memory_quality_figure(curves.ham_rows(bundle, entry))   # loads plotly's figure code
         import pandas  # noqa: F401 - Streamlit imports it on the first component or table drawn
 
         engine.get_recall_bundle()

@@ -5,7 +5,7 @@ from typing import Optional
 
 import streamlit as st
 
-from app import charts, clickview, common, engine, inputs, panels, results, shared, state, text_store, tour, viewdata
+from app import charts, clickview, common, curves, engine, inputs, panels, results, shared, state, text_store, tour, viewdata
 from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_label
@@ -158,8 +158,8 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
 
 def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult,
                 full: results.TextResult, none: results.TextResult) -> None:
-    others = results.stored_policy_rows(entry)
-    rows = results.ham_rows(bundle, entry) + (others or [])
+    others = curves.stored_policy_rows(entry)
+    rows = curves.ham_rows(bundle, entry) + (others or [])
     current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
     noise = charts.paired_noise(none.lm_surprisal.tolist(), full.lm_surprisal.tolist())
     span = charts.range_sentence([row["loss"] for row in rows], noise)
@@ -187,7 +187,7 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
     c = st.columns([2, 1, 1, 1])
     if others is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
         bar = st.progress(0.0, "Running the other policies…")
-        results.policy_rows(bundle, entry, lambda f, msg: bar.progress(min(f, 1.0), msg))
+        curves.policy_rows(bundle, entry, lambda f, msg: bar.progress(min(f, 1.0), msg))
         bar.empty()
         st.rerun()
     c[1].download_button("Per-token CSV", data=lambda: panels.csv_text(r), file_name="ham_tokens.csv",
@@ -252,7 +252,7 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     panels.show_bought(r, full, none)
     st.subheader("Memory vs quality")
     bar = st.empty()
-    results.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"),
+    curves.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"),
                     ss.token, ss.layer)
     bar.empty()
     chart_panel(bundle, entry, r, full, none)

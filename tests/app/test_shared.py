@@ -132,13 +132,13 @@ def bundle(tiny_model_dir, monkeypatch):
 
 
 def test_sessions_on_one_text_run_each_threshold_once(bundle):
-    from app import results
+    from app import curves, results
     from tests.conftest import SAMPLE_TEXT
 
     def session(token):
         entry = results.text_entry(bundle, SAMPLE_TEXT)
         results.result_for(bundle, entry, results.grid_taus(bundle, results.DEFAULT_TAU), token)
-        results.prepare(bundle, entry, query=token)
+        curves.prepare(bundle, entry, query=token)
 
     threads = [threading.Thread(target=session, args=(i,)) for i in range(6)]
     for t in threads:
