@@ -50,7 +50,8 @@ class HAMConfig:
     # Step 7: the attention gate is floor + (1 - floor) sigmoid(.), so training cannot shut the
     # cache path off before lookups pay (0: the plain sigmoid, as in the first models).
     attn_gate_floor: float = field(default=0.0, metadata={
-        "help": "attention gates g^A never fall below this share (0: plain sigmoid)"})
+        "help": "attention gates g^A never fall below this share (0: plain sigmoid); with "
+                "--init-from, a floor above the trained model's is applied to it"})
     # Step 5: each layer reads its surprise in its own units, e_t x surprise_scale[l] (capped at
     # 2), so that one threshold caches a like share of every layer (docs/DESIGN.md, Thresholds).
     # Set by calibration (ham_core.model.calibration), not by the optimizer; None: 1 everywhere.

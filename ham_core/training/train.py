@@ -244,6 +244,8 @@ def train(
             open_attention_gates(model, settings.attn_gate_bias, forget=True)
         if settings.score_gain:
             add_score_gain(model)
+        if cfg.attn_gate_floor > model.cfg.attn_gate_floor:    # asked for on the command line
+            model.cfg.attn_gate_floor = cfg.attn_gate_floor        # the layers share this config
     else:
         # its own config: training writes the surprise scales into it
         model = HAMModel(replace(cfg, score_gain=cfg.score_gain or settings.score_gain))

@@ -109,6 +109,21 @@ def test_a_fresh_model_starts_with_open_attention_gates_and_keeps_its_floor(tmp_
     assert [e["step"] for e in health] == [0, 1] and len(health[0]["health"]["layers"]) == cfg.n_layers
 
 
+def test_a_floor_asked_for_is_applied_to_a_trained_model_and_kept_on_resume(tmp_path):
+    cfg = tiny_config(vocab_size=64)
+    base = dict(batch=4, length=32, lr=1e-2, warmup=1, save_every=1, eval_every=1000, watch_every=0,
+                copy_until=0.0, full_steps=0, mix_ramp=0)
+    train(cfg, prose, tmp_path / "first", TrainSettings(steps=1, attn_gate_bias=-4.0, **base), quiet=True)
+    assert load_model(tmp_path / "first").cfg.attn_gate_floor == 0.0
+    floored = dataclasses.replace(cfg, attn_gate_floor=0.25)
+    then = TrainSettings(steps=3, init_from=str(tmp_path / "first"), **base)
+    train(floored, prose, tmp_path / "then", then, quiet=True, stop_at=1)
+    train(cfg, prose, tmp_path / "then", then, quiet=True)            # resumed: the run's own floor
+    model = load_model(tmp_path / "then")
+    assert model.cfg.attn_gate_floor == 0.25
+    assert model(prose(0), tau=0.0).attn_gate.min() >= 0.25
+
+
 def test_an_interrupted_curriculum_run_resumes_exactly(tmp_path):
     """The copy phase ends by a measurement; a run stopped and resumed sees the same batches and
     phases as an unbroken one, so its weights match."""
