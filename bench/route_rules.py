@@ -41,7 +41,7 @@ def main() -> None:
     full = model(w, tau=0.0)
     print(f"{args.model}: {len(w)} windows x {args.length} tokens of the {source}\n")
     print("| layer | surprise 10% | 25% | 50% | 75% | 90% |\n|---|---|---|---|---|---|")
-    s = full.surprise.amin(-1)                                   # [B, L, T]
+    s = full.layer_surprise                                      # [B, L, T]
     for layer in range(L):
         q = torch.quantile(s[:, layer].flatten().float(), torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9]))
         print(f"| {layer + 1} | " + " | ".join(f"{x:.3f}" for x in q.tolist()) + " |")
@@ -50,11 +50,11 @@ def main() -> None:
     print("| fraction | each layer caches f | one threshold: tau | its loss | share cached per layer | "
           "recent window |\n|---|---|---|---|---|---|")
     for f in (float(x) for x in args.fractions.split(",")):
-        per_layer = lm_loss(model(w, routes=[quantile_route(f)] * L).logits, w).item()
+        per_layer = lm_loss(model(w, routes=[quantile_route(f, model.cfg.head_rule)] * L).logits, w).item()
         (tau,) = taus_for_fractions(model, w, f, shared=True)     # one tau, all windows and layers
         out = model(w, tau=tau)
         shares = (out.kv_peak.float().mean(0) / args.length).tolist()
-        window = lm_loss(model(w, routes=[policy_route("window", f, 0, i) for i in range(L)]).logits, w).item()
+        window = lm_loss(model(w, routes=[policy_route("window", f, 0, i, model.cfg.head_rule) for i in range(L)]).logits, w).item()
         print(f"| {f:.0%} | {per_layer:.4f} | {tau:.3f} | {lm_loss(out.logits, w).item():.4f} | "
               + " · ".join(f"{x:.0%}" for x in shares) + f" | {window:.4f} |")
 

@@ -21,6 +21,7 @@ import torch
 from ham_core.analysis.readmap import ReadMap, read_map
 from ham_core.errors import HAMInputError
 from ham_core.model.dispatch import device_label
+from ham_core.model.layer import layer_surprise
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.ops import sink_softmax
 from ham_core.model.policies import run_policy
@@ -189,6 +190,7 @@ class Analysis:
     guess_probs: Optional[torch.Tensor] = None  # [T, GUESSES] from the tokens before it, most likely
     # first (row 0, which nothing predicts, is -1 / 0)
     surprise_scale: Optional[List[float]] = None   # [L] each layer's surprise unit (docs/DESIGN.md step 5)
+    head_rule: str = "max"                 # how heads combine into the layer's surprise (HAMConfig.head_rule)
 
     @property
     def n_tokens(self) -> int:
@@ -200,8 +202,8 @@ class Analysis:
 
     @property
     def surprise(self) -> torch.Tensor:
-        """[L, T] layer surprise: min over heads (what routing uses)."""
-        return self.surprise_heads.amin(-1)
+        """[L, T] layer surprise: the heads combined by the model's rule (what routing uses)."""
+        return layer_surprise(self.surprise_heads, self.head_rule)
 
     def reads(self, query: int, layer: int) -> Reads:
         """Attention reads of token `query` in `layer`: the keys it could read and their weights."""
@@ -218,7 +220,7 @@ class Analysis:
         return [int(p) * per_key for p in self.kv_peak]
 
     def to_dict(self, reads: int = 0) -> dict:
-        """The CLI's JSON: model, device, n_tokens, truncated, tau, surprise_scale, policy, loss, perplexity,
+        """The CLI's JSON: model, device, n_tokens, truncated, tau, surprise_scale, head_rule, policy, loss, perplexity,
         kv_fraction, kv_bytes_peak, kv_bytes_full, tokens [{text, start, end, lm_surprisal,
         surprise, cached}]; with reads=K each token also has "reads": per layer its K largest
         reads [[position, weight], ...] (weights averaged over heads, largest first)."""
@@ -236,7 +238,7 @@ class Analysis:
                 token["reads"] = [[[key, round(w, 5)] for key, w in m.row(i)] for m in maps]
         return {
             "model": self.model, "device": self.device, "n_tokens": self.n_tokens, "truncated": self.truncated,
-            "tau": list(self.tau), "surprise_scale": self.surprise_scale,
+            "tau": list(self.tau), "surprise_scale": self.surprise_scale, "head_rule": self.head_rule,
             "policy": self.policy, "loss": self.loss, "perplexity": self.perplexity,
             "kv_fraction": self.kv_fraction, "kv_bytes_peak": self.kv_bytes_peak,
             "kv_bytes_full": self.kv_bytes_full, "tokens": tokens,
@@ -295,6 +297,7 @@ def analyze(
         guess_ids=torch.cat([guess_ids.new_full((1, guess_ids.shape[1]), -1), guess_ids]).int().cpu(),
         guess_probs=torch.cat([probs.new_zeros(1, probs.shape[1]), probs]).cpu(),
         surprise_scale=model.cfg.surprise_scales(),
+        head_rule=model.cfg.head_rule,
         steps=StepValues.from_projections(out.projections),
         context=ReadContext([b.ham.read_query(p.q[0]).detach() for b, p in zip(model.blocks, out.projections)],
                             [p.k[0] for p in out.projections],

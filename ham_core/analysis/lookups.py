@@ -45,12 +45,12 @@ def _first_keys(count: int):
     return route
 
 
-def routings(n_layers: int, passage: int) -> Dict[str, dict]:
+def routings(n_layers: int, passage: int, heads: str) -> Dict[str, dict]:
     """The ways the copy test routes a passage of `passage` tokens read twice: forward() keyword
-    arguments per name."""
+    arguments per name (heads: the model's HAMConfig.head_rule)."""
     size = int(HAM_FRACTION * 100)
     return {"full": {"tau": 0.0}, "none": {"tau": TAU_OFF},
-            f"ham{size}": {"routes": [quantile_route(HAM_FRACTION)] * n_layers},
+            f"ham{size}": {"routes": [quantile_route(HAM_FRACTION, heads)] * n_layers},
             f"first-half{size}": {"routes": [_first_keys(round(HAM_FRACTION * 2 * passage))] * n_layers}}
 
 
@@ -65,7 +65,7 @@ def copy_test(model: HAMModel, passages: torch.Tensor) -> Dict[str, Dict[str, fl
     second = torch.zeros_like(first)
     second[:, P + 1:] = True
     out: Dict[str, Dict[str, float]] = {}
-    for name, routing in routings(model.cfg.n_layers, P).items():
+    for name, routing in routings(model.cfg.n_layers, P, model.cfg.head_rule).items():
         totals = {"first": 0.0, "second": 0.0}
         for i in range(N):
             ids = twice[i:i + 1].to(model.device)

@@ -113,7 +113,7 @@ class RecallInspection:
     tokens: List[str]                   # [T] readable tokens
     roles: List[str]                    # [T] start, filler, key, value, separator, query, answer
     tau: float                          # HAM's threshold for the target on this sequence
-    surprise: np.ndarray                # [L, T] layer surprise (min over heads), float32
+    surprise: np.ndarray                # [L, T] layer surprise (heads combined by the model's rule), float32
     cached: np.ndarray                  # [L, T] bool: in the layer's KV cache
     kv_fraction: float                  # peak KV cache / full
     cached_share: List[Dict[str, float]]   # [L] {key, value, filler}: share of them cached before `?`
@@ -141,6 +141,6 @@ def inspect_recall(model, n_pairs: int, length: int, seed: int, fraction: float,
     predicted = out.logits[0].argmax(-1).cpu().tolist()
     name = lambda i: TOKENS[i] if i < len(TOKENS) else f"#{i}"     # noqa: E731 - a larger model's id
     answers = [Answer(a, seq.tokens[a - 1], seq.tokens[a], name(predicted[a - 1])) for a in seq.answers.tolist()]
-    return RecallInspection(seq.tokens, kinds.tolist(), tau, out.surprise[0].amin(-1).float().cpu().numpy(),
+    return RecallInspection(seq.tokens, kinds.tolist(), tau, out.layer_surprise[0].float().cpu().numpy(),
                             cached, float(out.kv_fraction[0]), shares, answers)
 

@@ -55,7 +55,7 @@ class _Result:
     kv_bytes_peak: int
     loss: Optional[float]
     kv_peak: Tuple[int, ...]      # [L] peak keys per layer: the budget of the other policies
-    surprise: torch.Tensor        # [L, T] layer surprise (min over heads) of this pass
+    surprise: torch.Tensor        # [L, T] layer surprise (heads combined by the model's rule) of this pass
 
 
 @dataclass(frozen=True)
@@ -125,12 +125,12 @@ class _Runner:
         ids = self.ids[None].expand(B, self.T)
         taus = torch.tensor([job.taus for job in jobs], dtype=torch.float32, device=dev)
         budget = torch.tensor([job.budget or (0,) * self.L for job in jobs], dtype=torch.long, device=dev)
-        routes = policy_routes([job.policy for job in jobs], taus, budget, self.seed)
+        routes = policy_routes([job.policy for job in jobs], taus, budget, self.seed, heads=self.model.cfg.head_rule)
         out = self.model(ids, routes=routes)
         losses = next_token_nll(out.logits, ids).double().mean(-1).tolist() if self.T > 1 else [None] * B
         return [
             _Result(float(out.kv_fraction[b]), int(out.kv_bytes_peak[b]), losses[b],
-                    tuple(out.kv_peak[b].tolist()), out.surprise[b].amin(-1).float().cpu())
+                    tuple(out.kv_peak[b].tolist()), out.layer_surprise[b].float().cpu())
             for b in range(B)
         ]
 

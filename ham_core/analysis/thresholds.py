@@ -150,5 +150,5 @@ def taus_for_fractions(model: HAMModel, ids: torch.Tensor, fractions: Union[floa
 def _pass(out, b: Optional[int] = None) -> Pass:
     """A Pass from a model output: text b's, or the whole batch's (mean fraction)."""
     if b is None:
-        return Pass(out.kv_fraction.float().mean().item(), out.surprise.amin(-1))
-    return Pass(float(out.kv_fraction[b]), out.surprise[b].amin(-1))
+        return Pass(out.kv_fraction.mean().item(), out.layer_surprise)    # double, as callers read it
+    return Pass(float(out.kv_fraction[b]), out.layer_surprise[b])

@@ -25,10 +25,10 @@ TYPICAL_SURPRISE = 0.5      # a layer's median surprise reads this after calibra
 MEDIAN_FLOOR = 1e-6         # a layer whose RNN predicts (almost) everything keeps a finite scale
 
 
-def layer_medians(surprise: torch.Tensor, scales: List[float]) -> List[float]:
-    """The median cosine surprise of each layer: surprise [B, L, T, H] as the model returned it
-    (each layer's units, routed by the min over heads), scales [L] the ones it used."""
-    layer = surprise.detach().amin(-1).float()                        # [B, L, T]
+def layer_medians(layer_surprise: torch.Tensor, scales: List[float]) -> List[float]:
+    """The median cosine surprise of each layer: layer_surprise [B, L, T] as the model returned
+    it (each layer's units, heads combined by its rule), scales [L] the ones it used."""
+    layer = layer_surprise.detach().float()                           # [B, L, T]
     medians = layer.transpose(0, 1).flatten(1).median(-1).values      # [L]
     return [float(m) / s for m, s in zip(medians.tolist(), scales)]
 
@@ -44,7 +44,7 @@ def calibrate(model: HAMModel, windows: torch.Tensor, batch: int = 8) -> List[fl
     layers' median cosine surprise. Each layer's surprise depends on the layers below it, and
     scales change no layer's output, so one pass measures them all."""
     scales = model.cfg.surprise_scales()
-    surprise = torch.cat([model(windows[i:i + batch].to(model.device), tau=0.0).surprise
+    surprise = torch.cat([model(windows[i:i + batch].to(model.device), tau=0.0).layer_surprise
                           for i in range(0, windows.shape[0], batch)])
     medians = layer_medians(surprise, scales)
     model.cfg.surprise_scale = scales_for(medians)
@@ -61,7 +61,8 @@ class RunningScale:
         self.medians: Optional[List[float]] = None if start is None else [TYPICAL_SURPRISE / s for s in start]
 
     def update(self, surprise: torch.Tensor) -> None:
-        """surprise [B, L, T, H] from this step's forward (in the units it was routed with)."""
+        """surprise [B, L, T] (HAMOutput.layer_surprise) from this step's forward, in the units it
+        was routed with."""
         seen = layer_medians(surprise, self.model.cfg.surprise_scales())
         if dist.is_available() and dist.is_initialized():       # every rank routes with the same scales
             shared = torch.tensor(seen, device=surprise.device)

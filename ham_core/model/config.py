@@ -26,7 +26,9 @@ def _size(n: int) -> str:
     return f"{n:,.1f} PB"
 
 
-_SHARES = ("attn_gate_floor",)   # fields that may be 0 (checked as shares in [0, 1))
+_SHARES = ("attn_gate_floor",)
+HEAD_RULES = ("min", "max", "mean")   # ham_core.model.layer.layer_surprise applies them
+LEGACY_HEAD_RULE = "min"              # what every model saved before head_rule existed routed by   # fields that may be 0 (checked as shares in [0, 1))
 
 
 @dataclass
@@ -60,12 +62,21 @@ class HAMConfig:
     # folds into q, so the cache still holds the RNN's own keys), letting a head sharpen its
     # score on the channels that identify a token. Set by training (TrainSettings.score_gain).
     score_gain: bool = field(default=False, metadata={"cli": False})
+    # Step 5: how the heads' surprise combine into the layer's one routing number (min: every
+    # head surprised; max: any head; mean). A config.json written before this field existed
+    # was trained with min and loads so (from_dict).
+    head_rule: str = field(default="max", metadata={
+        "help": "how a layer's heads combine their surprise for routing: max (a token is cached when "
+                "any head failed to predict it), min (every head) or mean"})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "surprise_scale":
                 self._check_scale(value)
+            elif f.name == "head_rule":
+                if value not in HEAD_RULES:
+                    raise HAMInputError(f"config.head_rule must be one of {', '.join(HEAD_RULES)}, got {value!r}")
             elif f.type in ("bool", bool):
                 if not isinstance(value, bool):
                     raise HAMInputError(f"config.{f.name} must be true or false, got {value!r}")
@@ -144,7 +155,7 @@ class HAMConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise HAMInputError(f"config has unknown keys: {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**{"head_rule": LEGACY_HEAD_RULE, **data})
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

@@ -81,7 +81,7 @@ def step(model: HAMModel, mem: DecodeState, token: int) -> StepResult:
         rnn = dispatch.delta_rule(q, k, v, g, beta, cache.state, mode="recurrent")
         cache.state = rnn.final_state
         surprise = layer.routed_surprise(rnn.surprise[0, 0])              # [H]
-        is_cached = bool(surprise.amin() >= tau)                           # decided from S_{t-1}
+        is_cached = bool(layer.layer_surprise(surprise) >= tau)                           # decided from S_{t-1}
         if is_cached:
             cache.keys = torch.cat([cache.keys, k[0]], 0)
             cache.values = torch.cat([cache.values, v[0]], 0)

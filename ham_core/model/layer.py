@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import dispatch
-from .config import HAMConfig
+from .config import HEAD_RULES, HAMConfig
 from .ops.delta_rule import SURPRISE_MAX
 
 # A route decides, from the layer's own surprise [B, T, H] and committed residual [B, T, H],
@@ -23,11 +23,26 @@ from .ops.delta_rule import SURPRISE_MAX
 Route = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def threshold_route(tau: torch.Tensor) -> Route:
-    """HAM routing: cache token t when its layer surprise min_h e_t^h reaches tau [B]."""
+def layer_surprise(surprise: torch.Tensor, rule: str) -> torch.Tensor:
+    """surprise [..., H] per head -> [...] the layer's surprise under `rule` (config.HEAD_RULES).
+
+    How a layer's heads combine into the one number routing compares with tau (docs/DESIGN.md
+    step 5): "min" caches a token only when every head failed to predict it, so heads that
+    never read the cache veto what the reading head needs; "max" caches it when any head did."""
+    if rule == "max":
+        return surprise.amax(-1)
+    if rule == "mean":
+        return surprise.mean(-1)
+    if rule == "min":
+        return surprise.amin(-1)
+    raise ValueError(f"head rule must be one of {', '.join(HEAD_RULES)}, got {rule!r}")
+
+
+def threshold_route(tau: torch.Tensor, heads: str) -> Route:
+    """HAM routing: cache token t when its layer surprise (heads combined by `heads`) reaches tau [B]."""
 
     def route(surprise: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return surprise.amin(-1) >= tau[:, None]
+        return layer_surprise(surprise, heads) >= tau[:, None]
 
     return route
 
@@ -81,6 +96,7 @@ class LayerTrace:
     """What one HAM layer did on a text (B texts of T tokens, H heads)."""
 
     surprise: torch.Tensor                 # [B, T, H] per-head RNN surprise e_t^h, in the layer's units
+    layer_surprise: torch.Tensor           # [B, T] the heads combined by the layer's rule (what tau is compared with)
     residual: torch.Tensor                 # [B, T, H] committed residual ||u_t|| (HOLA score)
     visible: torch.Tensor                  # [B, T] cached mask, or [B, T, T] query-by-key
     weights: Optional[torch.Tensor]        # [B, H, T, T] attention weights, when asked for
@@ -134,6 +150,10 @@ class HAMLayer(nn.Module):
         scale = self.cfg.layer_surprise_scale(self.index)
         return surprise if scale == 1.0 else (surprise * scale).clamp(max=SURPRISE_MAX)
 
+    def layer_surprise(self, surprise: torch.Tensor) -> torch.Tensor:
+        """Step 5's one number per token: routed surprise [..., H] -> [...] by cfg.head_rule."""
+        return layer_surprise(surprise, self.cfg.head_rule)
+
     def project(self, x: torch.Tensor, conv_history: Optional[torch.Tensor] = None):
         """Steps 1-2: x [B, T, d_model] -> q, k, v [B, T, H, D], g, beta [B, T, H], history."""
         B, T, _ = x.shape
@@ -178,6 +198,6 @@ class HAMLayer(nn.Module):
         attn = dispatch.attention(self.read_query(q), k, v, visible, self.temperature, return_weights)  # step 6
         gates = self.mix_gates(x)
         y = self.combine(x, rnn.out, attn.out, gates)                          # step 7
-        trace = LayerTrace(surprise, rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
+        trace = LayerTrace(surprise, self.layer_surprise(surprise), rnn.residual, visible, attn.weights, attn.sink, rnn.final_state,
                            Projections(q, k, v, g, beta, *gates) if keep_projections else None, *gates)
         return y, trace

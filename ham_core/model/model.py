@@ -64,6 +64,7 @@ class HAMOutput:
 
     logits: torch.Tensor                   # [B, T, V]
     surprise: torch.Tensor                 # [B, L, T, H] per-head RNN surprise (each layer's units, step 5)
+    layer_surprise: torch.Tensor           # [B, L, T] the heads combined by cfg.head_rule (what tau is compared with)
     residual: torch.Tensor                 # [B, L, T, H] committed residual (HOLA score)
     cached: torch.Tensor                   # [B, L, T] token is in the layer's KV cache (read by some query)
     visible: List[torch.Tensor]            # per layer: [B, T] cached mask or [B, T, T] query-by-key
@@ -172,7 +173,7 @@ class HAMModel(nn.Module):
                 )
             return [lambda s, r, m=vis[:, l]: m for l in range(L)]
         taus = resolve_tau(tau, B, L, self.device)
-        return [threshold_route(taus[:, l]) for l in range(L)]
+        return [threshold_route(taus[:, l], self.cfg.head_rule) for l in range(L)]
 
     def forward(
         self,
@@ -223,6 +224,7 @@ class HAMModel(nn.Module):
         return HAMOutput(
             logits=logits,
             surprise=torch.stack([t.surprise for t in traces], 1),
+            layer_surprise=torch.stack([t.layer_surprise for t in traces], 1),
             residual=torch.stack([t.residual for t in traces], 1),
             cached=cached,
             visible=[t.visible for t in traces],

@@ -22,7 +22,7 @@ import torch
 
 from ham_core.errors import HAMInputError
 
-from .layer import Route
+from .layer import Route, layer_surprise
 from .model import HAMModel, HAMOutput, TauLike, resolve_tau
 from .ops.delta_rule import SURPRISE_MAX
 
@@ -44,6 +44,7 @@ class LayerSignals:
     surprise: torch.Tensor            # [B, T, H] per-head RNN surprise in this pass
     residual: torch.Tensor            # [B, T, H] committed residual ||u_t|| in this pass
     tau: torch.Tensor                 # [B] HAM's threshold for this layer
+    heads: str                        # how the heads' surprise combine (HAMConfig.head_rule)
     budget: Optional[torch.Tensor]    # [B] long: W, HAM's peak cache at tau (equal-memory policies)
     layer: int
     seed: int
@@ -92,8 +93,8 @@ def _recent(T: int, W: int, device) -> torch.Tensor:
 
 @register("ham", needs_budget=False, about="tokens the RNN failed to predict (surprise >= tau)")
 def ham(s: LayerSignals) -> torch.Tensor:
-    """HAM: cache token t when min over heads of its surprise reaches tau."""
-    return s.surprise.amin(-1) >= s.tau[:, None]
+    """HAM: cache token t when its layer surprise (the heads combined by the model's rule) reaches tau."""
+    return layer_surprise(s.surprise, s.heads) >= s.tau[:, None]
 
 
 @register("random", about="the same number of tokens, chosen uniformly at random (seeded)")
@@ -158,12 +159,15 @@ def policy_routes(
     tau: torch.Tensor,
     budget: Optional[torch.Tensor] = None,
     seed: int = 0,
+    *,
+    heads: str,
 ) -> List[Route]:
     """One model route per layer for a batch where text b runs policies[b].
 
     tau [B, L] thresholds; budget [B, L] HAM's peak cache per layer (needed by equal-memory
     policies). Texts with different policies may share a batch; if any of them needs a sliding
-    mask, the layer's masks are all given as [B, T, T].
+    mask, the layer's masks are all given as [B, T, T]. heads: how the model's heads combine
+    their surprise (HAMConfig.head_rule), for HAM's own routing.
     """
     B, L = tau.shape
     if len(policies) != B:
@@ -184,7 +188,7 @@ def policy_routes(
             masks = []
             for p, lo, hi in groups:
                 signals = LayerSignals(
-                    surprise[lo:hi], residual[lo:hi], tau[lo:hi, layer].to(surprise.device),
+                    surprise[lo:hi], residual[lo:hi], tau[lo:hi, layer].to(surprise.device), heads,
                     None if budget is None else budget[lo:hi, layer].long(), layer, seed,
                 )
                 masks.append(p.keep(signals).bool())
@@ -220,6 +224,6 @@ def run_policy(
     ids = model.check_ids(ids)
     taus = resolve_tau(tau, ids.shape[0], model.cfg.n_layers, model.device)
     if p.needs_budget and budget is None:
-        budget = model(ids, routes=policy_routes(["ham"] * ids.shape[0], taus)).kv_peak
-    routes = policy_routes([policy] * ids.shape[0], taus, budget, seed)
+        budget = model(ids, routes=policy_routes(["ham"] * ids.shape[0], taus, heads=model.cfg.head_rule)).kv_peak
+    routes = policy_routes([policy] * ids.shape[0], taus, budget, seed, heads=model.cfg.head_rule)
     return model(ids, routes=routes, attention=attention, projections=projections)

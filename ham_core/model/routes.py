@@ -21,6 +21,7 @@ import torch
 from ham_core.errors import HAMInputError
 
 from .layer import Route, threshold_route
+from .layer import layer_surprise as combine_heads
 from .policies import EQUAL_MEMORY, TAU_OFF, LayerSignals, get_policy
 
 ROUTE_RULES = ("fraction", "threshold")
@@ -37,11 +38,12 @@ def draw_fraction(gen: torch.Generator) -> float:
     return u[1] ** 2
 
 
-def quantile_route(fraction: float) -> Route:
-    """Cache the `fraction` most surprising tokens of the batch: tau = (1 - f) quantile."""
+def quantile_route(fraction: float, heads: str) -> Route:
+    """Cache the `fraction` most surprising tokens of the batch: tau = (1 - f) quantile of the
+    layer surprise (the heads combined by `heads`, HAMConfig.head_rule)."""
 
     def route(surprise: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        layer_surprise = surprise.detach().amin(-1)                      # [B, T]
+        layer_surprise = combine_heads(surprise.detach(), heads)          # [B, T]
         if fraction <= 0.0:
             return torch.zeros_like(layer_surprise, dtype=torch.bool)
         if fraction >= 1.0:
@@ -52,7 +54,7 @@ def quantile_route(fraction: float) -> Route:
     return route
 
 
-def policy_route(policy: str, fraction: float, seed: int, layer: int) -> Route:
+def policy_route(policy: str, fraction: float, seed: int, layer: int, heads: str) -> Route:
     """A comparison policy (ham_core.model.policies) keeping W = round(f x T) keys in this layer."""
     keep = get_policy(policy).keep
 
@@ -60,7 +62,7 @@ def policy_route(policy: str, fraction: float, seed: int, layer: int) -> Route:
         B, T, _ = surprise.shape
         budget = torch.full((B,), round(fraction * T), dtype=torch.long)
         tau = torch.full((B,), float("inf"))
-        return keep(LayerSignals(surprise.detach(), residual.detach(), tau, budget, layer, seed))
+        return keep(LayerSignals(surprise.detach(), residual.detach(), tau, heads, budget, layer, seed))
 
     return route
 
@@ -83,17 +85,18 @@ def draw_threshold(gen: torch.Generator, lowest: float = 0.0) -> float:
 
 
 def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, seed: int, lowest: float = 0.0,
-                    by: str = "fraction"):
+                    by: str = "fraction", *, heads: str):
     """-> (name of the policy drawn, fraction or HAM's threshold, one route per layer) for one
     batch. The fraction is drawn in [lowest, 1] (draw_fraction's law, squeezed up when
-    lowest > 0); with by="threshold" HAM batches draw one threshold for every layer instead."""
+    lowest > 0); with by="threshold" HAM batches draw one threshold for every layer instead.
+    heads: the model's HAMConfig.head_rule."""
     check_route_rule(by)
     fraction = lowest + (1.0 - lowest) * draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
         policy = EQUAL_MEMORY[int(torch.randint(len(EQUAL_MEMORY), (1,), generator=gen))]
-        routes: List[Route] = [policy_route(policy, fraction, seed, layer) for layer in range(n_layers)]
+        routes: List[Route] = [policy_route(policy, fraction, seed, layer, heads) for layer in range(n_layers)]
         return policy, fraction, routes
     if by == "threshold":
         tau = draw_threshold(gen, lowest)
-        return "ham-tau", tau, [threshold_route(torch.tensor([tau]))] * n_layers
-    return "ham", fraction, [quantile_route(fraction) for _ in range(n_layers)]
+        return "ham-tau", tau, [threshold_route(torch.tensor([tau]), heads)] * n_layers
+    return "ham", fraction, [quantile_route(fraction, heads) for _ in range(n_layers)]

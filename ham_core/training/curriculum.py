@@ -34,14 +34,17 @@ COPY, FULL, MIX = "copy", "full", "mix"
 
 
 class Curriculum:
-    def __init__(self, settings, n_layers: int, vocab_size: int, seed: int, copy_passed_at: Optional[int] = None):
+    def __init__(self, settings, n_layers: int, vocab_size: int, seed: int, copy_passed_at: Optional[int] = None,
+                 *, heads: str):
         """settings: the run's TrainSettings (copy_until, copy_rows, copy_max_steps, full_steps,
-        mix_ramp, span_share, policy_share); copy_passed_at: saved with the run, None if not yet."""
+        mix_ramp, span_share, policy_share); copy_passed_at: saved with the run, None if not yet;
+        heads: the model's HAMConfig.head_rule."""
         check_route_rule(settings.route_by)          # fail at the start, not at the first mix step
         self.s = settings
         self.n_layers = n_layers
         self.vocab_size = vocab_size
         self.seed = seed
+        self.heads = heads
         # With no copy phase asked for, it "passed" before the first step.
         self.copy_passed_at = 0 if settings.copy_until <= 0 else copy_passed_at
 
@@ -76,9 +79,9 @@ class Curriculum:
     def routes(self, step: int) -> Tuple[str, float, List[Route]]:
         """(policy name, cache fraction, one route per layer) for this step."""
         if self.phase(step) != MIX:
-            return "full", 1.0, [quantile_route(1.0)] * self.n_layers
+            return "full", 1.0, [quantile_route(1.0, self.heads)] * self.n_layers
         into_mix = step - self.copy_passed_at - self.s.full_steps
         lowest = max(0.0, 1.0 - into_mix / self.s.mix_ramp) if self.s.mix_ramp > 0 else 0.0
         gen = torch.Generator().manual_seed(self.seed * 7 + step)
         return training_routes(self.n_layers, gen, self.s.policy_share, self.seed + step, lowest,
-                               by=self.s.route_by)
+                               by=self.s.route_by, heads=self.heads)

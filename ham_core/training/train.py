@@ -254,7 +254,8 @@ def train(
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.95))
     step, log, copy_passed_at = _load_state(run, model, optimizer) if resuming else (0, [], None)
-    curriculum = Curriculum(settings, cfg.n_layers, cfg.vocab_size, settings.seed, copy_passed_at)
+    curriculum = Curriculum(settings, cfg.n_layers, cfg.vocab_size, settings.seed, copy_passed_at,
+                            heads=cfg.head_rule)
     probe = copy_probe(cfg.vocab_size, half=min(128, settings.length // 2))
     watch_text = valid[:4, :256] if valid is not None else probe
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -281,7 +282,7 @@ def train(
             group["lr"] = lr_at(step, settings) * group["lr_scale"]
         out = net(ids, routes=routes)
         loss = lm_loss(out.logits, ids, loss_mask_fn(ids) if loss_mask_fn else None)
-        surprise_scale.update(out.surprise)       # every checkpoint is read with calibrated thresholds
+        surprise_scale.update(out.layer_surprise)       # every checkpoint is read with calibrated thresholds
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)

@@ -9,12 +9,12 @@ import torch
 from tests.conftest import SAMPLE_TEXT, tiny_config
 from ham_core.analysis.analysis import analyze, layer_taus
 from ham_core.model.checkpoint import load_bundle
-from ham_core.model.layer import threshold_route
+from ham_core.model.layer import layer_surprise, threshold_route
 from ham_core.errors import HAMInputError
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.policies import run_policy
 
-JSON_KEYS = {"model", "device", "n_tokens", "truncated", "tau", "surprise_scale", "policy", "loss", "perplexity", "kv_fraction",
+JSON_KEYS = {"model", "device", "n_tokens", "truncated", "tau", "surprise_scale", "head_rule", "policy", "loss", "perplexity", "kv_fraction",
              "kv_bytes_peak", "kv_bytes_full", "tokens"}
 TOKEN_KEYS = {"text", "start", "end", "lm_surprisal", "surprise", "cached"}
 
@@ -35,7 +35,7 @@ def test_per_token_fields(bundle):
     assert all(SAMPLE_TEXT[t.start:t.end] == t.text for t in a.tokens)
     assert a.lm_surprisal[0] is None and all(x > 0 for x in a.lm_surprisal[1:])
     assert a.surprise_heads.shape == (L, T, H) and a.surprise.shape == (L, T) and a.cached.shape == (L, T)
-    assert torch.equal(a.surprise, a.surprise_heads.amin(-1))
+    assert torch.equal(a.surprise, layer_surprise(a.surprise_heads, a.head_rule))
     assert torch.equal(a.cached, a.surprise >= 0.9)                   # HAM routing, per layer
     assert a.device == "CPU" and not a.truncated and a.notice == ""
     assert a.state_bytes == L * H * model.cfg.head_dim ** 2 * 4
@@ -215,7 +215,7 @@ def test_step_values_are_the_layers_own(bundle):
             gate_rnn, gate_attn = block.ham.mix_gates(block.ham_norm(x))
             torch.testing.assert_close(a.steps.gate_rnn[l], gate_rnn[0])
             torch.testing.assert_close(a.steps.gate_attn[l], gate_attn[0])
-            x = block(x, threshold_route(torch.tensor([0.5])), "chunked", False)[0]
+            x = block(x, threshold_route(torch.tensor([0.5]), model.cfg.head_rule), "chunked", False)[0]
     assert (0 < a.steps.alpha).all() and (a.steps.alpha < 1).all()
 
 

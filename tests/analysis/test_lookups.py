@@ -28,7 +28,7 @@ def test_copy_test_reads_each_passage_twice(tiny_model):
 
 def test_the_copy_tests_reference_cache_is_the_first_half_of_the_first_reading(tiny_model):
     """A quarter of a passage read twice: the first half of its first reading, in every layer."""
-    routing = lookups.routings(tiny_model.cfg.n_layers, 10)["first-half25"]
+    routing = lookups.routings(tiny_model.cfg.n_layers, 10, tiny_model.cfg.head_rule)["first-half25"]
     cached = tiny_model(torch.arange(20)[None], **routing).cached[0]                 # [L, T]
     assert cached[:, :5].all() and not cached[:, 5:].any()
 

@@ -43,7 +43,7 @@ def test_routing_compares_the_scaled_surprise_with_tau(tiny_model):
     scaled = scaled_copy(tiny_model, [4.0, 0.25])
     with torch.no_grad():
         out = scaled(ids, 0.4)
-    assert torch.equal(out.cached, out.surprise.amin(-1) >= 0.4)
+    assert torch.equal(out.cached, out.layer_surprise >= 0.4)
     with torch.no_grad():
         assert not scaled(ids, 2.5).cached.any()                          # above 2 still caches nothing
 
@@ -59,13 +59,13 @@ def test_calibrate_puts_every_layer_median_at_the_typical_surprise(tiny_model):
     model = scaled_copy(tiny_model, [1.0, 1.0])
     medians = calibrate(model, windows, batch=4)
     with torch.no_grad():
-        plain = tiny_model(windows, 0.0).surprise.amin(-1)                # [B, L, T] cosine surprise
+        plain = tiny_model(windows, 0.0).layer_surprise                  # [B, L, T] cosine surprise
         out = model(windows, 0.0)
     for l, m in enumerate(medians):
         assert m == pytest.approx(float(plain[:, l].flatten().median()), rel=1e-5)
-        assert float(out.surprise[:, l].amin(-1).flatten().median()) == pytest.approx(TYPICAL_SURPRISE, rel=1e-4)
+        assert float(out.layer_surprise[:, l].flatten().median()) == pytest.approx(TYPICAL_SURPRISE, rel=1e-4)
     # medians are read back in cosine units whatever scale the model ran with
-    assert layer_medians(out.surprise, model.cfg.surprise_scale) == pytest.approx(medians, rel=1e-4)
+    assert layer_medians(out.layer_surprise, model.cfg.surprise_scale) == pytest.approx(medians, rel=1e-4)
 
 
 def test_calibrated_layers_cache_a_like_share_at_one_threshold(tiny_model):
@@ -80,12 +80,12 @@ def test_calibrated_layers_cache_a_like_share_at_one_threshold(tiny_model):
 def test_running_scale_follows_the_batches_median():
     model = HAMModel(tiny_config()).eval()
     running = RunningScale(model, decay=0.5)
-    surprise = torch.full((2, 2, 10, 4), 0.2)
+    surprise = torch.full((2, 2, 10), 0.2)                 # [B, L, T] layer surprise
     surprise[:, 1] = 0.05
     running.update(surprise)
     assert model.cfg.surprise_scale == pytest.approx([TYPICAL_SURPRISE / 0.2, TYPICAL_SURPRISE / 0.05])
     # the next batch arrives in the new units; its cosine median (0.1 in layer 1) moves the average
-    running.update(torch.full((2, 2, 10, 4), 0.1) * torch.tensor(model.cfg.surprise_scale)[None, :, None, None])
+    running.update(torch.full((2, 2, 10), 0.1) * torch.tensor(model.cfg.surprise_scale)[None, :, None])
     assert model.cfg.surprise_scale == pytest.approx([TYPICAL_SURPRISE / 0.15, TYPICAL_SURPRISE / 0.075])
     assert RunningScale(model).medians == pytest.approx([0.15, 0.075])   # a resumed run starts from the saved scales
 

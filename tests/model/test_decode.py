@@ -28,7 +28,7 @@ def middle_tau(model, ids) -> float:
     """Halfway between two neighbouring layer surprises near the middle: some tokens cached,
     and no surprise close enough to tau for float noise to flip a decision."""
     with torch.no_grad():
-        e = model(ids, 0.0).surprise.amin(-1).flatten().sort().values
+        e = model(ids, 0.0).layer_surprise.flatten().sort().values
     gaps = e[1:] - e[:-1]
     lo = len(e) // 4
     i = lo + int(gaps[lo:3 * len(e) // 4].argmax())

@@ -28,7 +28,7 @@ def middle_tau(model, ids) -> float:
     """A threshold that caches some tokens but not all, halfway between two neighbouring layer
     surprises, so float noise between the forms cannot flip a routing decision."""
     with torch.no_grad():
-        e = model(ids, 0.0).surprise.amin(-1).flatten().sort().values
+        e = model(ids, 0.0).layer_surprise.flatten().sort().values
     gaps = e[1:] - e[:-1]
     middle = slice(len(e) // 4, 3 * len(e) // 4)
     i = middle.start + int(gaps[middle].argmax())
@@ -119,12 +119,12 @@ def test_tau_above_two_caches_nothing_and_attention_reads_exactly_zero(tiny_mode
         assert torch.equal(call["out"], torch.zeros_like(call["out"]))
 
 
-def test_routing_is_min_surprise_over_heads_against_tau(tiny_model):
+def test_routing_is_the_layer_surprise_against_tau(tiny_model):
     ids = random_ids(B=2, seed=4)
     tau = middle_tau(tiny_model, ids)
     with torch.no_grad():
         out = tiny_model(ids, tau)
-    assert torch.equal(out.cached, out.surprise.amin(-1) >= tau)
+    assert torch.equal(out.cached, out.layer_surprise >= tau)
     assert 0 < out.cached.float().mean() < 1
     assert torch.equal(out.kv_peak, out.cached.sum(-1))
 

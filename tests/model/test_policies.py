@@ -79,7 +79,7 @@ def test_full_and_none_ignore_tau(tiny_model, ids):
 
 def _masks(model, ids, policy, budget, seed=0):
     taus = torch.full((1, model.cfg.n_layers), 0.5)
-    routes = policy_routes([policy], taus, torch.tensor([budget]), seed)
+    routes = policy_routes([policy], taus, torch.tensor([budget]), seed, heads="max")
     return model(ids, routes=routes).visible
 
 
@@ -109,7 +109,7 @@ def test_random_is_seeded_and_nested(tiny_model, ids):
 
 
 def test_hola_keeps_largest_residual(tiny_model, ids):
-    out = tiny_model(ids, routes=policy_routes(["hola"], torch.zeros(1, 2), torch.tensor([[25, 40]])))
+    out = tiny_model(ids, routes=policy_routes(["hola"], torch.zeros(1, 2), torch.tensor([[25, 40]]), heads="max"))
     for layer, W in enumerate((25, 40)):
         score = out.residual[0, layer].mean(-1)
         kept = out.visible[layer][0]
@@ -121,9 +121,9 @@ def test_mixed_batch_matches_separate_runs(tiny_model, ids):
     taus = torch.tensor([[0.9, 0.9], [0.9, 0.9], [0.0, 0.0]])
     budget = torch.tensor([[40, 12], [40, 12], [0, 0]])
     names = ["hola", "window", "ham"]
-    batch = tiny_model(ids.expand(3, -1), routes=policy_routes(names, taus, budget))
+    batch = tiny_model(ids.expand(3, -1), routes=policy_routes(names, taus, budget, heads=tiny_model.cfg.head_rule))
     for b, name in enumerate(names):
-        alone = tiny_model(ids, routes=policy_routes([name], taus[b:b + 1], budget[b:b + 1]))
+        alone = tiny_model(ids, routes=policy_routes([name], taus[b:b + 1], budget[b:b + 1], heads=tiny_model.cfg.head_rule))
         torch.testing.assert_close(batch.logits[b], alone.logits[0], atol=1e-5, rtol=1e-5)
         assert torch.equal(batch.kv_peak[b], alone.kv_peak[0])
 

@@ -24,7 +24,7 @@ def prose(step: int, length: int = 32) -> torch.Tensor:
 
 def test_phases_follow_the_probe_then_the_step_counts():
     s = TrainSettings(copy_until=1.0, full_steps=5, mix_ramp=10, route_by="fraction")
-    c = Curriculum(s, n_layers=2, vocab_size=64, seed=0)
+    c = Curriculum(s, n_layers=2, vocab_size=64, seed=0, heads="min")
     assert c.phase(0) == COPY and c.phase(10 ** 6) == COPY     # until the probe passes, however long
     assert not c.passed(20, second_reading=3.0) and c.phase(20) == COPY
     assert c.passed(40, second_reading=0.8) and c.copy_passed_at == 40
@@ -39,19 +39,19 @@ def test_phases_follow_the_probe_then_the_step_counts():
 
 
 def test_the_copy_phase_gives_up_after_copy_max_steps():
-    c = Curriculum(TrainSettings(copy_max_steps=30), 2, 64, 0)
+    c = Curriculum(TrainSettings(copy_max_steps=30), 2, 64, 0, heads="min")
     assert not c.passed(20, second_reading=5.0) and c.passed(30, second_reading=5.0)
 
 
 def test_no_copy_phase_when_copy_until_is_zero():
-    c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=0), 2, 64, 0)
+    c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=0), 2, 64, 0, heads="min")
     assert c.phase(0) == MIX and c.routes(0)[0] in ("ham-tau", "random", "window", "sinks", "hola")
 
 
 def test_threshold_rule_draws_one_threshold_for_every_layer():
     """The default rule routes HAM batches as the app reads a model: one threshold, all layers."""
     from ham_core.model.policies import TAU_OFF
-    c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=10, policy_share=0.0), 3, 64, 0)
+    c = Curriculum(TrainSettings(copy_until=0.0, full_steps=0, mix_ramp=10, policy_share=0.0), 3, 64, 0, heads="min")
     assert {c.routes(0)[:2] for _ in range(3)} == {("ham-tau", 0.0)}      # ramp start: everything cached
     taus = [c.routes(t)[1] for t in range(10, 400)]
     assert 0.0 in taus and TAU_OFF in taus and len(set(taus)) > 50
@@ -61,11 +61,11 @@ def test_threshold_rule_draws_one_threshold_for_every_layer():
     for route in routes:
         assert torch.equal(route(surprise, None), surprise.amin(-1) >= tau)
     with pytest.raises(Exception, match="route-by"):
-        Curriculum(TrainSettings(route_by="quantile"), 2, 64, 0)
+        Curriculum(TrainSettings(route_by="quantile"), 2, 64, 0, heads="min")
 
 
 def test_copy_batches_read_random_tokens_twice_and_are_the_same_every_run():
-    c = Curriculum(TrainSettings(copy_rows=0.5, span_share=0.0), 2, 64, seed=3)
+    c = Curriculum(TrainSettings(copy_rows=0.5, span_share=0.0), 2, 64, seed=3, heads="min")
     ids = c.batch(7, prose(7))
     assert ids.equal(c.batch(7, prose(7)))
     assert ids[:2, :16].equal(ids[:2, 16:])                     # two rows of a sequence read twice
@@ -75,7 +75,7 @@ def test_copy_batches_read_random_tokens_twice_and_are_the_same_every_run():
 
 
 def test_random_spans_repeat_within_a_window():
-    c = Curriculum(TrainSettings(span_share=1.0, copy_until=0.0), 2, 64, seed=1)
+    c = Curriculum(TrainSettings(span_share=1.0, copy_until=0.0), 2, 64, seed=1, heads="min")
     ids, base = c.batch(2, prose(2, 64)), prose(2, 64)      # spans of 16: windows of 64 or more
     for row, orig in zip(ids, base):
         changed = (row != orig).nonzero().flatten().tolist()
@@ -89,7 +89,7 @@ def test_random_spans_repeat_within_a_window():
 def test_span_max_sets_the_longest_repeated_span():
     lengths = {}
     for span_max in (16, 64):
-        c = Curriculum(TrainSettings(span_share=1.0, copy_until=0.0, span_max=span_max), 2, 64, seed=1)
+        c = Curriculum(TrainSettings(span_share=1.0, copy_until=0.0, span_max=span_max), 2, 64, seed=1, heads="min")
         base = prose(3, 512)
         ids = c.batch(3, base)
         lengths[span_max] = max(int((row != orig).nonzero().flatten().numel()) for row, orig in zip(ids, base))

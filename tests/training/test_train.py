@@ -76,7 +76,7 @@ def test_lr_schedule_warms_up_then_decays():
 def test_quantile_route_caches_the_target_fraction():
     surprise = torch.rand(2, 100, 3)
     for fraction in (0.0, 0.1, 0.5, 1.0):
-        mask = quantile_route(fraction)(surprise, surprise)
+        mask = quantile_route(fraction, "min")(surprise, surprise)
         assert abs(mask.float().mean().item() - fraction) <= 0.02
 
 
@@ -86,10 +86,10 @@ def test_training_policies_keep_the_drawn_fraction_of_memory():
     B, T, W = 2, 50, 12
     surprise, residual = torch.rand(B, T, 3), torch.rand(B, T, 3)
     for name in ("random", "window", "sinks", "hola"):
-        mask = policy_route(name, W / T, seed=1, layer=0)(surprise, residual)
+        mask = policy_route(name, W / T, seed=1, layer=0, heads="max")(surprise, residual)
         assert kv_peak_keys(mask).tolist() == [W, W], name
     gen = torch.Generator().manual_seed(0)
-    names = {training_routes(2, gen, 0.5, 0)[0] for _ in range(60)}
+    names = {training_routes(2, gen, 0.5, 0, heads="max")[0] for _ in range(60)}
     assert names == {"ham", "random", "window", "sinks", "hola"}
 
 
