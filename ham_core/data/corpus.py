@@ -16,6 +16,7 @@ from typing import Callable
 
 from ham_core.errors import HAMInputError
 
+from . import technical
 from .sources import READERS, REGISTRY_SOURCES, Docs, fetch, read_folder
 
 # Sources the first models were split with: their held-out documents come from one shared
@@ -43,7 +44,9 @@ def _corpus_of(doc: tuple[str, str]) -> str:
 def split_documents(docs: Docs, valid_fraction: float, seed: int) -> tuple[Docs, Docs]:
     """Shuffle each corpus's documents with `seed` and hold out `valid_fraction` of them.
 
-    Splitting per corpus keeps every corpus represented in valid. Returns (train, valid).
+    Splitting per corpus keeps every corpus represented in valid. The technical corpora are
+    held out by name instead (technical.held_out: a package's README and code together, the same
+    documents whatever the seed). Returns (train, valid).
     """
     groups: dict[str, list] = {}
     for doc in docs:
@@ -53,6 +56,11 @@ def split_documents(docs: Docs, valid_fraction: float, seed: int) -> tuple[Docs,
     shared_first = sorted(groups, key=lambda name: (name not in _SHARED_SPLIT, name))
     for name in shared_first:
         group = groups[name]
+        if name in technical.CORPORA:
+            kept = [d for d in group if technical.held_out(technical.unit_of(d[0]))]
+            valid += kept
+            train += [d for d in group if d not in kept]
+            continue
         (rng if name in _SHARED_SPLIT else random.Random(f"{seed}:{name}")).shuffle(group)
         n_valid = round(len(group) * valid_fraction)
         if valid_fraction > 0 and len(group) >= 2:

