@@ -76,25 +76,29 @@ def main() -> None:
     print(f"model {args.model} (heads combine by {rule}); {len(probes)} texts from {args.texts}, "
           f"at most {args.tokens} tokens each; training: {trained_with(args.model)}\n")
     gaps = selection.mean_se([pr.gap for pr in probes])
-    print(f"no cache - full cache: {gaps[0]:.3f} ± {gaps[1]:.3f} nats/token\n")
+    kept = selection.worth(probes)
+    print(f"no cache - full cache: {gaps[0]:.3f} ± {gaps[1]:.3f} nats/token; shares are averaged over the "
+          f"{len(kept)} texts whose gap is >= {selection.MIN_GAP} (pooled: every text, weighted by its gap)\n")
     table = selection.summary(probes, fractions)
-    print("| rule (share of the gap, mean ± SE over texts) | " + " | ".join(f"f = {f:g}" for f in fractions) + " |")
+    print("| rule (share of the gap: mean ± SE over texts; pooled) | " + " | ".join(f"f = {f:g}" for f in fractions) + " |")
     print("|---|" + "---|" * len(fractions))
     for row in selection.ROWS:
         label = row + (" (the model's own rule)" if row == rule else "") + (
-            " (uses the future)" if row == "read-most" else "")
-        print(f"| {label} | " + " | ".join(pct(table[row][f]) for f in fractions) + " |")
+            " (uses the future)" if row == "read-most" else "") + (
+            " (HAM's per-layer memory)" if row.endswith("@tau") else "")
+        print(f"| {label} | " + " | ".join(f"{pct(table[row][f])}; {selection.pooled(probes, row, f):.0%}"
+                                            for f in fractions) + " |")
     print("\nthreshold row's mean cache share: " + ", ".join(
         f"{sum(pr.memory[f] for pr in probes) / len(probes):.1%} at f = {f:g}" for f in fractions))
     print("\n| lead over the best of random / window / sinks (paired) | " + " | ".join(f"f = {f:g}" for f in fractions) + " |")
     print("|---|" + "---|" * len(fractions))
-    for row in ("threshold", rule):
+    for row, at_tau in (("threshold", True), ("threshold", False), (rule, False)):
         cells = []
         for f in fractions:
-            other = selection.best_other(probes, f)
+            other = selection.best_other(probes, f, at_tau)
             m, se = selection.lead_over(probes, row, other, f)
             cells.append(f"{m:+.0%} ± {se:.0%} vs {other}")
-        print(f"| {row} | " + " | ".join(cells) + " |")
+        print(f"| {row}{' (rivals at its per-layer memory)' if at_tau else ''} | " + " | ".join(cells) + " |")
     L = len(probes[0].overlap[fractions[0]])
     print("\n| overlap of the model's rule with read-most's keys, per layer (chance = f) | "
           + " | ".join(f"f = {f:g}" for f in fractions) + " |")
@@ -103,15 +107,18 @@ def main() -> None:
         print(f"| layer {layer + 1} | " + " | ".join(
             f"{sum(pr.overlap[f][layer] for pr in probes) / len(probes):.0%}" for f in fractions) + " |")
     kinds = sorted({pr.name.split("-")[0] for pr in probes})
+    kind_rows = ("threshold", "window@tau", "sinks@tau", rule, "random", "window", "sinks", "read-most")
     f = 0.25 if 0.25 in fractions else fractions[0]
-    print(f"\n| kind (texts) at f = {f:g} | gap | " + " | ".join(("threshold", rule, "random", "window", "sinks", "read-most")) + " |")
-    print("|---|---|" + "---|" * 6)
+    print(f"\n| kind (texts) at f = {f:g} | gap | " + " | ".join(kind_rows) + " |")
+    print("|---|---|" + "---|" * len(kind_rows))
     for kind in kinds:
-        group = [pr for pr in probes if pr.name.split("-")[0] == kind]
+        group = [pr for pr in kept if pr.name.split("-")[0] == kind]
+        if not group:
+            continue
         sub = selection.summary(group, [f])
         g = sum(pr.gap for pr in group) / len(group)
         print(f"| {kind} ({len(group)}) | {g:.3f} | " + " | ".join(
-            f"{sub[row][f][0]:.0%}" for row in ("threshold", rule, "random", "window", "sinks", "read-most")) + " |")
+            f"{sub[row][f][0]:.0%}" for row in kind_rows) + " |")
 
 
 if __name__ == "__main__":

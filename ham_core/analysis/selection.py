@@ -8,7 +8,9 @@ the no-cache / full-cache gap it recovers: (loss_none - loss) / (loss_none - los
   the cache choose); `recent16+max` (the last 16 tokens plus top-(W - 16) by max).
 - `threshold`: the model's own routing (its head rule, one shared tau) at the largest tau whose
   cache is at most f: what the app's slider shows. Its layers' memories need not be equal.
-- The other policies of ham_core.model.policies at the same W: random, window, sinks, hola.
+- The other policies of ham_core.model.policies at the same W: random, window, sinks, hola;
+  and, as the app's chart compares them, at the threshold row's own per-layer memory
+  (`window@tau`, ...: each layer keeps as many keys as HAM's threshold cached there).
 - `read-most`: top-W by the attention mass each key receives under a full cache (gate-weighted,
   summed over heads and queries). It looks at the future, so no cache could run it: it shows
   what a fixed selection of that size can recover on this model (not a strict bound: a sliding
@@ -27,13 +29,15 @@ import torch
 
 from ham_core.model.layer import Route, layer_surprise
 from ham_core.model.model import HAMModel, next_token_nll
-from ham_core.model.policies import TAU_OFF, policy_routes
+from ham_core.model.policies import TAU_OFF, policy_routes, run_policy
 
 from .thresholds import taus_for_fractions
 
 HEAD_SCORES = ("min", "mean", "max", "gated", "recent16+max")
 OTHER_POLICIES = ("random", "window", "sinks", "hola")
-ROWS = HEAD_SCORES + ("threshold",) + OTHER_POLICIES + ("read-most",)
+AT_TAU = tuple(f"{p}@tau" for p in OTHER_POLICIES)
+ROWS = HEAD_SCORES + ("threshold",) + OTHER_POLICIES + AT_TAU + ("read-most",)
+MIN_GAP = 0.1     # nats/token: a text whose cache is worth less has no share worth averaging
 RECENT = 16
 
 
@@ -120,6 +124,9 @@ def probe_text(model: HAMModel, ids: torch.Tensor, fractions: Sequence[float], n
         (tau,) = taus_for_fractions(model, ids, f, shared=True, at_most=True)
         probe.loss["threshold"][f], routed = _loss(model, ids, tau=tau)
         probe.memory[f] = float(routed.kv_fraction[0])
+        for policy in OTHER_POLICIES:
+            out_p = run_policy(model, ids, tau, policy, seed=seed, budget=routed.kv_peak)
+            probe.loss[f"{policy}@tau"][f] = float(next_token_nll(out_p.logits, ids).double().mean())
         own = [keep_top(s, W) for s in out.layer_surprise.unbind(1)]            # the model's rule at W
         best = [keep_top(m, W) for m in mass]
         probe.overlap[f] = [float((a & b).sum()) / max(W, 1) for a, b in zip(own, best)]
@@ -137,17 +144,32 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1) / len(v))
 
 
+def worth(probes: Sequence[TextProbe]) -> List[TextProbe]:
+    """The texts whose no-cache / full-cache gap is at least MIN_GAP (a share of a tiny gap is noise)."""
+    return [p for p in probes if p.gap >= MIN_GAP]
+
+
 def summary(probes: Sequence[TextProbe], fractions: Sequence[float]) -> Dict[str, Dict[float, tuple]]:
-    """row -> f -> (mean share of the gap, its standard error) over texts."""
-    return {row: {f: mean_se([p.share(row, f) for p in probes]) for f in fractions} for row in ROWS}
+    """row -> f -> (mean share of the gap, its standard error) over the texts worth it."""
+    kept = worth(probes)
+    return {row: {f: mean_se([p.share(row, f) for p in kept]) for f in fractions} for row in ROWS}
 
 
-def best_other(probes: Sequence[TextProbe], f: float) -> str:
-    """The strongest of random, window and sinks at fraction f (HAM's rivals in the targets)."""
+def pooled(probes: Sequence[TextProbe], row: str, f: float) -> float:
+    """What the row recovers of all the texts' gaps together: sum of (none - loss) / sum of gaps."""
+    gap = sum(p.gap for p in probes)
+    return sum(p.none - p.loss[row][f] for p in probes) / gap if gap else float("nan")
+
+
+def best_other(probes: Sequence[TextProbe], f: float, at_tau: bool = False) -> str:
+    """The strongest of random, window and sinks at fraction f (HAM's rivals in the targets),
+    at every layer's W or (at_tau) at the threshold's own per-layer memory."""
     table = summary(probes, [f])
-    return max(("random", "window", "sinks"), key=lambda row: table[row][f][0])
+    rows = [r + ("@tau" if at_tau else "") for r in ("random", "window", "sinks")]
+    return max(rows, key=lambda row: table[row][f][0])
 
 
 def lead_over(probes: Sequence[TextProbe], row: str, other: str, f: float) -> tuple[float, float]:
-    """Mean and SE over texts of row's share minus other's: paired, since both read the same text."""
-    return mean_se([p.share(row, f) - p.share(other, f) for p in probes])
+    """Mean and SE over the texts worth it of row's share minus other's: paired, since both read
+    the same text."""
+    return mean_se([p.share(row, f) - p.share(other, f) for p in worth(probes)])

@@ -50,7 +50,8 @@ def test_shares_are_zero_with_no_cache_and_one_with_all_of_it(model):
     assert probe.memory[1.0] == pytest.approx(1.0)
 
 
-def test_summary_and_lead_are_means_over_texts_with_standard_errors(model):
+def test_summary_and_lead_are_means_over_texts_with_standard_errors(model, monkeypatch):
+    monkeypatch.setattr(selection, "MIN_GAP", -float("inf"))   # a random model's gaps are tiny, some negative
     probes = [selection.probe_text(model, ids(seed=s), [0.25], f"text-{s}") for s in (2, 3, 4)]
     table = selection.summary(probes, [0.25])
     shares = [p.share("max", 0.25) for p in probes]
@@ -60,3 +61,14 @@ def test_summary_and_lead_are_means_over_texts_with_standard_errors(model):
     assert lead == pytest.approx(sum(p.share("max", 0.25) - p.share("window", 0.25) for p in probes) / 3)
     assert selection.best_other(probes, 0.25) in ("random", "window", "sinks")
     assert selection.mean_se([1.0]) == (1.0, 0.0)
+
+
+def test_texts_whose_cache_is_worth_little_are_left_out_of_the_means_not_the_pool(model):
+    probes = [selection.probe_text(model, ids(seed=s), [0.25], f"text-{s}") for s in (5, 6)]
+    probes[0].none = probes[0].full + 1.0                # a text whose cache is worth 1 nat/token
+    assert selection.worth(probes) == [probes[0]]
+    assert selection.summary(probes, [0.25])["window"][0.25][0] == pytest.approx(probes[0].share("window", 0.25))
+    gap = sum(p.gap for p in probes)
+    assert selection.pooled(probes, "window", 0.25) == pytest.approx(
+        sum(p.none - p.loss["window"][0.25] for p in probes) / gap)
+    assert set(probes[0].loss) == set(selection.ROWS)
