@@ -9,7 +9,6 @@ import streamlit as st
 
 from app import engine
 from app.presets import DEFAULT_PRESET, PRESETS
-from ham_core.model.dispatch import device_label
 from ham_core.errors import HAMInputError
 
 log = logging.getLogger("ham_lab")
@@ -88,13 +87,23 @@ def _language_model() -> None:
     except HAMInputError as exc:
         st.error(f"The model could not be loaded: {exc}")
         return
-    st.markdown(f"{_model_line('Model', engine.model_dir(), b.n_params, b.cfg)}  \n**Device** {b.device}  \n"
-                f"**Token limit** {engine.max_tokens(b.cfg):,} tokens per text")
+    if b.loaded or not b.trained:
+        _model_facts(b)
+    else:     # the first view came from shipped results: say where it runs once the model is in
+        st.fragment(run_every=2.0)(_model_facts)(b)
     if not b.trained:
         st.warning(b.notice)
 
 
+def _model_facts(b: "engine.Bundle") -> None:
+    device = b.device if b.loaded or not b.trained else "known once the model has loaded (a few seconds)"
+    st.markdown(f"{_model_line('Model', engine.model_dir(), b.n_params, b.cfg)}  \n**Device** {device}  \n"
+                f"**Token limit** {engine.max_tokens(b.cfg):,} tokens per text")
+
+
 def _recall_model() -> None:
+    from ham_core.model.dispatch import device_label
+
     try:
         model, task, trained = engine.get_recall_bundle()
     except HAMInputError as exc:

@@ -4,38 +4,61 @@ HAM_LAB_MODEL=<dir> picks the language model folder (default: the shipped assets
 HAM_LAB_RECALL_MODEL=<dir> the recall model (default: assets/recall);
 HAM_LAB_MAX_TOKENS caps how many tokens of a text are read (default 1,024);
 HAM_LAB_THREADS sets torch's CPU threads (useful when another job shares the machine).
+
+Nothing here imports torch until a model is wanted: a preset's first view is drawn from results
+shipped with the app (app.precompute) while the model loads behind it (app.warmup).
 """
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
-import torch
 
-from ham_core.data import recall_task
-from ham_core.model.checkpoint import TOKENIZER, WEIGHTS, default_model_dir, default_recall_dir, load_bundle, load_model
+from ham_core.model.checkpoint import (CONFIG, WEIGHTS, default_model_dir, default_recall_dir, load_tokenizer,
+                                       stored_parameters)
 from ham_core.model.config import HAMConfig
-from ham_core.model.dispatch import device_label
-from ham_core.model.model import HAMModel
+
+if TYPE_CHECKING:
+    from ham_core.model.model import HAMModel
 
 DEFAULT_MAX_TOKENS = 1024
 
 
 @dataclass
 class Bundle:
-    model: HAMModel
+    """The language model's tokenizer and config, read at once without torch; the model itself
+    is loaded on first use of `model` (once per process, usually by the warm-up first)."""
+
     tokenizer: object
+    cfg: HAMConfig
     key: str                      # identifies the weights in cache keys
-    device: str
-    n_params: int
+    directory: Path
     trained: bool                 # False: the shipped weights are missing, a random model stands in
     notice: str = ""
 
     @property
-    def cfg(self) -> HAMConfig:
-        return self.model.cfg
+    def model(self) -> "HAMModel":
+        return _load_model(str(self.directory), self.key)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory already (asking for it would not wait)."""
+        return self.key in _LOADED
+
+    @property
+    def device(self) -> str:
+        """'CPU' or 'GPU (...)', as ham_core.model.dispatch words it (loads the model)."""
+        from ham_core.model.dispatch import device_label
+
+        return device_label(self.model.device)
+
+    @property
+    def n_params(self) -> int:
+        return stored_parameters(self.directory) if self.trained else self.model.num_parameters()
 
 
 def model_dir() -> Path:
@@ -86,6 +109,8 @@ def release_free_memory() -> None:
 
 
 def _set_threads() -> None:
+    import torch
+
     try:
         n = int(os.environ.get("HAM_LAB_THREADS", "0"))
     except ValueError:
@@ -95,6 +120,8 @@ def _set_threads() -> None:
 
 
 def _device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -104,28 +131,50 @@ def _key(directory: Path) -> str:
     return f"{directory.resolve()}@{stamp}"
 
 
-@st.cache_resource(show_spinner="Loading the model (once)...")
+_LOADED: set = set()             # keys of the bundles whose model is in memory
+_LOADED_LOCK = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
 def _load(directory: str, key: str) -> Bundle:
     path = Path(directory)
-    dev = _device()
-    _set_threads()
     if (path / WEIGHTS).exists():
-        model, tok = load_bundle(path, device=dev)
-        return Bundle(model, tok, key, device_label(dev), model.num_parameters(), True)
-    from ham_core.model.tokenizer import HAMTokenizer
-
-    tok = HAMTokenizer.from_file(path / TOKENIZER)
-    torch.manual_seed(0)
-    model = HAMModel(HAMConfig(vocab_size=tok.vocab_size)).to(dev).eval()
-    return Bundle(model, tok, key + "#random", device_label(dev), model.num_parameters(), False,
+        cfg = HAMConfig.load(path / CONFIG)
+        return Bundle(load_tokenizer(path, cfg), cfg, key, path, True)
+    tok = load_tokenizer(path)
+    return Bundle(tok, HAMConfig(vocab_size=tok.vocab_size), key + "#random", path, False,
                   f"No trained weights in {path}: a random, untrained model stands in, so the "
                   "surprise and cache patterns are noise.")
 
 
-def get_bundle() -> Bundle:
-    """The language model and tokenizer, loaded once per process (HAMInputError if unusable)."""
-    directory = model_dir()
+@st.cache_resource(show_spinner="Loading the model (once)...")
+def _load_model(directory: str, key: str) -> "HAMModel":
+    import torch
+
+    from ham_core.model.checkpoint import load_model
+    from ham_core.model.model import HAMModel
+
+    dev = _device()
+    _set_threads()
+    if key.endswith("#random"):
+        torch.manual_seed(0)
+        model = HAMModel(_load(directory, key.removesuffix("#random")).cfg).to(dev).eval()
+    else:
+        model = load_model(Path(directory), dev)
+    with _LOADED_LOCK:
+        _LOADED.add(key)
+    return model
+
+
+def bundle_at(directory: Path) -> Bundle:
+    """The language model in `directory`: its tokenizer and config read once per process
+    (HAMInputError if unusable); its model loads on first use."""
     return _load(str(directory), _key(directory))
+
+
+def get_bundle() -> Bundle:
+    """The app's language model (HAM_LAB_MODEL, or the shipped one): see bundle_at."""
+    return bundle_at(model_dir())
 
 
 def recall_dir() -> Path:
@@ -134,6 +183,12 @@ def recall_dir() -> Path:
 
 @st.cache_resource(show_spinner="Loading the recall model (once)...")
 def _load_recall(directory: str, key: str):
+    import torch
+
+    from ham_core.data import recall_task
+    from ham_core.model.checkpoint import load_model
+    from ham_core.model.model import HAMModel
+
     path = Path(directory)
     if (path / WEIGHTS).exists():
         return load_model(path, _device()), recall_task.load_task(path), True

@@ -2,7 +2,10 @@
 
 For each preset, the HAM sweep over the slider's thresholds and the other policies at equal
 memory (the rows of the memory-vs-quality chart); for the recall lab, the accuracy of every
-policy at the default task. They are shipped as JSON in assets/precomputed/, each stamped with
+policy at the default task; and each preset's whole first view (preset-<name>.npz: its results
+at the default threshold, with a full cache and with none, and the reads that view shows), so
+the Read page paints a preset before torch is even imported. They are shipped in
+assets/precomputed/ (JSON, and numpy arrays without pickles), each stamped with
 a hash of the model files it was computed with (and of the text read), and used only when both
 still match: a retrained model, another token limit or an edited preset falls back to
 computing, as for any pasted text. After retraining, one command writes them again:
@@ -23,8 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
+from app.results import DEFAULT_TAU
+from ham_core.model.surprise_range import TAU_FULL, TAU_OFF
+
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT = 1
+# The thresholds of a preset's first view: the slider's default (app.results.DEFAULT_TAU), a
+# full cache and none (what the cache bought, and the chart's noise band).
+VIEW_TAUS = (DEFAULT_TAU, TAU_FULL, TAU_OFF)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "task.json")
 
 
@@ -118,6 +129,40 @@ def lookup_sweep(model_dir: Path, read_text: str, taus: Sequence[float]) -> Opti
     return SweepRows(data["ham_rows"], data["policy_rows"])
 
 
+def view_path(sweep_file: Path) -> Path:
+    """preset-<name>.json (the sweep) -> preset-<name>.npz (its first view's results)."""
+    return sweep_file.with_suffix(".npz")
+
+
+@functools.lru_cache(maxsize=8)
+def _read_view(path: str, stamp: tuple) -> Optional[dict]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError):
+        return None
+    return {"meta": meta, "arrays": arrays} if meta.get("format") == FORMAT else None
+
+
+def lookup_view(model_dir: Path, read_text: str, taus: Sequence[float]) -> Optional[dict]:
+    """The arrays shipped for this exact text and model at these per-layer thresholds (one of a
+    preset's first view: app.results.result_arrays), or None. Only numpy reads them: no torch."""
+    d = folder()
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(d.glob("preset-*.json"))) if d.is_dir() else ()
+    path = _by_text(str(d), stamp).get(text_hash(read_text))
+    path = view_path(path) if path else None
+    view = _read_view(str(path), path.stat().st_mtime_ns) if path and path.is_file() else None
+    if not view or view["meta"].get("model") != model_hash(model_dir) or view["meta"].get("text") != text_hash(read_text):
+        return None
+    taus = [float(t) for t in taus]
+    if taus not in view["meta"]["taus"]:
+        return None
+    i = view["meta"]["taus"].index(taus)
+    prefix = f"{i}."
+    return {name[len(prefix):]: a for name, a in view["arrays"].items() if name.startswith(prefix)}
+
+
 def lookup_recall(model_dir: Path, settings: dict) -> Optional[list]:
     """Shipped recall-lab accuracy rows for these task settings and this recall model, or None."""
     data = _read(folder() / "recall.json")
@@ -157,12 +202,53 @@ def _write(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def write_view(model_dir: Path, text: str, path: Path) -> dict:
+    """The first view of `text` as the Read page draws it with the model in `model_dir`: the
+    results at VIEW_TAUS, the read maps the page's choice of a first token looks through and
+    that token's reads (app.views.read.first_view), as arrays in `path` (.npz)."""
+    from app import engine, results, viewdata
+
+    bundle = engine.bundle_at(model_dir)
+    entry = results.text_entry(bundle, text)
+    L = bundle.cfg.n_layers
+    arrays, taus, pick = {}, [], None
+    for i, tau in enumerate(VIEW_TAUS):
+        r = results.computed_result(bundle, entry, results.grid_taus(bundle, tau), layers=tuple(range(L)))
+        first = tau == DEFAULT_TAU
+        pick = viewdata.first_view(r) if first else pick
+        part = results.result_arrays(r, (pick.query,) if first and pick else (),
+                                     viewdata.first_view_maps(r) if first else ())
+        arrays.update({f"{i}.{name}": a for name, a in part.items()})
+        taus.append(list(r.tau))
+    meta = {"format": FORMAT, "model": model_hash(model_dir), "text": text_hash(entry.read_text), "taus": taus,
+            "first_token": None if pick is None else pick.query}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
+    return meta
+
+
+def write_views(model_dir: Path, max_tokens: int, out: Path) -> list[Path]:
+    """Every preset's first view (beside its sweep file, which is left as it is)."""
+    from app.presets import PRESETS
+
+    os.environ["HAM_LAB_MAX_TOKENS"] = str(max_tokens)
+    written = []
+    for name, text in PRESETS.items():
+        path = view_path(out / f"preset-{slug(name)}.json")
+        meta = write_view(model_dir, text, path)
+        print(f"{path}: first view at token {meta['first_token']}", flush=True)
+        written.append(path)
+    return written
+
+
 def write_presets(model_dir: Path, max_tokens: int, out: Path) -> list[Path]:
     from app.presets import PRESETS
     from app.results import TAU_GRID
     from ham_core.model.checkpoint import load_bundle
 
     model, tokenizer = load_bundle(model_dir)
+    os.environ["HAM_LAB_MAX_TOKENS"] = str(max_tokens)     # the view reads the text as the app would
     written = []
     for name, text in PRESETS.items():
         tokens = tokenizer.tokenize(text)
@@ -174,8 +260,11 @@ def write_presets(model_dir: Path, max_tokens: int, out: Path) -> list[Path]:
                       "n_tokens": len(ids), "taus": [float(t) for t in TAU_GRID],
                       "ham_rows": rows.ham, "policy_rows": rows.policies})
         written.append(path)
+        meta = write_view(model_dir, text, view_path(path))
+        written.append(view_path(path))
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(ids)} tokens, "
-              f"{len(rows.ham)} HAM rows, {len(rows.policies)} policy rows", flush=True)
+              f"{len(rows.ham)} HAM rows, {len(rows.policies)} policy rows; first view at token "
+              f"{meta['first_token']}", flush=True)
     return written
 
 
@@ -197,16 +286,20 @@ def check(model_dir: Path, recall_dir: Path, max_tokens: int) -> list[str]:
     from app.presets import PRESETS
     from app.results import TAU_GRID
     from ham_core.data.recall_task import load_task
-    from ham_core.model.checkpoint import TOKENIZER
+    from ham_core.model.checkpoint import CONFIG, TOKENIZER
+    from ham_core.model.config import HAMConfig
     from ham_core.model.tokenizer import HAMTokenizer
 
     tokenizer = HAMTokenizer.from_file(model_dir / TOKENIZER)
+    cfg = HAMConfig.load(model_dir / CONFIG)
     bad = []
     for name, text in PRESETS.items():
         tokens = tokenizer.tokenize(text)
         read = text if len(tokens) <= max_tokens else text[: tokens[max_tokens - 1].end]
         if lookup_sweep(model_dir, read, TAU_GRID) is None:
             bad.append(f"preset-{slug(name)}.json")
+        if any(lookup_view(model_dir, read, (float(tau),) * cfg.n_layers) is None for tau in VIEW_TAUS):
+            bad.append(f"preset-{slug(name)}.npz")
     if lookup_recall(recall_dir, recall_settings(load_task(recall_dir))) is None:
         bad.append("recall.json")
     return bad
@@ -223,7 +316,8 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="the app's token limit")
     p.add_argument("--out", type=Path, default=None, help="folder (default: assets/precomputed or HAM_LAB_PRECOMPUTED)")
     p.add_argument("--check", action="store_true", help="only check that the files match the models")
-    p.add_argument("--only", choices=["presets", "recall"], default=None)
+    p.add_argument("--only", choices=["presets", "views", "recall"], default=None,
+                   help="presets: their sweeps and first views; views: the first views alone")
     args = p.parse_args(argv)
     if args.out is not None:
         os.environ["HAM_LAB_PRECOMPUTED"] = str(args.out)
@@ -235,6 +329,8 @@ def main(argv: Optional[list] = None) -> int:
     out = folder()
     if args.only in (None, "presets"):
         write_presets(args.model, args.max_tokens, out)
+    if args.only == "views":
+        write_views(args.model, args.max_tokens, out)
     if args.only in (None, "recall"):
         write_recall(args.recall_model, out)
     return 0

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from app.engine import Bundle, max_tokens, release_free_memory
 from app.shared import compute_gate, results_store, text_key
-from ham_core.analysis.analysis import Analysis, ReadContext, analyze
 from ham_core.analysis.readmap import ReadMap
 from ham_core.errors import HAMInputError
-from ham_core.model.policies import TAU_OFF, caches_nothing
+from ham_core.model.surprise_range import TAU_OFF, caches_nothing
+
+if TYPE_CHECKING:     # torch: imported when a result is computed, not for one shipped (app.precompute)
+    from ham_core.analysis.analysis import Analysis, ReadContext
 
 # Thresholds the sweep computes (the slider's stops). A calibrated layer's median surprise reads
 # 0.5 (docs/DESIGN.md, Thresholds), so half to a twentieth of the cache lies between about 0.5
@@ -192,6 +194,8 @@ def grid_taus(bundle: Bundle, tau: float) -> tuple:
 def _forward(bundle: Bundle, entry: TextEntry, taus: tuple, urgent: bool = True) -> Analysis:
     """One read of the text at these thresholds (the only place this module runs the model),
     in one of the server's compute slots; `urgent` (a view waits for it) goes before sweeps."""
+    from ham_core.analysis.analysis import analyze
+
     with compute_gate().slot(urgent):
         try:
             return analyze(bundle.model, bundle.tokenizer, entry.read_text, tau=list(taus))
@@ -248,12 +252,84 @@ def _mapper(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int, Opt
 def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None,
                layers: tuple = (), urgent: bool = True) -> TextResult:
     """The result at any per-layer setting, computed once on this server (concurrent sessions
-    asking for the same one wait for that one computation). The reads of `query` and the read
-    maps of `layers` are computed with it, while its q and k are at hand."""
+    asking for the same one wait for that one computation), or read from the results shipped
+    for a preset's first view (app.precompute), which needs neither torch nor the model. The
+    reads of `query` and the read maps of `layers` are computed with it, while its q and k are
+    at hand."""
     taus = tuple(float(t) for t in taus)
     return results_store().get_or_compute(
         ("result",) + entry.key + (taus,),
-        lambda: _keep(bundle, entry, taus, _forward(bundle, entry, taus, urgent), (query,), layers))
+        lambda: shipped_result(bundle, entry, taus) or computed_result(bundle, entry, taus, query, layers, urgent))
+
+
+def computed_result(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None,
+                    layers: tuple = (), urgent: bool = True) -> TextResult:
+    """The result computed by the model now (never the shipped one), not itself stored."""
+    taus = tuple(float(t) for t in taus)
+    return _keep(bundle, entry, taus, _forward(bundle, entry, taus, urgent), (query,), layers)
+
+
+# What a shipped result holds (app.precompute writes them with `result_arrays`): every field of
+# a TextResult but its text; the reads and read maps it was shipped with go into the store.
+_ARRAYS = ("lm_surprisal", "surprise", "layer_surprise", "cached", "kv_tokens", "guess_ids", "guess_probs",
+           "attn_gate")
+_NUMBERS = {"loss": float, "kv_fraction": float, "kv_bytes_peak": int, "kv_bytes_full": int, "state_bytes": int}
+_LISTS = {"tau": float, "kv_bytes_layers": int}
+
+
+def result_arrays(r: TextResult, queries: tuple = (), maps: tuple = ()) -> dict:
+    """r as numpy arrays (no pickles): its fields, the reads of `queries` in every layer and head
+    (keys -1 where a query read fewer than TOP_READS) and the read maps [(layer, head)]."""
+    out = {name: getattr(r, name) for name in _ARRAYS}
+    out.update({name: np.array(getattr(r, name)) for name in (*_NUMBERS, *_LISTS)})
+    for q in queries:
+        layers = r._reader(q).layers
+        heads = [None, *range(len(layers[0]) - 1)]
+        keys = np.full((len(layers), len(heads), TOP_READS), -1, dtype=np.int64)
+        weights = np.zeros(keys.shape, dtype=np.float64)
+        sinks = np.zeros(keys.shape[:2], dtype=np.float64)
+        for l, per in enumerate(layers):
+            for j, h in enumerate(heads):
+                pairs, sinks[l, j] = per[h]
+                for n, (k, w) in enumerate(pairs):
+                    keys[l, j, n], weights[l, j, n] = k, w
+        out.update({f"reads.{q}.keys": keys, f"reads.{q}.weights": weights, f"reads.{q}.sink": sinks})
+    for layer, head in maps:
+        m = r.read_map(layer, head)
+        name = f"map.{layer}.{'mean' if head is None else head}"
+        out.update({f"{name}.keys": m.keys, f"{name}.weights": m.weights, f"{name}.sink": m.sink})
+    return out
+
+
+def shipped_result(bundle: Bundle, entry: TextEntry, taus: tuple) -> Optional[TextResult]:
+    """The result shipped for this text at `taus` (a preset's first view), None when there is
+    none computed with this model; its reads and read maps are put in the store beside it."""
+    from app import precompute
+    from app.engine import model_dir
+
+    arrays = precompute.lookup_view(model_dir(), entry.read_text, taus) if bundle.trained else None
+    if arrays is None:
+        return None
+    fields = {name: arrays[name] for name in _ARRAYS}
+    fields.update({name: cast(arrays[name].item()) for name, cast in _NUMBERS.items()})
+    fields.update({name: [cast(x) for x in arrays[name].tolist()] for name, cast in _LISTS.items()})
+    store = results_store()
+    for name in arrays:
+        if not name.endswith(".keys"):
+            continue
+        prefix = name.removesuffix(".keys")
+        kind, which = prefix.split(".", 1)
+        keys, weights, sinks = (arrays[f"{prefix}.{part}"] for part in ("keys", "weights", "sink"))
+        if kind == "reads":
+            layers = [{(None if j == 0 else j - 1): ([(int(k), float(w)) for k, w in zip(keys[l, j], weights[l, j])
+                                                     if k >= 0], float(sinks[l, j]))
+                       for j in range(keys.shape[1])} for l in range(keys.shape[0])]
+            store.put(("reads",) + entry.key + (taus, int(which)), ReadSummary(layers))
+        else:
+            layer, head = which.split(".")
+            head = None if head == "mean" else int(head)
+            store.put(("readmap",) + entry.key + (taus, int(layer), head), ReadMap(int(layer), head, keys, weights, sinks))
+    return TextResult(text=entry, **fields, _reader=_reader(bundle, entry, taus), _mapper=_mapper(bundle, entry, taus))
 
 
 def stored_result(bundle: Bundle, entry: TextEntry, taus: tuple) -> Optional[TextResult]:

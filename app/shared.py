@@ -21,7 +21,6 @@ from dataclasses import fields, is_dataclass
 from typing import Callable, Hashable, Optional
 
 import numpy as np
-import torch
 
 log = logging.getLogger("ham_lab.shared")
 
@@ -48,7 +47,8 @@ def approx_bytes(obj, _depth: int = 0) -> int:
     and strings by their size; an object with an `nbytes` attribute reports its own."""
     if _depth > 6:
         return 64
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
+    torch = sys.modules.get("torch")      # no tensor exists before torch is imported
+    if isinstance(obj, np.ndarray) or (torch is not None and isinstance(obj, torch.Tensor)):
         return int(obj.nbytes) + 128
     own = getattr(obj, "nbytes", None)
     if isinstance(own, int):
@@ -241,6 +241,8 @@ def compute_gate() -> ComputeGate:
                 cores = len(os.sched_getaffinity(0))
             except AttributeError:
                 cores = os.cpu_count() or 1
+            import torch      # the gate is first asked for when a model computation starts
+
             default = max(1, cores // max(1, torch.get_num_threads()))
             _GATE = ComputeGate(int(env_number("HAM_LAB_WORKERS", default, 1)))
         return _GATE

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 from app.presets import PRESETS
 from app.shared import KEY_HEX
 from ham_core.data.textfile import UNIT_BYTES, sniff_encoding
-from ham_core.model.policies import TAU_FULL, TAU_OFF
+from ham_core.model.surprise_range import TAU_FULL, TAU_OFF
 
 MAX_CHARS = 200_000           # longer pastes are cut before tokenising (the token limit cuts again)
 MAX_UPLOAD_BYTES = 2_500_000 # the most an upload is read (the page passes what its token limit needs)

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:             # `streamlit run` puts app/ on the pat
 
 import streamlit as st  # noqa: E402
 
-from app import common, share, tour  # noqa: E402
+from app import common, share, tour, warmup  # noqa: E402
 
 st.set_page_config(page_title="HAM Lab", page_icon="🧠", layout="wide")   # an emoji: a material icon is fetched from a CDN
 
@@ -36,3 +36,4 @@ with st.sidebar:
     share.copy_link_button()
 common.guard(tour.card)
 common.guard(page.run)    # each page guards its own body; this catches what escapes (its module code)
+warmup.painted()          # the model may load now (app.warmup)

@@ -16,8 +16,7 @@ from app.common import md
 from app.panels import LM_RANGE, SURPRISE_RANGE
 from app.results import TextResult, tau_label
 from app.token_view import TokenCell, bins_legend, render_view, visible_text
-from ham_core.analysis.lookups import LOOKUP_GATE
-from ham_core.analysis.readmap import MemorableRead, ReadMap, copy_match, memorable_read
+from ham_core.analysis.readmap import LOOKUP_GATE, MemorableRead, ReadMap, copy_match, memorable_read
 
 FIXED_RANGE = {"min": SURPRISE_RANGE, "head": SURPRISE_RANGE, "lm": LM_RANGE}   # the "fixed" scale's ranges
 SCALE_MODES = {"spread": "spread (equal shares)", "fixed": "fixed range"}
@@ -138,10 +137,14 @@ def first_view(r: TextResult) -> Optional[MemorableRead]:
     """The layer, token and reads (a head, or the heads' mean) a first screen shows, measured on
     this model and text (see ham_core.analysis.readmap.memorable_read): a lookup is usually one
     head's, which the mean over heads dilutes."""
+    return memorable_read(r.text.ids.tolist(), [r.read_map(layer, head) for layer, head in first_view_maps(r)])
+
+
+def first_view_maps(r: TextResult) -> list:
+    """[(layer, head)] of the read maps first_view looks through: every layer's heads' mean
+    (head None) and each open head's own."""
     L = r.cached.shape[0]
-    maps = [r.read_map(layer) for layer in range(L)]
-    maps += [r.read_map(layer, h) for layer in range(L) for h in open_heads(r, layer)]
-    return memorable_read(r.text.ids.tolist(), maps)
+    return [(layer, None) for layer in range(L)] + [(layer, h) for layer in range(L) for h in open_heads(r, layer)]
 
 
 def _quote(text: str) -> str:

@@ -1,7 +1,7 @@
 """Cold-start benchmark of the app (not a test): what a class waits for, in a real browser.
 
-Three figures, each in headless Chromium against `streamlit run app/streamlit_app.py` on a free
-port (the shipped model unless --model):
+Each repeat times the floor first (below), then three figures, each in headless Chromium against
+`streamlit run app/server.py` on a free port (the shipped model unless --model):
   * preset: process start -> a preset's full Read view (every token, the KV readout, the
     memory-vs-quality chart with the HAM curve and the other policies);
   * recall: a fresh process -> the recall lab's first view (the token view and its readout);
@@ -12,9 +12,11 @@ port (the shipped model unless --model):
                                      [--script server.py] [--open-after SECONDS]
     python bench/cold_start_bench.py --floor [--repeats 3]
 
---floor times the same path for a page with nothing of HAM Lab in it (a title and one small
+The floor is the same path for a page with nothing of HAM Lab in it (a title and one small
 plotly chart, no model, no torch): the part of the cold start that Streamlit, plotly and the
-browser take on this machine whatever the app does.
+browser take on this machine whatever the app does, measured in the same run so that both
+figures see the same load. The target: the preset's full view within 1.0 s of the floor.
+--floor times the floor alone.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from app_bench import readout, text_of  # noqa: E402
 
 LIMIT = 600.0          # seconds before a measurement gives up
+OVER_FLOOR = 1.0       # target: a preset's full view at most this long after the floor's chart
 SCRIPT = "server.py"          # the README's command
 
 
@@ -250,8 +253,10 @@ def main() -> None:
         env["HAM_LAB_THREADS"] = str(args.threads)
     runs = []
     for _ in range(args.repeats):
-        r = preset_and_paste(env, args.script, args.preset, expected, paste, args.tokens, args.open_after)
+        r = {"floor": floor(dict(os.environ))["floor_chart"]}
+        r.update(preset_and_paste(env, args.script, args.preset, expected, paste, args.tokens, args.open_after))
         r.update(recall_first_view(env, args.script))
+        r["over_floor"] = r["policies"] - r["floor"]
         runs.append(r)
         print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in r.items()), flush=True)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -260,7 +265,12 @@ def main() -> None:
     start = f"opening the page {args.open_after:g} s after the server answered" if args.open_after else "process start"
     print(f"preset {args.preset!r} ({expected} tokens): server up {med['server']:.1f} s; from {start} to "
           f"token view + readout {med['view']:.1f} s, HAM curve {med['chart']:.1f} s, other policies (full view) "
-          f"{med['policies']:.1f} s (target <= 3 s)")
+          f"{med['policies']:.1f} s")
+    over = med["over_floor"]
+    print(f"floor (a bare Streamlit page with one plotly chart, same run): chart {med['floor']:.1f} s after process "
+          f"start; the preset's full view {med['policies']:.1f} s, {over:+.1f} s over the floor (median of the runs' "
+          f"differences) "
+          f"(target <= {OVER_FLOOR:+.1f} s: {'met' if over <= OVER_FLOOR else 'missed'})")
     print(f"recall lab, fresh process to its first view: {med['recall']:.1f} s (target <= 5 s)")
     print(f"pasted text of {args.tokens} tokens in the running app: first view {med['paste_view']:.1f} s "
           f"(target <= 2 s), chart {med['paste_chart']:.1f} s (target <= 8 s)")

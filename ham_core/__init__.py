@@ -12,10 +12,21 @@ checks this):
 
 The names most callers need are here: `from ham_core import load_bundle, analyze`.
 """
+from importlib import import_module
+
 from .errors import HAMInputError
-from .model.checkpoint import load_bundle, load_model
-from .model.config import HAMConfig
-from .model.model import HAMModel, HAMOutput
-from .analysis.analysis import Analysis, analyze
+
+# Each name is imported on first use (PEP 562), so importing a torch-free module such as
+# ham_core.model.tokenizer does not import torch: the app paints a preset's first view
+# without it.
+_HOMES = {"load_bundle": ".model.checkpoint", "load_model": ".model.checkpoint", "HAMConfig": ".model.config",
+          "HAMModel": ".model.model", "HAMOutput": ".model.model", "Analysis": ".analysis.analysis",
+          "analyze": ".analysis.analysis"}
 
 __all__ = ["Analysis", "HAMConfig", "HAMInputError", "HAMModel", "HAMOutput", "analyze", "load_bundle", "load_model"]
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,10 +29,9 @@ from ham_core.model.policies import TAU_OFF
 from ham_core.model.routes import quantile_route
 
 from .analysis import analyze
-from .readmap import MIN_LOOKUP
+from .readmap import LOOKUP_GATE, MIN_LOOKUP  # noqa: F401 - LOOKUP_GATE named here too (cli, tests)
 
 HAM_FRACTION = 0.25
-LOOKUP_GATE = 0.2        # a head whose attention gate is below this barely uses what it reads
 CONTROL_SHIFT = 7        # the control moves each earlier mention this many tokens later
 
 

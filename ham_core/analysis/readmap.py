@@ -10,12 +10,12 @@ reading its first mention).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
-from ham_core.model.ops import sink_softmax
+if TYPE_CHECKING:
+    import torch
 
 REPEAT_CAP = 8              # a repeated run longer than this scores no higher
 FAR = 8                     # a read at least this many tokens back counts as memory, not context
@@ -24,6 +24,7 @@ MIN_LOOKUP = 0.2            # a strongest read this heavy is a lookup, not the p
 # tokens just after it: what came next last time, the token an induction read predicts from
 # (the short convolution smears keys over neighbours, so one or two tokens on).
 COPY_OFFSETS = (0, 1, 2)
+LOOKUP_GATE = 0.2           # a head whose attention gate is below this barely uses what it reads
 
 
 @dataclass
@@ -57,6 +58,10 @@ def read_map(q: torch.Tensor, k: torch.Tensor, visible: torch.Tensor, temperatur
     query-by-key mask; temperature [H]. The attention's own softmax (with its sink) gives the
     weights, so each row agrees with `Analysis.reads`. A fixed cache ([T] mask) is gathered
     first, so the cost follows the cache's size: [H, T, n] logits for n cached keys."""
+    import torch      # here, not above: a map read from disk (the app's first view) needs no torch
+
+    from ham_core.model.ops import sink_softmax
+
     T, H, _ = q.shape
     positions = torch.arange(T, device=q.device)
     with torch.no_grad():

@@ -6,16 +6,19 @@ file at fault, so a user who points the app at the wrong folder knows what to fi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .config import HAMConfig
 from ham_core.errors import HAMInputError
-from .model import HAMModel
+
+if TYPE_CHECKING:     # torch is imported where a model is built, so the file names come without it
+    import torch
+
+    from .model import HAMModel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
@@ -33,6 +36,8 @@ def default_recall_dir() -> Path:
 
 def save_checkpoint(model: HAMModel, directory: str | Path, metadata: Optional[dict] = None) -> Path:
     """Write model.safetensors and config.json into `directory` (created if needed)."""
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
@@ -44,6 +49,11 @@ def save_checkpoint(model: HAMModel, directory: str | Path, metadata: Optional[d
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> HAMModel:
     """Build a HAMModel from a checkpoint folder, in eval mode on `device`."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .model import HAMModel
+
     directory = Path(directory)
     if not directory.is_dir():
         raise HAMInputError(f"model folder not found: {directory}")
@@ -78,6 +88,20 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> HAM
     return model.to(device).eval()
 
 
+def stored_parameters(directory: str | Path) -> int:
+    """How many numbers model.safetensors holds, read from its header (no torch): the model's
+    parameter count (HAMModel keeps no buffers; tests/model/test_checkpoint.py checks)."""
+    from safetensors import safe_open
+
+    weights = Path(directory) / WEIGHTS
+    try:
+        with safe_open(str(weights), framework="numpy") as f:
+            shapes = [f.get_slice(name).get_shape() for name in f.keys()]
+    except (SafetensorError, OSError) as exc:
+        raise HAMInputError(f"weights file {weights} cannot be read: {exc}") from None
+    return sum(math.prod(shape) for shape in shapes)
+
+
 def read_metadata(directory: str | Path) -> dict:
     """The metadata stored in model.safetensors (training facts), decoded from JSON."""
     from safetensors import safe_open
@@ -97,16 +121,21 @@ def read_metadata(directory: str | Path) -> dict:
     return out
 
 
-def load_bundle(directory: str | Path | None = None, device: str | torch.device = "cpu"):
-    """(model, tokenizer) from a checkpoint folder; the shipped English model by default."""
+def load_tokenizer(directory: str | Path, cfg: Optional[HAMConfig] = None):
+    """The folder's tokenizer.json (no torch), checked against the model's config when given."""
     from .tokenizer import HAMTokenizer
 
+    tokenizer = HAMTokenizer.from_file(Path(directory) / TOKENIZER)
+    if cfg is not None and tokenizer.vocab_size > cfg.vocab_size:
+        raise HAMInputError(
+            f"tokenizer {Path(directory) / TOKENIZER} has {tokenizer.vocab_size} tokens, "
+            f"more than the model's vocab_size {cfg.vocab_size}"
+        )
+    return tokenizer
+
+
+def load_bundle(directory: str | Path | None = None, device: str | torch.device = "cpu"):
+    """(model, tokenizer) from a checkpoint folder; the shipped English model by default."""
     directory = Path(directory) if directory is not None else default_model_dir()
     model = load_model(directory, device)
-    tokenizer = HAMTokenizer.from_file(directory / TOKENIZER)
-    if tokenizer.vocab_size > model.cfg.vocab_size:
-        raise HAMInputError(
-            f"tokenizer {directory / TOKENIZER} has {tokenizer.vocab_size} tokens, "
-            f"more than the model's vocab_size {model.cfg.vocab_size}"
-        )
-    return model, tokenizer
+    return model, load_tokenizer(directory, model.cfg)

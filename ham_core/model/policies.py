@@ -24,17 +24,9 @@ from ham_core.errors import HAMInputError
 
 from .layer import Route, layer_surprise
 from .model import HAMModel, HAMOutput, TauLike, resolve_tau
-from .ops.delta_rule import SURPRISE_MAX
+from .surprise_range import TAU_FULL, TAU_OFF, caches_nothing  # noqa: F401 - their home; named here too
 
 SINK_TOKENS = 4   # StreamingLLM keeps the first 4 tokens
-# Surprise lies in [0, SURPRISE_MAX]: tau 0 caches every token and any tau above SURPRISE_MAX
-# caches none. TAU_OFF is the one value that stands for "cache nothing" (the pure RNN).
-TAU_FULL, TAU_OFF = 0.0, 2.5
-
-
-def caches_nothing(tau: float) -> bool:
-    """Whether a threshold is above every possible surprise (the layer runs as a pure RNN)."""
-    return tau > SURPRISE_MAX
 
 
 @dataclass

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from app import precompute
+from app import precompute, results
 from app.engine import DEFAULT_MAX_TOKENS
 from app.presets import PRESETS
 from app.results import TAU_GRID
@@ -39,7 +39,7 @@ def test_a_file_is_used_only_for_its_model_and_text(tiny_model_dir, tmp_path, mo
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     written = precompute.write_presets(model_dir, 64, tmp_path / "pre")
-    assert len(written) == len(PRESETS)
+    assert sorted(p.suffix for p in written) == [".json"] * len(PRESETS) + [".npz"] * len(PRESETS)
     _, tokenizer = load_bundle(model_dir)
     text = PRESETS["Repetitive text"]
     read = text[: tokenizer.tokenize(text)[63].end]
@@ -49,8 +49,13 @@ def test_a_file_is_used_only_for_its_model_and_text(tiny_model_dir, tmp_path, mo
     assert precompute.lookup_sweep(model_dir, text, TAU_GRID) is None            # another token limit
     assert precompute.lookup_sweep(model_dir, read + " ", TAU_GRID) is None      # another text
     assert precompute.lookup_sweep(model_dir, read, TAU_GRID[:-1]) is None       # another slider grid
+    view = (precompute.VIEW_TAUS[0],) * 2        # the tiny model's two layers
+    assert precompute.lookup_view(model_dir, read, view) is not None
+    assert precompute.lookup_view(model_dir, read + " ", view) is None           # another text
+    assert precompute.lookup_view(model_dir, read, (0.55, 0.55)) is None         # a threshold not shipped
     (model_dir / "config.json").write_text((model_dir / "config.json").read_text() + "\n")
     assert precompute.lookup_sweep(model_dir, read, TAU_GRID) is None            # another model
+    assert precompute.lookup_view(model_dir, read, view) is None
 
 
 def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tmp_path, monkeypatch):
@@ -66,6 +71,11 @@ def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tm
     precompute.write_presets(tiny_model_dir, 96, tmp_path / "pre")
     results_store().clear()
     before = results_store().computed.get("result", 0)
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the first view ran the model")
+
+    monkeypatch.setattr(results, "_forward", no_forward)
     at = AppTest.from_file(str(precompute.ROOT / "app" / "streamlit_app.py"), default_timeout=180)
     at.query_params["preset"] = "Facts, then questions"
     at.run()
@@ -74,7 +84,7 @@ def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tm
     assert "HAM surprise" in chart and "recent window" in chart and "HOLA residual" in chart
     assert not [b for b in at.button if b.key == "w_compare"]
     # the view's threshold, and full cache and no cache (what the cache bought per token, and the
-    # chart's noise), not a sweep of the whole grid
+    # chart's noise), not a sweep of the whole grid; all three shipped, so none ran the model
     assert results_store().computed.get("result", 0) - before == 3
 
 

@@ -1,23 +1,40 @@
-"""The server's head start: warm() leaves the default preset's first view computed in the shared
-store (and the model loaded), so the first visitor's page finds them there."""
+"""The server's head start: warm() loads the model and leaves the default preset's q and k in the
+shared store, so the first visitor's clicks find them there; it waits for the first page to be
+painted (or a few idle seconds), so it never holds that paint back."""
 from __future__ import annotations
+
+import threading
 
 from app import engine, results, warmup
 from app.presets import DEFAULT_PRESET, PRESETS
 from app.shared import results_store
 
 
-def test_warm_computes_the_first_view(tiny_model_dir, tmp_path, monkeypatch):
+def test_warm_loads_the_model_and_reads_the_default_view(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_RECALL_MODEL", str(tmp_path / "no_recall_model"))
     monkeypatch.setenv("HAM_LAB_THREADS", "1")
     results_store().clear()
-    warmup.warm()
+    warmup.warm(wait_s=0)
     bundle = engine.get_bundle()
     entry = results.text_entry(bundle, PRESETS[DEFAULT_PRESET])
-    assert ("result",) + entry.key + (results.grid_taus(bundle, results.DEFAULT_TAU),) in results_store()
+    assert bundle.loaded
+    assert ("context",) + entry.key + (results.grid_taus(bundle, results.DEFAULT_TAU),) in results_store()
+
+
+def test_warm_waits_for_the_first_paint(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAM_LAB_MODEL", str(tmp_path / "nothing_here"))
+    monkeypatch.setattr(warmup, "_PAINTED", threading.Event())
+    started = threading.Event()
+    monkeypatch.setattr(engine, "get_bundle", lambda: started.set() or engine.bundle_at(tmp_path / "nothing_here"))
+    thread = threading.Thread(target=warmup.warm, args=(60,), daemon=True)
+    thread.start()
+    assert not started.wait(0.3)              # nothing painted yet: it waits
+    warmup.painted()
+    thread.join(30)
+    assert started.is_set() and not thread.is_alive()
 
 
 def test_warm_never_raises(tmp_path, monkeypatch):
     monkeypatch.setenv("HAM_LAB_MODEL", str(tmp_path / "nothing_here"))
-    warmup.warm()                     # the page will say what is wrong; the server keeps starting
+    warmup.warm(wait_s=0)             # the page will say what is wrong; the server keeps starting

@@ -16,6 +16,7 @@ from ham_core.model.checkpoint import (
     load_model,
     read_metadata,
     save_checkpoint,
+    stored_parameters,
 )
 from ham_core.model.config import HAMConfig
 from ham_core.model.model import HAMModel
@@ -64,6 +65,12 @@ def test_config_json_round_trip(tmp_path):
 def test_metadata_round_trip(tiny_model, tmp_path):
     save_checkpoint(tiny_model, tmp_path, metadata={"steps": 120, "loss": 3.25, "corpus": "brown"})
     assert read_metadata(tmp_path) == {"steps": 120, "loss": 3.25, "corpus": "brown"}
+
+
+def test_stored_parameters_count_the_models_parameters(tiny_model, saved):
+    """The app shows the parameter count before torch is imported, from the file's header."""
+    assert stored_parameters(saved) == tiny_model.num_parameters()
+    assert stored_parameters(saved) == sum(t.numel() for t in tiny_model.state_dict().values())
 
 
 def _message(excinfo) -> str:

@@ -19,9 +19,10 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from ..surprise_range import SURPRISE_MAX  # noqa: F401 - named here too (layer, tests)
+
 # Below this product of norms the prediction counts as empty: cos = 0, surprise = 1.
 _COS_EPS = 1e-12
-SURPRISE_MAX = 2.0     # surprise is 1 - cos: it lies in [0, 2]
 
 
 class DeltaRuleOutput(NamedTuple):
