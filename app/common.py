@@ -87,6 +87,9 @@ def _language_model() -> None:
     except HAMInputError as exc:
         st.error(f"The model could not be loaded: {exc}")
         return
+    if b.load_error:
+        st.error(f"The model could not be loaded: {b.load_error}")
+        return
     if b.loaded or not b.trained:
         _model_facts(b)
     else:     # the first view came from shipped results: say where it runs once the model is in

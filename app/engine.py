@@ -20,6 +20,7 @@ import streamlit as st
 
 from ham_core.model.checkpoint import (CONFIG, WEIGHTS, default_model_dir, default_recall_dir, load_tokenizer,
                                        stored_parameters)
+from ham_core.errors import HAMInputError
 from ham_core.model.config import HAMConfig
 
 if TYPE_CHECKING:
@@ -48,6 +49,11 @@ class Bundle:
     def loaded(self) -> bool:
         """Whether the model is in memory already (asking for it would not wait)."""
         return self.key in _LOADED
+
+    @property
+    def load_error(self) -> str:
+        """Why loading the model failed the last time it was tried ("" when it did not)."""
+        return _FAILED.get(self.key, "")
 
     @property
     def device(self) -> str:
@@ -132,6 +138,7 @@ def _key(directory: Path) -> str:
 
 
 _LOADED: set = set()             # keys of the bundles whose model is in memory
+_FAILED: dict = {}               # key -> why its model could not be loaded (weights found broken)
 _LOADED_LOCK = threading.Lock()
 
 
@@ -160,9 +167,15 @@ def _load_model(directory: str, key: str) -> "HAMModel":
         torch.manual_seed(0)
         model = HAMModel(_load(directory, key.removesuffix("#random")).cfg).to(dev).eval()
     else:
-        model = load_model(Path(directory), dev)
+        try:
+            model = load_model(Path(directory), dev)
+        except HAMInputError as exc:
+            with _LOADED_LOCK:
+                _FAILED[key] = str(exc)
+            raise
     with _LOADED_LOCK:
         _LOADED.add(key)
+        _FAILED.pop(key, None)
     return model
 
 

@@ -1,19 +1,25 @@
 """The app's head start: what the first visitor would otherwise wait for, done in the background
 (app/server.py runs `warm` in a thread as the server starts).
 
-A preset's first view is painted from shipped results without torch (app.precompute), so the
-warm-up waits until a page has been drawn, or until nobody has asked for one for a few seconds,
-before it imports torch and loads the models: on a 2-core laptop that work, done at the same
-time, would hold back the first paint it no longer serves.
+Two steps. At once, while the browser is still starting: the Read page's modules (Streamlit,
+plotly, pandas; no torch) and the default preset's shipped first view (app.precompute) into the
+shared store, so the first page's run only draws. Then, once a page has been drawn or nobody has
+asked for one for a few seconds, torch and the models: a preset's first view needs neither, and
+on a 2-core laptop that work, done at the same time, would hold back the paint it no longer serves.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 log = logging.getLogger("ham_lab")
 
 IDLE_START_S = 5.0           # with no visitor by then, warm up anyway
+# After the first page's run, the browser still draws what it was sent (seconds on a busy laptop)
+# and the server still sends it; importing torch holds Python's lock for long stretches, so it
+# waits this long more.
+AFTER_PAINT_S = 3.0
 _PAINTED = threading.Event()
 
 
@@ -22,16 +28,34 @@ def painted() -> None:
     _PAINTED.set()
 
 
-def warm(wait_s: float = IDLE_START_S) -> None:
+def first_view() -> None:
+    """The first page's imports and the default preset's results: shipped, so without torch
+    (a model without shipped results computes them, which the first page would do anyway)."""
+    import streamlit.emojis  # noqa: F401 - what st.set_page_config reads to check the page icon
+
+    from app import (charts, clickview, curves, engine, inputs, panels, precompute, results, share,  # noqa: F401
+                     text_store, tour, viewdata)
+    from app.presets import DEFAULT_PRESET, PRESETS
+
+    bundle = engine.get_bundle()
+    entry = results.text_entry(bundle, PRESETS[DEFAULT_PRESET])
+    for tau in precompute.VIEW_TAUS:
+        results.result_for(bundle, entry, results.grid_taus(bundle, tau))
+    curves.shipped_sweep(bundle, entry)
+
+
+def warm(wait_s: float = IDLE_START_S, after_paint_s: float = AFTER_PAINT_S) -> None:
     """Best effort: a failure here is only logged, and the page reports it when it asks for
     the same thing itself."""
-    _PAINTED.wait(wait_s)
     # Calls outside a session are fine for the caches used here; Streamlit would warn once per
     # call that there is no session, which is noise in the console.
     quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
+        first_view()
+        if _PAINTED.wait(wait_s):
+            time.sleep(after_paint_s)
         from app import engine, results
         from app.presets import DEFAULT_PRESET, PRESETS
 
