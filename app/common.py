@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Callable
+from typing import Callable, Optional
 
 import streamlit as st
 
@@ -21,6 +21,7 @@ DEFAULTS = {
     "metric": "min",
     "head": 0,
     "token": None,
+    "reads": "averaged over heads",     # whose reads are drawn, on every page (see reads_head)
     "notices": [],
     "params_loaded": False,
 }
@@ -142,6 +143,25 @@ def synced(fn, label, key, target, **kw):
     if key not in st.session_state:
         st.session_state[key] = st.session_state[target]
     return fn(label, key=key, on_change=_sync, args=(key, target), **kw)
+
+
+READS_MEAN = "averaged over heads"          # the Reads choice that shows the heads' mean
+
+
+def reads_label(head: Optional[int]) -> str:
+    """The Reads choice showing one head's reads (None: the heads' mean)."""
+    return READS_MEAN if head is None else f"head {head + 1}"
+
+
+def reads_head() -> Optional[int]:
+    """The head whose reads every page draws (None: the heads' mean): one choice, so the Read
+    page and How it works quote the same attention for the same token and layer."""
+    choice = st.session_state.get("reads", READS_MEAN)
+    return None if choice == READS_MEAN else int(choice.split()[-1]) - 1
+
+
+def set_reads(head: Optional[int]) -> None:
+    st.session_state.reads = st.session_state.w_reads = reads_label(head)
 
 
 def tau_slider(key: str = "w_tau"):

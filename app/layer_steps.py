@@ -40,6 +40,7 @@ class TokenLayer:
     next_surprisal: Optional[float] = None
     loss: Optional[float] = None         # the text's mean loss (shown for the last token)
     scale: float = 1.0                   # the layer's surprise scale (1: units are the cosine distance)
+    head: Optional[int] = None           # whose reads `reads` and `sink` are (None: the heads' mean)
 
     @property
     def heads(self) -> int:
@@ -143,12 +144,13 @@ def steps(s: TokenLayer) -> list[Step]:
         route_words = f"every head found it surprising enough, so its key and value enter layer {s.layer + 1}'s KV cache"
     else:
         route_words = (f"head {low + 1} predicted it well enough ({e:.2f} < τ), so only the RNN remembers it")
+    whose = "its attention, averaged over heads," if s.head is None else f"head {s.head + 1}'s attention"
     if not s.reads:
         read_words = "nothing is in this layer's cache up to this token, so attention reads nothing"
     else:
         i, t, w = s.reads[0]
-        read_words = (f"most of its attention goes to #{i} {token_label(t)} ({w:.0%})" if w >= s.sink else
-                      f"most of its attention goes to the sink ({s.sink:.0%}): it reads little from the cache")
+        read_words = (f"most of {whose} goes to #{i} {token_label(t)} ({w:.0%})" if w >= s.sink else
+                      f"most of {whose} goes to the sink ({s.sink:.0%}): it reads little from the cache")
     return [
         Step(1, "Projections", f"{H} heads × {s.head_dim} numbers for q, k, v · ‖v‖ {nums(s.v_norm)}",
              f"token #{s.index} {tok} becomes a query (what to look for), a key (how to be found) and a value "
@@ -171,7 +173,8 @@ def steps(s: TokenLayer) -> list[Step]:
                            f"{'cached' if s.cached else 'not cached'} · layer keeps {s.layer_cached} of {s.n_tokens}",
              route_words + scale_words, {"min": e, "tau": s.tau, "cached": s.cached, "scale": s.scale}),
         Step(6, "Selective attention", (f"reads {reads} · sink {s.sink:.2f}" if s.reads else "reads nothing")
-             , read_words, {"reads": [[i, float(w)] for i, _, w in s.reads], "sink": float(s.sink)}),
+             + ("" if s.head is None else f" (head {s.head + 1})"), read_words,
+             {"reads": [[i, float(w)] for i, _, w in s.reads], "sink": float(s.sink), "head": s.head}),
         Step(7, "Combination", f"RNN gate g^R {nums(s.gate_rnn)} · cache gate g^A {nums(s.gate_attn)}",
              f"the RNN's read-out is used at {gr:.2f} on average and the cache's at {ga:.2f}: {mix}",
              {"gate_rnn": [float(x) for x in s.gate_rnn], "gate_attn": [float(x) for x in s.gate_attn]}),

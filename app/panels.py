@@ -17,7 +17,7 @@ import streamlit as st
 
 from app import charts
 from app.colours import Bins
-from app.common import md
+from app.common import md, reads_label
 from app.results import TextResult, tau_label
 from app.token_view import BAR_CSS, CACHE_COLOUR, READ_COLOUR, render_bars, token_label
 
@@ -134,7 +134,7 @@ def reads_labels(r: TextResult, reads: dict, limit: int = 10) -> tuple[list[str]
 
 
 def show_reads(r: TextResult, token: int, layer: int, reads: dict, sink: float, head: Optional[int]) -> None:
-    who = "averaged over heads" if head is None else f"head {head + 1}"
+    who = reads_label(head)
     st.markdown(f"**Token \\#{token} {md(token_label(r.tokens[token]))} reads, layer {layer + 1}, {who}**")
     if not reads:
         st.info("This token read nothing from the cache here: no earlier token is cached in this layer "

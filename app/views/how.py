@@ -38,7 +38,8 @@ def token_layer(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
     """The numbers of token t in layer l, from the analysis at the current thresholds."""
     cfg, T = bundle.cfg, len(r.tokens)
     values = results.step_values(bundle, entry, tuple(r.tau))
-    reads, sink = r.reads(t, l)
+    head = common.reads_head()                 # the Read page's choice, so both quote the same reads
+    reads, sink = r.reads(t, l, head)
     return TokenLayer(
         index=t, text=r.tokens[t], layer=l, n_layers=cfg.n_layers, head_dim=cfg.head_dim, conv_size=cfg.conv_size,
         tau=float(r.tau[l]), surprise=r.surprise[l, t], cached=bool(r.cached[l, t]),
@@ -48,7 +49,7 @@ def token_layer(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
         n_tokens=T, state_bytes=r.state_bytes // cfg.n_layers,
         next_text=r.tokens[t + 1] if t + 1 < T else None,
         next_surprisal=float(r.lm_surprisal[t + 1]) if t + 1 < T else None,
-        loss=None if r.loss != r.loss else float(r.loss), scale=cfg.layer_surprise_scale(l))
+        loss=None if r.loss != r.loss else float(r.loss), scale=cfg.layer_surprise_scale(l), head=head)
 
 
 def body() -> None:
@@ -72,6 +73,7 @@ def body() -> None:
         if pick is not None:
             ss.layer = ss.w_layer_how = pick.layer
             ss.token = pick.query
+            common.set_reads(pick.head)
         else:
             ss.token = default_token(r.tokens, r.cached[ss.layer].tolist())
     c = st.columns([1, 3])
@@ -79,11 +81,13 @@ def body() -> None:
         common.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
     l, t = ss.layer, ss.token
+    head = common.reads_head()
     c[1].caption(f"τ = {tau_label(r.tau[l])} in every layer (move it on the Read page). Layer {l + 1} keeps "
-                 f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache.")
+                 f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache. Reads shown: "
+                 f"{common.reads_label(head)} (choose on the Read page).")
     with st.container(height=220 if T > 150 else "content", key="how_text"):
         data, _ = viewdata.view_data(r, metric="min", layer=l, head=0, count_mode=False, scale="viridis",
-                                     mode="spread", selected=t, read_map=r.read_map(l), none=None,
+                                     mode="spread", selected=t, read_map=r.read_map(l, common.reads_head()), none=None,
                                      shown=lambda ids: results.shown_tokens(bundle, ids),
                                      font_size=common.token_size())
         clickview.show(data, key="w_view_how", on_click=pick_token)

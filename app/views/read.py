@@ -10,20 +10,9 @@ from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_label
 
-READS_MEAN = "averaged over heads"          # the Reads choice that shows the heads' mean
+from app.common import reads_head, reads_label
 
 ss = st.session_state
-
-
-def reads_label(head: Optional[int]) -> str:
-    """The Reads choice showing one head's reads (None: the heads' mean)."""
-    return READS_MEAN if head is None else f"head {head + 1}"
-
-
-def reads_head() -> Optional[int]:
-    """The head whose reads are drawn (None: the heads' mean), from the Reads choice."""
-    choice = ss.get("w_reads", READS_MEAN)
-    return None if choice == READS_MEAN else int(choice.split()[-1]) - 1
 
 
 def restore_from_url(bundle: engine.Bundle) -> None:
@@ -44,7 +33,7 @@ def restore_from_url(bundle: engine.Bundle) -> None:
     if view.tau is not None:
         ss.tau_index = min(range(len(TAU_GRID)), key=lambda i: abs(TAU_GRID[i] - view.tau))
     ss.layer, ss.metric, ss.head, ss.token = view.layer, view.metric, view.head, view.token
-    ss.w_reads = reads_label(view.reads)
+    common.set_reads(view.reads)
     if view.token is not None:                 # the link chose the token: no first-view choice
         ss.first_view_for = shared.text_key(ss.text)
 
@@ -62,7 +51,7 @@ def first_view(bundle: engine.Bundle, entry: results.TextEntry, text: str) -> No
     if pick is not None:
         ss.layer = ss.w_layer = pick.layer
         ss.token = ss.w_token = pick.query
-        ss.w_reads = reads_label(pick.head)
+        common.set_reads(pick.head)
 
 
 def link_key(text: str):
@@ -117,8 +106,8 @@ def controls(bundle: engine.Bundle) -> tuple:
                    help="spread: each colour holds about the same share of this layer's tokens (edges in the "
                         "legend); fixed: the same range for every layer and text")
         d[2].radio("Palette", ["viridis", "cividis"], key="w_scale", horizontal=True)
-        d[3].radio("Reads", [reads_label(h) for h in (None, *range(cfg.n_heads))],
-                   key="w_reads", horizontal=True)
+        common.synced(d[3].radio, "Reads", "w_reads", "reads",
+                      options=[reads_label(h) for h in (None, *range(cfg.n_heads))], horizontal=True)
     return tuple(taus)
 
 
