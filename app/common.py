@@ -22,6 +22,8 @@ DEFAULTS = {
     "head": 0,
     "token": None,
     "reads": "averaged over heads",     # whose reads are drawn, on every page (see reads_head)
+    "palette": "viridis",               # the colour scale every page uses (see colour_scale)
+    "scale_mode": "spread",
     "notices": [],
     "params_loaded": False,
 }
@@ -162,6 +164,11 @@ def reads_head() -> Optional[int]:
 
 def set_reads(head: Optional[int]) -> None:
     st.session_state.reads = st.session_state.w_reads = reads_label(head)
+
+
+def colour_scale() -> tuple[str, str]:
+    """(palette, mode) of the colour scale, chosen on the Read page and used by every page."""
+    return st.session_state.get("palette", "viridis"), st.session_state.get("scale_mode", "spread")
 
 
 def tau_slider(key: str = "w_tau"):

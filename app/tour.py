@@ -175,9 +175,11 @@ def card() -> None:
         st.markdown(f"**Tour {n + 1} of {len(STEPS)}: {step.title}**")
         st.markdown(step.text())
         c = st.columns(3)
-        c[0].button("◀ Back", key="w_tour_back", on_click=enter, args=(n - 1,), disabled=n == 0)
+        c[0].button("Back", key="w_tour_back", icon=":material/chevron_left:", on_click=enter, args=(n - 1,),
+                    disabled=n == 0)
         last = n == len(STEPS) - 1
-        c[1].button("Finish" if last else "Next ▶", key="w_tour_next", type="primary",
+        c[1].button("Finish" if last else "Next", key="w_tour_next", type="primary",
+                    icon=":material/check:" if last else ":material/chevron_right:",
                     on_click=enter, args=(None if last else n + 1,))
         c[2].button("End tour", key="w_tour_end", on_click=enter, args=(None,))
         _scroll(n, step.target)

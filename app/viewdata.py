@@ -52,6 +52,13 @@ def colour_bins(values: np.ndarray, metric: str, label: str, scale: str = "virid
     return quantile_bins(finite, label, scale, fallback=(lo, hi))
 
 
+def surprise_bins(r: TextResult, layer: int, palette: str = "viridis", mode: str = "spread") -> Bins:
+    """The colours of RNN surprise in `layer` over the whole text: every page that colours by
+    surprise uses these, so a token has one colour on every page."""
+    values, label = metric_values(r, "min", layer, 0)
+    return colour_bins(values, "min", label, palette, mode)
+
+
 def view_cells(r: TextResult, values: np.ndarray, layer: int, count_mode: bool,
                reads: Optional[dict] = None) -> list[TokenCell]:
     marks = (r.cached.sum(0) if count_mode else r.cached[layer]).tolist()

@@ -86,8 +86,9 @@ def body() -> None:
                  f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache. Reads shown: "
                  f"{common.reads_label(head)} (choose on the Read page).")
     with st.container(height=220 if T > 150 else "content", key="how_text"):
-        data, _ = viewdata.view_data(r, metric="min", layer=l, head=0, count_mode=False, scale="viridis",
-                                     mode="spread", selected=t, read_map=r.read_map(l, common.reads_head()), none=None,
+        palette, mode = common.colour_scale()       # the Read page's scale: one colour per token
+        data, _ = viewdata.view_data(r, metric="min", layer=l, head=0, count_mode=False, scale=palette,
+                                     mode=mode, selected=t, read_map=r.read_map(l, common.reads_head()), none=None,
                                      shown=lambda ids: results.shown_tokens(bundle, ids),
                                      font_size=common.token_size())
         clickview.show(data, key="w_view_how", on_click=pick_token)

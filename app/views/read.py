@@ -101,11 +101,13 @@ def controls(bundle: engine.Bundle) -> tuple:
             taus.append(TAU_GRID[ss.tau_index] if i < 0 else TAU_GRID[i])
         d = st.columns(4)
         d[0].radio("Cache marks", ["chosen layer", "count of layers"], key="w_marks", horizontal=True)
-        d[1].radio("Colour scale", list(viewdata.SCALE_MODES), key="w_scale_mode", horizontal=True,
-                   format_func=viewdata.SCALE_MODES.get,
-                   help="spread: each colour holds about the same share of this layer's tokens (edges in the "
-                        "legend); fixed: the same range for every layer and text")
-        d[2].radio("Palette", ["viridis", "cividis"], key="w_scale", horizontal=True)
+        with d[1]:
+            common.synced(st.radio, "Colour scale", "w_scale_mode", "scale_mode", options=list(viewdata.SCALE_MODES),
+                          horizontal=True, format_func=viewdata.SCALE_MODES.get,
+                          help="spread: each colour holds about the same share of this layer's tokens (edges in "
+                               "the legend); fixed: the same range for every layer and text. Every page uses it.")
+        with d[2]:
+            common.synced(st.radio, "Palette", "w_scale", "palette", options=["viridis", "cividis"], horizontal=True)
         common.synced(d[3].radio, "Reads", "w_reads", "reads",
                       options=[reads_label(h) for h in (None, *range(cfg.n_heads))], horizontal=True)
     return tuple(taus)
@@ -127,7 +129,7 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
     with left:
         data, bins = viewdata.view_data(
             r, metric=ss.metric, layer=ss.layer, head=ss.head, count_mode=ss.get("w_marks") == "count of layers",
-            scale=ss.get("w_scale", "viridis"), mode=ss.get("w_scale_mode", "spread"), selected=ss.token,
+            scale=ss.palette, mode=ss.scale_mode, selected=ss.token,
             read_map=m, none=none, shown=lambda ids: results.shown_tokens(bundle, ids),
             font_size=common.token_size())
         clickview.show(data, key="w_view", on_click=pick_token)

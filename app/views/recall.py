@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, common, engine, precompute, shared, tour
-from app.panels import SURPRISE_RANGE
-from app.token_view import CSS, TokenCell, render_legend, render_view
+from app import charts, common, engine, precompute, shared, tour, viewdata
+from app.token_view import CSS, TokenCell, bins_legend, render_view
 from ham_core.analysis import recall
 from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
 from ham_core.data import recall_task
@@ -66,9 +65,11 @@ def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
                        f"#{i} {tok} ({seen.roles[i]}): surprise {surprise[layer, i]:.3f}, "
                        f"cached in {int(cached[:, i].sum())} of {cached.shape[0]} layers")
              for i, tok in enumerate(seen.tokens)]
-    st.html(f"<style>{CSS}</style>" + render_legend(f"RNN surprise, layer {layer + 1}", *SURPRISE_RANGE,
-                                                    cache_label=f"in layer {layer + 1}'s cache")
-            + render_view(cells, vmin=SURPRISE_RANGE[0], vmax=SURPRISE_RANGE[1], prefix="recall"))
+    # The colour scale the other pages use (palette and mode), over this sequence's surprise.
+    bins = viewdata.colour_bins(surprise[layer], "min", f"RNN surprise, layer {layer + 1} (min over heads)",
+                                *common.colour_scale())
+    st.html(f"<style>{CSS}</style>" + bins_legend(bins, cache_label=f"in layer {layer + 1}'s cache", prefix="recall")
+            + render_view(cells, bins=bins, prefix="recall"))
     share = seen.cached_share[layer]
     c = st.columns(4)
     c[0].metric("KV cache", f"{100 * seen.kv_fraction:.1f}% of full")
@@ -77,8 +78,9 @@ def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
     c[3].metric("filler cached", f"{100 * share['filler']:.0f}%")
     table = [{"query": a.query, "expected": a.expected, "model says": a.predicted, "right": "✓" if a.right else "✗"}
              for a in seen.answers]
-    st.markdown(f"**Answers at this threshold** — {seen.n_right} of {len(table)} right")
-    st.table(table, hide_index=True)
+    # Folded: a row per query (32 and more) would push the accuracy chart a screen or two down.
+    with st.expander(f"Answers at this threshold: {seen.n_right} of {len(table)} right"):
+        st.table(table, hide_index=True)
 
 
 def body() -> None:

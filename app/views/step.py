@@ -9,31 +9,47 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, common, engine, panels, results
-from app.panels import SURPRISE_RANGE
+from app import charts, common, engine, panels, results, viewdata
 from app.results import TAU_GRID, tau_label
 from app.stepper import Tape
-from app.token_view import BAR_CSS, CSS, TokenCell, render_bars, render_legend, render_view, token_label
+from app.token_view import BAR_CSS, CSS, TokenCell, bins_legend, render_bars, render_view, token_label
 
 ss = st.session_state
 SPEEDS = {"1 token/s": 1.0, "2 tokens/s": 2.0, "5 tokens/s": 5.0, "10 tokens/s": 10.0}
 
 
-def tape_for(bundle: engine.Bundle, ids: list, tau: float, key: tuple) -> Tape:
+OPENING = 16          # a new tape opens this many tokens in at most: the first sentence, read
+
+
+def opening(tokens: list) -> int:
+    """Tokens a new tape has read when the page opens: up to the end of the first sentence
+    (at most OPENING), so the page opens on coloured text, not on a grey one at 0 of 0."""
+    for i, t in enumerate(tokens[:OPENING]):
+        if any(mark in t for mark in ".!?\n"):
+            return i + 1
+    return min(len(tokens), OPENING)
+
+
+def tape_for(bundle: engine.Bundle, ids: list, tau: float, key: tuple, tokens: list) -> Tape:
     """This session's tape for the text and threshold (a new one when either changes)."""
     tape = ss.get("step_tape")
     if tape is None or tape.key != key:
         tape = Tape(bundle.model, ids, tau, key)
+        tape.forward(opening(tokens))
         ss.step_tape = tape
     return tape
 
 
-def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, size: str, scale: float) -> None:
-    """One frame of the player. Everything shown comes from one snapshot of the tape."""
+def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, size: str, scale: float,
+         colours: tuple) -> None:
+    """One frame of the player. Everything shown comes from one snapshot of the tape; a token
+    has the colour it has on the Read page (the whole text's scale, `colours`: palette, mode)."""
     tape.tick()
     f = tape.frame()
     cur = f.current
-    reads = r.reads(cur, layer)[0] if cur is not None else {}
+    head = common.reads_head()
+    reads = r.reads(cur, layer, head)[0] if cur is not None else {}
+    bins = viewdata.surprise_bins(r, layer, *colours)
     cells = []
     for i, text in enumerate(r.tokens):
         if i < f.position:
@@ -42,10 +58,8 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
         else:
             cells.append(TokenCell(text, None, 0, f"#{i} not read yet"))
     st.html(f"<style>{CSS}</style>"
-            + render_legend(f"RNN surprise, layer {layer + 1}", *SURPRISE_RANGE, cache_label=f"in layer {layer + 1}'s cache",
-                            show_reads=cur is not None)
-            + render_view(cells, vmin=SURPRISE_RANGE[0], vmax=SURPRISE_RANGE[1], selected=cur, prefix="step",
-                          font_size=size))
+            + bins_legend(bins, cache_label=f"in layer {layer + 1}'s cache", show_reads=cur is not None, prefix="step")
+            + render_view(cells, bins=bins, selected=cur, prefix="step", font_size=size))
     c = st.columns(4)
     sizes = f.cache_sizes()
     c[0].metric("Tokens read", f"{f.position} / {f.total}")
@@ -69,7 +83,8 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
             labels, weights = panels.reads_labels(r, reads, limit=6)
             if weights:
                 st.html(f"<style>{BAR_CSS}</style>"
-                        + render_bars(labels, weights, title=f"Reads, layer {layer + 1}", prefix="step-reads"))
+                        + render_bars(labels, weights, title=f"Reads, layer {layer + 1}, {common.reads_label(head)}",
+                                      prefix="step-reads"))
             else:
                 st.caption(f"Token #{cur} read nothing from layer {layer + 1}'s cache.")
     if f.playing is False and ss.get("step_timer"):
@@ -100,22 +115,26 @@ def body() -> None:
     if r.notice:
         st.warning(r.notice)
     ids = results.read_ids(entry)
-    tape = tape_for(bundle, ids, tau, entry.key + (tau,))
+    tape = tape_for(bundle, ids, tau, entry.key + (tau,), r.tokens)
     # The callbacks are the tape's own methods: a click changes the tape without touching the
     # session (see app.stepper for why that matters).
     b = st.columns(5)
-    b[0].button("⏮ Reset", key="w_reset", on_click=tape.rewind)
-    b[1].button("◀ Back", key="w_back", on_click=tape.back)
-    b[2].button("⏸ Pause" if tape.playing else "▶ Play", key="w_play", type="primary", on_click=tape.toggle_play)
-    b[3].button("Step ▶", key="w_step", on_click=tape.forward, args=(1,))
-    b[4].button("+10 ▶▶", key="w_step10", on_click=tape.forward, args=(10,))
+    # Icons from the font Streamlit ships (media-control characters such as U+23EE are missing
+    # from common system fonts and showed as empty boxes).
+    b[0].button("Reset", key="w_reset", icon=":material/first_page:", on_click=tape.rewind)
+    b[1].button("Back", key="w_back", icon=":material/chevron_left:", on_click=tape.back)
+    b[2].button("Pause" if tape.playing else "Play", key="w_play", type="primary",
+                icon=":material/pause:" if tape.playing else ":material/play_arrow:", on_click=tape.toggle_play)
+    b[3].button("Step", key="w_step", icon=":material/chevron_right:", on_click=tape.forward, args=(1,))
+    b[4].button("+10", key="w_step10", icon=":material/fast_forward:", on_click=tape.forward, args=(10,))
     st.caption(f"τ = {tau_label(tau)} in every layer · reads shown from the whole-text analysis at the same τ.")
     ss.step_timer = tape.playing
     layer, size, scale = ss.layer, common.token_size(), common.chart_scale()
+    colours = common.colour_scale()
 
     @st.fragment(run_every=1.0 / SPEEDS[speed] if tape.playing else None)
     def player() -> None:
-        common.guard(lambda: draw(bundle, r, tape, layer, size, scale))   # a fragment rerun skips the page's guard
+        common.guard(lambda: draw(bundle, r, tape, layer, size, scale, colours))   # a fragment rerun skips the page's guard
 
     player()
 

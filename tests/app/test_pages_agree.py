@@ -54,3 +54,27 @@ def test_how_it_works_quotes_the_read_pages_reads(app_env, reads):
             compared += 1
         assert reads in words                                 # it says whose reads it quotes
     assert compared >= 1
+
+
+def colours(markup: str, prefix: str) -> dict:
+    """{token index: background} of a token view's spans."""
+    return {int(i): c for i, c in re.findall(rf'id="{prefix}-t(\d+)"[^>]*style="background:(rgb\([^)]*\))', markup)}
+
+
+def test_a_token_has_one_colour_on_every_page(app_env):
+    from tests.app.test_readpage import component_data
+
+    at = start()
+    clean(at)
+    at.selectbox(key="w_metric").select("min").run()
+    read = colours(component_data(at)["html"], "ham")
+    at.switch_page("views/how.py").run()
+    clean(at)
+    how = colours(component_data(at)["html"], "ham")
+    at.switch_page("views/step.py").run()
+    clean(at)
+    step = colours(next(h.proto.body for h in at.get("html") if 'id="step-view"' in h.proto.body), "step")
+    n = int(at.metric[0].value.split(" /")[0])            # it opens on the first tokens read
+    assert n >= 1
+    for i in range(n):                                     # ... in the colours of the other pages
+        assert step[i] == read[i] == how[i], i
