@@ -20,16 +20,30 @@ from app import common, share, tour, warmup  # noqa: E402
 st.set_page_config(page_title="HAM Lab", page_icon="🧠", layout="wide")   # an emoji: a material icon is fetched from a CDN
 
 PAGES = ROOT / "app" / "views"   # not "pages/": that name also turns on the old auto-navigation
-pages = [
-    st.Page(str(PAGES / "read.py"), title="Read a text", icon=":material/menu_book:", default=True, url_path="read"),
-    st.Page(str(PAGES / "step.py"), title="Step through", icon=":material/play_circle:", url_path="step"),
-    st.Page(str(PAGES / "recall.py"), title="Recall lab", icon=":material/key:", url_path="recall"),
-    st.Page(str(PAGES / "how.py"), title="How it works", icon=":material/settings:", url_path="how"),
-]
-page = st.navigation(pages)
+# Each page by its name, the name its own address uses (/step, /recall, /how). The Read page is
+# the default, served at the root; Streamlit reserves no address for a default page, so /read
+# would say "Page not found": a hidden page there sends the visitor to the root, link kept.
+VIEWS = {
+    "read": st.Page(str(PAGES / "read.py"), title="Read a text", icon=":material/menu_book:", default=True,
+                    url_path="read-a-text"),
+    "step": st.Page(str(PAGES / "step.py"), title="Step through", icon=":material/play_circle:", url_path="step"),
+    "recall": st.Page(str(PAGES / "recall.py"), title="Recall lab", icon=":material/key:", url_path="recall"),
+    "how": st.Page(str(PAGES / "how.py"), title="How it works", icon=":material/settings:", url_path="how"),
+}
+
+
+def _to_read_page() -> None:
+    st.switch_page(VIEWS["read"], query_params=st.query_params.to_dict())
+
+
+page = st.navigation([*VIEWS.values(), st.Page(_to_read_page, title="Read a text", url_path="read",
+                                               visibility="hidden")])
+name = next((n for n, p in VIEWS.items() if p is page), None)
+if name is None:
+    page.run()             # the /read alias: straight to the root
 common.init_state()
-tour.follow({p.url_path: p for p in pages}, page.url_path)   # a tour step may open another page
-common.sidebar(page.url_path)   # guarded inside, so a fault shows in the sidebar
+tour.follow(VIEWS, name)   # a tour step may open another page
+common.sidebar(name)   # guarded inside, so a fault shows in the sidebar
 with st.sidebar:
     st.button("Guided tour", key="w_tour_restart", icon=":material/tour:", on_click=tour.enter, args=(0,),
               help=f"{len(tour.STEPS)} short steps through what the app shows; each sets the view it talks about.")
