@@ -129,6 +129,25 @@ def equal_memory_sentence(rows: Iterable, tau: float, noise: Optional[float] = N
     return sentence
 
 
+def headline(loss: float, kv_fraction: float, none_loss: float, full_loss: float, rows: Iterable = (),
+             tau: Optional[float] = None) -> str:
+    """What the chart says at the current threshold, in a sentence to read aloud: the share of a
+    full cache's gain over the RNN alone that HAM gets with its share of the memory, and (when
+    the other policies are computed) what the best of them gets with the same memory."""
+    gain = none_loss - full_loss
+    if not (gain == gain and loss == loss) or gain <= 0:
+        return f"With {kv_fraction:.0%} of a full cache's memory, the loss is {loss:.3f} nats per token."
+    out = f"With {kv_fraction:.0%} of a full cache's memory, HAM gets {(none_loss - loss) / gain:.0%} of what a full cache gains"
+    at = {str(_get(r, "policy", "ham")): float(_get(r, "loss")) for r in rows
+          if tau is not None and _get(r, "tau") is not None and abs(float(_get(r, "tau")) - tau) < 1e-9}
+    others = {p: y for p, y in at.items() if p != "ham"}
+    if others:
+        best = min(others, key=others.get)
+        out += (f"; the best other choice of the same number of tokens ({POLICY_STYLE.get(best, (best,))[0]}) "
+                f"gets {(none_loss - others[best]) / gain:.0%}")
+    return out + "."
+
+
 MIN_TOKENS = 32                  # below this the page does not weigh memory against quality
 
 
@@ -155,6 +174,9 @@ def _ends(rows: list) -> tuple[Optional[object], Optional[object]]:
     return none, full
 
 
+OUTLIER_REACH = 0.25   # another policy's point this far (x the span of HAM's curve and the ends) beyond it is off the scale
+
+
 def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, title: str = "Memory vs quality",
                           *, noise: Optional[float] = None, font_scale: float = 1.0) -> go.Figure:
     """x = peak KV cache as % of a full cache (bytes on hover), y = loss in nats/token
@@ -162,7 +184,9 @@ def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, tit
     shares: RNN only (0%) and full cache (100%), which are labelled; the current slider point
     (dict with kv_fraction, kv_bytes_peak, loss) as a star. `noise` (nats, e.g. paired_noise)
     draws a band around the RNN-only loss: points inside it are not distinguishable from having
-    no cache on this text; the y-axis is never narrower than that band."""
+    no cache on this text; the y-axis is never narrower than that band. The axis spans HAM's
+    curve, the ends, the band and the points near them; a point further off is marked at the
+    edge (value on hover), so one spike does not flatten every curve."""
     rows = list(rows)
     none, full = _ends(rows)
     by_policy: dict[str, list] = {}
@@ -170,12 +194,13 @@ def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, tit
         by_policy.setdefault(str(_get(r, "policy", "ham")), []).append(r)
     fig = go.Figure()
     f = font_scale
-    all_y = []
+    all_y, names = [], set()
     for policy, pts in by_policy.items():
         if policy != "ham":                       # every policy starts at RNN only and ends at full cache
             pts = [p for p in (none, *pts, full) if p is not None]
         pts = sorted(pts, key=lambda r: float(_get(r, "kv_fraction")))
         name, colour, symbol = POLICY_STYLE.get(policy, (policy, "#555555", "circle"))
+        names.add(name)
         xs = [100 * float(_get(r, "kv_fraction")) for r in pts]
         ys = [float(_get(r, "loss")) for r in pts]
         all_y += ys
@@ -189,28 +214,59 @@ def memory_quality_figure(rows: Iterable, current: Optional[Mapping] = None, tit
                            "<br>loss %{y:.4f} nats/token<br>perplexity %{customdata[1]:.2f}"
                            + ("<br>τ = %{customdata[2]}" if policy == "ham" else "") + "<extra></extra>"),
         ))
-    for row, label, ax in ((none, "RNN only (no cache)", 60), (full, "full cache (Transformer-like)", -70)):
+    # Nothing is written inside the plot: the two shared ends, the noise band and any point off
+    # the scale are named in the legend, which Plotly lays out without overlaps, so no label can
+    # cover another or the star.
+    for row, label, colour in ((none, "RNN only (no cache)", "#555555"), (full, "full cache (Transformer-like)", "#000000")):
         if row is not None:
             y = float(_get(row, "loss"))
-            fig.add_annotation(x=100 * float(_get(row, "kv_fraction")), y=y, showarrow=True, arrowhead=2,
-                               text=f"{label}<br>{y:.4f} nats · ppl {_ppl(y):.2f}", ax=ax, ay=-36,
-                               font=dict(size=round(0.95 * FONT * f)), bgcolor="rgba(255,255,255,0.8)")
-    if current is not None:
-        all_y.append(float(current["loss"]))
-        fig.add_trace(_star(current, f))
+            fig.add_trace(go.Scatter(
+                x=[100 * float(_get(row, "kv_fraction"))], y=[y], mode="markers", name=f"{label}: {y:.3f} nats",
+                marker=dict(symbol="circle-open", size=round(16 * f), color=colour, line=dict(width=2.5)),
+                hovertemplate=f"<b>{label}</b><br>loss %{{y:.4f}} nats/token<br>perplexity {_ppl(y):.2f}<extra></extra>"))
+    band = None
     if noise is not None and math.isfinite(noise) and none is not None:
         base = float(_get(none, "loss"))
-        fig.add_hrect(y0=base - noise, y1=base + noise, fillcolor="#888888", opacity=0.18, line_width=0,
-                      annotation_text="noise: within ±2 s.e. of RNN only", annotation_position="top left",
-                      annotation_font_size=round(0.9 * FONT * f))
-        all_y += [base - noise, base + noise]
-    if all_y:
-        fig.update_yaxes(range=_y_range(all_y))
+        band = (base - noise, base + noise)
+        fig.add_hrect(y0=band[0], y1=band[1], fillcolor="#888888", opacity=0.18, line_width=0)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="noise: within ±2 s.e. of RNN only",
+                                 marker=dict(symbol="square", size=round(14 * f), color="rgba(136,136,136,0.35)"),
+                                 hoverinfo="skip"))
+    core = [float(_get(r, "loss")) for r in by_policy.get("ham", [])] + [float(_get(r, "loss")) for r in (none, full) if r]
+    if current is not None:
+        core.append(float(current["loss"]))
+        fig.add_trace(_star(current, f))
+    core = [y for y in core + list(band or ()) if math.isfinite(y)]
+    all_y = [y for y in all_y if math.isfinite(y)]
+    if core or all_y:
+        lo, hi = (min(core), max(core)) if core else (min(all_y), max(all_y))
+        reach = OUTLIER_REACH * (hi - lo)
+        lo, hi = _y_range(core + [y for y in all_y if lo - reach <= y <= hi + reach])
+        fig.update_yaxes(range=[lo, hi])
+        _mark_off_scale(fig, names, lo, hi, f)
     fig.update_xaxes(range=[-3, 103], ticksuffix="%")
     return _layout(fig, title, "KV cache (% of a full cache)", "loss (nats / token)", font_scale=f)
 
 
+def _mark_off_scale(fig: go.Figure, names: set, lo: float, hi: float, f: float) -> None:
+    """Points of the curves `names` outside [lo, hi] drawn at the edge they left by, with their
+    value on hover."""
+    off = [(x, y, trace.name) for trace in fig.data if trace.name in names
+           for x, y in zip(trace.x, trace.y) if y is not None and math.isfinite(y) and not lo <= y <= hi]
+    if off:
+        fig.add_trace(go.Scatter(
+            x=[x for x, _, _ in off], y=[hi if y > hi else lo for _, y, _ in off], mode="markers",
+            name=f"off the scale ({len(off)}; hover for the value)", cliponaxis=False,
+            marker=dict(symbol=["triangle-up" if y > hi else "triangle-down" for _, y, _ in off], size=round(12 * f),
+                        color="#444444"),
+            customdata=[[n, y] for _, y, n in off],
+            hovertemplate="<b>%{customdata[0]}</b> off the scale<br>KV cache %{x:.1f}%<br>loss %{customdata[1]:.4f} "
+                          "nats/token<extra></extra>"))
+
+
 def _y_range(ys: Sequence[float]) -> list:
+    """The loss axis over the curves that matter (HAM's, the two ends, the star, the noise band);
+    another policy's point far outside it is marked at the edge instead of squashing the rest."""
     lo, hi = min(ys), max(ys)
     pad = 0.08 * (hi - lo) if hi > lo else 0.01
     return [lo - pad, hi + 2.5 * pad]
@@ -227,7 +283,7 @@ def _star(current: Mapping, font_scale: float) -> dict:
                        "<br>loss %{y:.4f} nats/token<br>perplexity %{customdata[1]:.2f}<extra></extra>"))
 
 
-def with_current(base: dict, current: Mapping, font_scale: float = 1.0) -> dict:
+def with_current(base: dict, current: Mapping, font_scale: float = 1.0, title: Optional[str] = None) -> dict:
     """The figure dict `base` (memory_quality_figure(...) without a current point, .to_dict())
     plus the current point, with the y-axis widened if the point lies outside it. `base` is left
     as it is: a page keeps one per text and adds only the star on a slider move (building the
@@ -238,6 +294,10 @@ def with_current(base: dict, current: Mapping, font_scale: float = 1.0) -> dict:
     if not lo <= y <= hi and y == y:
         inner = [v for v in (lo, hi, y) if math.isfinite(v)]
         layout["yaxis"] = {**layout.get("yaxis", {}), "range": _y_range(inner)}
+    if title is not None:            # the headline, which moves with the threshold
+        wrapped = wrap_title(title, 1.15 * FONT * font_scale)
+        layout["title"] = {**layout.get("title", {}), "text": wrapped}
+        layout["margin"] = {**layout.get("margin", {}), "t": round((50 + 18 * wrapped.count("<br>")) * font_scale)}
     return {"data": [*base["data"], _star(current, font_scale)], "layout": layout}
 
 

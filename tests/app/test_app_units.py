@@ -89,14 +89,13 @@ ROWS += [dict(policy="random", tau=0.3, kv_fraction=0.5, kv_bytes_peak=500_000, 
 def test_memory_quality_figure():
     fig = charts.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.1))
     names = [t.name for t in fig.data]
-    assert names == ["HAM surprise", "random", "current threshold"]
+    assert names == ["HAM surprise", "random", "RNN only (no cache): 3.600 nats",
+                     "full cache (Transformer-like): 3.000 nats", "current threshold"]
     ham = fig.data[0]
     assert list(ham.x) == [0.0, 50.0, 100.0] and list(ham.y) == [3.6, 3.1, 3.0]
     assert "perplexity" in ham.hovertemplate and "KB" in ham.customdata[1][0]
     assert math.isclose(ham.customdata[2][1], math.exp(3.0))
     assert list(fig.data[1].x) == [0.0, 50.0, 100.0]                 # every policy joins RNN only and full
-    labels = " ".join(a.text for a in fig.layout.annotations)
-    assert "full cache" in labels and "RNN only" in labels
     html = charts.figure_html(fig)
     assert 'src="http' not in html and len(html) > 1_000_000       # plotly.js inlined, no CDN script
 
