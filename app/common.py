@@ -40,12 +40,16 @@ PRESENTER_DIAGRAM_SCALE = 1.3
 
 # Always: a metric's value and label, and a button's label, wrap instead of being cut with an
 # ellipsis (at presenter sizes, or in narrow columns, they would lose their ends).
+# Always: the page starts near the top (Streamlit leaves 6rem for its header, whose one menu sits
+# at the right) and titles are one modest line, so the text itself is on the first screen.
+COMPACT_CSS = ('[data-testid="stMainBlockContainer"]{padding-top:2.6rem !important}'
+               'h1{font-size:2rem !important;padding:0 0 0.3rem 0 !important}')
 NO_CUT_CSS = ('[data-testid="stMetricValue"] .stMarkdownEllipsis, [data-testid="stMetricLabel"] .stMarkdownEllipsis,'
               '[data-testid="stMetricValue"] p, [data-testid="stMetricLabel"] p, button .stMarkdownEllipsis, button p'
               '{white-space:normal !important;overflow:visible !important;text-overflow:clip !important}')
 # Presenter mode: every text in rem grows with the root size; the token views and headings are
 # sized explicitly; metric values are held to a size that fits five across at 1280 pixels.
-PRESENTER_CSS = ("html{font-size:130%}.ham-view{--ham-size:1.35rem !important}h1{font-size:3rem !important}"
+PRESENTER_CSS = ("html{font-size:130%}.ham-view{--ham-size:1.2rem !important}h1{font-size:2.4rem !important}"
                  '[data-testid="stMetricValue"]{font-size:1.9rem !important}'
                  '[data-testid="stMainBlockContainer"]{padding-left:1.5rem !important;padding-right:1.5rem !important;'
                  'max-width:100% !important}')
@@ -62,11 +66,12 @@ def chart_scale() -> float:
 
 def token_size() -> str:
     """Font size of a token view."""
-    return "1.35rem" if presenting() else "0.95rem"
+    return "1.2rem" if presenting() else "0.95rem"
 
 
 def presenter_css() -> None:
-    st.markdown(f"<style>{NO_CUT_CSS}{PRESENTER_CSS if presenting() else ''}</style>", unsafe_allow_html=True)
+    st.markdown(f"<style>{COMPACT_CSS}{NO_CUT_CSS}{PRESENTER_CSS if presenting() else ''}</style>",
+                unsafe_allow_html=True)
 
 
 def _where(path) -> str:
@@ -126,7 +131,7 @@ def sidebar(page: str = "read") -> None:
     with st.sidebar:
         st.toggle("Presenter mode (larger type)", key="presenter")
         guard(_recall_model if page == "recall" else _language_model)
-        st.caption("Light / dark theme: ⋮ menu → Settings (both themes come from .streamlit/config.toml).")
+        st.caption("Light or dark: ⋮ menu (top right) → Settings.")
     presenter_css()
 
 
@@ -177,9 +182,10 @@ def tau_slider(key: str = "w_tau"):
 
     if st.session_state.tau_index is None:
         st.session_state.tau_index = TAU_GRID.index(DEFAULT_TAU)
-    return synced(st.select_slider, "Threshold τ (cache a token when the RNN's surprise ≥ τ)", key, "tau_index",
+    return synced(st.select_slider, "Threshold τ: cache a token when its surprise ≥ τ", key, "tau_index",
                   options=list(range(len(TAU_GRID))), format_func=lambda i: tau_label(TAU_GRID[i]),
-                  help="0 caches every token (Transformer-like); above 2 nothing (pure RNN).")
+                  help="The RNN's surprise at a token decides: 0 caches every token (Transformer-like); above 2 "
+                       "nothing (a pure RNN).")
 
 
 def guard(body: Callable[[], None]) -> None:

@@ -1,12 +1,17 @@
 """The text the pages read: presets, a text area and a .txt upload, all feeding st.session_state.text."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import streamlit as st
 
 from app import state
 from app.presets import PRESETS
 
 OWN = "(your own text)"
+# The upload box as small as a button: its drop-zone text (size limit, file type) is in the label.
+INPUT_CSS = ('.st-key-w_upload [data-testid="stFileUploaderDropzoneInstructions"]{display:none}'
+             '.st-key-w_upload section{padding:0.35rem;min-height:0}')
 
 
 def _pick_preset() -> None:
@@ -53,14 +58,19 @@ def text_input(max_chars: int = state.MAX_CHARS) -> state.CleanText:
         ss.w_text = ss.text
     if "w_preset" not in ss:
         ss.w_preset = ss.preset if ss.preset in PRESETS else OWN
-    left, right = st.columns([2, 1])
-    with left:
-        st.selectbox("Preset text", [OWN, *PRESETS], key="w_preset", on_change=_pick_preset,
-                     help="Short texts written for this app; each shows a different kind of memory.")
-    with right:
-        st.file_uploader("…or upload a .txt", type=["txt"], key="w_upload", on_change=_upload)
-    st.text_area("Text", key="w_text", height=140, on_change=_edit_text, max_chars=state.MAX_CHARS,
-                 help="Paste anything; press Ctrl+Enter (or click outside) to read it.")
+    # One row, so the text itself is on the first screen: in presenter mode the row is folded
+    # away under the text's name (the class sees the text, the teacher opens it to change it).
+    name = ss.preset if ss.preset in PRESETS else "your own text"
+    fold = st.expander(f"Text: {name} (change, paste or upload)") if ss.get("presenter") else nullcontext()
+    with fold:
+        st.html(f"<style>{INPUT_CSS}</style>")
+        c = st.columns([2, 4, 1.3], vertical_alignment="bottom")
+        c[0].selectbox("Text", [OWN, *PRESETS], key="w_preset", on_change=_pick_preset,
+                       help="Short texts written for this app; each shows a different kind of memory.")
+        c[1].text_area("…or paste your own (Ctrl+Enter reads it)", key="w_text", height=68, on_change=_edit_text,
+                       max_chars=state.MAX_CHARS, help="Paste anything; press Ctrl+Enter (or click outside) to read it.")
+        c[2].file_uploader("…or a .txt file", type=["txt"], key="w_upload", on_change=_upload,
+                           help="A text file of up to 5 MB; the app reads as much of it as its token limit can use.")
     cleaned = state.clean_text(ss.text, max_chars)
     cleaned.notices[:0] = [n for n in ss.get("upload_notices", []) if n not in cleaned.notices]
     return cleaned

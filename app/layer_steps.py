@@ -149,8 +149,8 @@ def steps(s: TokenLayer) -> list[Step]:
         read_words = "nothing is in this layer's cache up to this token, so attention reads nothing"
     else:
         i, t, w = s.reads[0]
-        read_words = (f"most of {whose} goes to #{i} {token_label(t)} ({w:.0%})" if w >= s.sink else
-                      f"most of {whose} goes to the sink ({s.sink:.0%}): it reads little from the cache")
+        read_words = (f"the largest share of {whose} goes to #{i} {token_label(t)} ({w:.0%})" if w >= s.sink else
+                      f"the largest share of {whose} goes to the sink ({s.sink:.0%}): it reads little from the cache")
     return [
         Step(1, "Projections", f"{H} heads × {s.head_dim} numbers for q, k, v · ‖v‖ {nums(s.v_norm)}",
              f"token #{s.index} {tok} becomes a query (what to look for), a key (how to be found) and a value "

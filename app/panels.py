@@ -19,7 +19,7 @@ from app import charts
 from app.colours import Bins
 from app.common import md, reads_label
 from app.results import TextResult, tau_label
-from app.token_view import BAR_CSS, CACHE_COLOUR, READ_COLOUR, render_bars, token_label
+from app.token_view import BAR_CSS, CACHE_COLOUR, READ_COLOUR, render_bars, token_in_word, token_label
 
 
 LM_RANGE = (0.0, 12.0)       # nats; the fixed colour range of next-token surprisal
@@ -135,7 +135,7 @@ def reads_labels(r: TextResult, reads: dict, limit: int = 10) -> tuple[list[str]
 
 def show_reads(r: TextResult, token: int, layer: int, reads: dict, sink: float, head: Optional[int]) -> None:
     who = reads_label(head)
-    st.markdown(f"**Token \\#{token} {md(token_label(r.tokens[token]))} reads, layer {layer + 1}, {who}**")
+    st.markdown(f"**Token \\#{token} {md(token_in_word(r.tokens, token))} reads, layer {layer + 1}, {who}**")
     if not reads:
         st.info("This token read nothing from the cache here: no earlier token is cached in this layer "
                 "(or all its attention went to the sink).")

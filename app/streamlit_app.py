@@ -43,11 +43,11 @@ if name is None:
     page.run()             # the /read alias: straight to the root
 common.init_state()
 tour.follow(VIEWS, name)   # a tour step may open another page
+common.guard(tour.card)    # the offer sits at the top of the sidebar; a step's card is fixed over the page
 common.sidebar(name)   # guarded inside, so a fault shows in the sidebar
 with st.sidebar:
     st.button("Guided tour", key="w_tour_restart", icon=":material/tour:", on_click=tour.enter, args=(0,),
               help=f"{len(tour.STEPS)} short steps through what the app shows; each sets the view it talks about.")
     share.copy_link_button()
-common.guard(tour.card)
 common.guard(page.run)    # each page guards its own body; this catches what escapes (its module code)
 warmup.painted()          # the model may load now (app.warmup)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from app.colours import TEXT, Bins, fixed_bins
+from app.colours import fmt as edge_text
 
 READ_COLOUR = (216, 27, 96)   # magenta: attention reads (rings and arcs), apart from every palette
 CACHE_COLOUR = "#c2410c"      # burnt orange: the cached-token frame and the layer-count bar
@@ -44,6 +45,30 @@ def token_label(text: str) -> str:
     if text == "":
         return f"{CONTINUATION} (the rest of the character before)"
     return "'" + visible_text(text).replace("\n", "").replace("\t", "") + "'"
+
+
+def word_of(tokens: Sequence[str], i: int) -> tuple[int, int]:
+    """[start, end) of the tokens that make up the word token i is part of: neighbours joined with
+    no space or punctuation between them, so " Or", "l", "a", "ith" are one word, "Orlaith"."""
+    joins = lambda a, b: bool(a) and bool(b) and a[-1].isalnum() and b[0].isalnum()  # noqa: E731
+    start, end = i, i + 1
+    while start > 0 and joins(tokens[start - 1], tokens[start]):
+        start -= 1
+    while end < len(tokens) and joins(tokens[end - 1], tokens[end]):
+        end += 1
+    return start, end
+
+
+def word_text(tokens: Sequence[str], i: int) -> str:
+    """The word token i is part of, as written (see word_of)."""
+    start, end = word_of(tokens, i)
+    return "".join(tokens[start:end]).strip()
+
+
+def token_in_word(tokens: Sequence[str], i: int) -> str:
+    """Token i's label, with the word it is a piece of: "' V' (in “Vandermeer”)"."""
+    piece, word = token_label(tokens[i]), word_text(tokens, i)
+    return piece if not word or word == tokens[i].strip() else f"{piece} (in “{word}”)"
 
 
 def visible_text(text: str) -> str:
@@ -96,7 +121,7 @@ def token_span(i: int, cell: TokenCell, *, bins: Bins, selected: Optional[int], 
 
 CSS = f"""
 .ham-view{{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:var(--ham-size,0.95rem);
- line-height:2.3;white-space:pre-wrap;overflow-wrap:anywhere;unicode-bidi:isolate;direction:ltr;text-align:left;
+ line-height:2.0;white-space:pre-wrap;overflow-wrap:anywhere;unicode-bidi:isolate;direction:ltr;text-align:left;
  color:rgb{TEXT}}}
 .ham-tok{{padding:2px 1px;margin:0 1px 0 0;border-radius:3px;
  unicode-bidi:isolate;cursor:pointer;outline:0 solid transparent;outline-offset:2px;color:rgb{TEXT}}}
@@ -107,9 +132,9 @@ CSS = f"""
  width:calc(var(--ham-n) * 100%);background:{CACHE_COLOUR}}}
 .ham-read{{outline-width:3px;outline-style:solid}}
 .ham-selected{{outline:3px dashed rgb{READ_COLOUR} !important;outline-offset:3px}}
-.ham-legend{{display:flex;flex-wrap:wrap;gap:0.4rem 1rem;align-items:center;font-size:0.85rem;margin:0.3rem 0 0.6rem 0}}
-.ham-swatches{{display:inline-flex;flex-wrap:wrap;gap:2px;vertical-align:middle}}
-.ham-swatch{{display:inline-block;padding:0 0.3rem;border-radius:3px;font-size:0.75rem;color:rgb{TEXT};
+.ham-legend{{display:flex;flex-wrap:wrap;gap:0.3rem 0.9rem;align-items:center;font-size:0.8rem;margin:0.1rem 0 0.4rem 0}}
+.ham-swatches{{display:inline-flex;flex-wrap:wrap;gap:0;vertical-align:middle}}
+.ham-swatch{{display:inline-block;padding:0 0.3rem;font-size:0.72rem;color:rgb{TEXT};
  font-variant-numeric:tabular-nums}}
 .ham-swatch.ham-tau{{box-shadow:inset 0 -3px 0 rgb{READ_COLOUR}}}
 .ham-note{{flex-basis:100%;font-size:0.8rem;opacity:0.85}}
@@ -136,15 +161,17 @@ def render_view(cells: Sequence[TokenCell], *, bins: Optional[Bins] = None, vmin
 
 def bins_legend(bins: Bins, *, cache_label: str = "in KV cache", show_reads: bool = False,
                 mark: Optional[float] = None, mark_label: str = "", count_mode: bool = False,
-                prefix: str = "ham") -> str:
-    """The colour key (each colour with its range), how the scale was chosen, and keys for the
-    cache mark, the selection and the reads. `mark` underlines the colour holding that value
-    (the threshold)."""
+                prefix: str = "ham", note: bool = True) -> str:
+    """The colour key (a bar of the colours, each with its lower edge; its range on hover), how
+    the scale was chosen (`note`; else legend_note puts it elsewhere), and keys for the cache
+    mark, the selection and the reads. `mark` underlines the colour holding that value (the
+    threshold)."""
     marked = bins.index(mark) if mark is not None else None
+    shown = [r if k == 0 else edge_text(bins.edges[k]) for k, r in enumerate(bins.ranges())]
     swatches = "".join(
         f'<span class="ham-swatch{" ham-tau" if k == marked else ""}" style="background:rgb{c}" '
-        f'title="{html.escape(r)}">{html.escape(r)}</span>'
-        for k, (c, r) in enumerate(zip(bins.colours, bins.ranges())))
+        f'title="{html.escape(r)}">{html.escape(text)}</span>'
+        for k, (c, r, text) in enumerate(zip(bins.colours, bins.ranges(), shown)))
     cache_key = ('<span class="ham-key ham-layers" style="--ham-n:0.5">tok</span>' if count_mode
                  else '<span class="ham-key ham-cached">tok</span>')
     parts = [f'<span><b>{html.escape(bins.label)}</b> <span class="ham-swatches">{swatches}</span></span>',
@@ -152,10 +179,17 @@ def bins_legend(bins: Bins, *, cache_label: str = "in KV cache", show_reads: boo
     if show_reads:
         parts.append('<span><span class="ham-key ham-selected">tok</span> selected</span>')
         parts.append(f'<span><span class="ham-key ham-read" style="outline-color:rgb{READ_COLOUR}">tok</span>'
-                     ' read by its attention (arc and ring: weight)</span>')
-    note = bins.note + (f"; {mark_label}" if mark_label and marked is not None else "")
-    parts.append(f'<span class="ham-note">{html.escape(note)}</span>')
+                     ' what it read (arc)</span>')
+    if note:
+        parts.append(legend_note(bins, mark, mark_label))
     return f'<div class="ham-legend" id="{prefix}-legend">{"".join(parts)}</div>'
+
+
+def legend_note(bins: Bins, mark: Optional[float] = None, mark_label: str = "") -> str:
+    """How the colour scale was chosen, in words (and what the underline marks)."""
+    marked = bins.index(mark) if mark is not None else None
+    text = bins.note + (f"; {mark_label}" if mark_label and marked is not None else "")
+    return f'<span class="ham-note">{html.escape(text)}</span>'
 
 
 def render_legend(label: str, vmin: float, vmax: float, *, scale: str = "viridis", cache_label: str = "in KV cache",

@@ -8,6 +8,7 @@ positions, so the tour stays right when the model is retrained.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -34,6 +35,21 @@ export default function(component) {
   }, 200);
 }
 """
+
+
+# "No thanks" is remembered by the browser (its local storage), not by the server: one visitor's
+# choice never hides the offer from another, and a reload or a new session keeps it.
+_MEMORY_JS = """
+export default function(component) {
+  const { data } = component;
+  const KEY = 'hamLab.tourDeclined';
+  try {
+    if (data && data.declined) window.localStorage.setItem(KEY, '1');
+    if (window.localStorage.getItem(KEY) === '1') document.documentElement.classList.add('ham-tour-declined');
+  } catch (e) {}
+}
+"""
+MEMORY_CSS = ".ham-tour-declined .st-key-tour_offer{display:none !important}"
 
 
 @dataclass(frozen=True)
@@ -157,18 +173,27 @@ def enter(n: Optional[int]) -> None:
             ss.pop(key, None)
 
 
+def decline() -> None:
+    """'No thanks': end the offer here, and have the browser remember it (see _MEMORY_JS)."""
+    ss.tour_declined = True
+    enter(None)
+
+
 def card() -> None:
     """The tour's card (fixed in the bottom right corner; the part of the page it talks about is
-    scrolled to the middle, above it), or the offer to a first-time visitor."""
+    scrolled to the middle, above it), or the offer to a first-time visitor: one line, hidden
+    at once in a browser that said "No thanks" before."""
+    _component("memory", _MEMORY_JS, {"declined": bool(ss.get("tour_declined"))}, st.sidebar)
     n = ss.get("tour")
     if n is None:
         if not ss.get("tour_offered"):
-            with st.container(key="tour_offer", border=True):
-                st.markdown(f"**New here?** A tour of {len(STEPS)} short steps shows what the RNN finds surprising, "
-                            "what the cache keeps and what that buys (about three minutes).")
-                c = st.columns([2, 1.4, 3])
-                c[0].button("Start the tour", key="w_tour_start", type="primary", on_click=enter, args=(0,))
-                c[1].button("No thanks", key="w_tour_skip", on_click=enter, args=(None,))
+            # In the sidebar, at its top: the page's first screen is left to the text.
+            st.markdown(f"<style>{MEMORY_CSS}</style>", unsafe_allow_html=True)
+            with st.sidebar, st.container(key="tour_offer", border=True):
+                st.markdown(f"**New here?** A three-minute tour in {len(STEPS)} steps.")
+                with st.container(horizontal=True, gap="small"):
+                    st.button("Start the tour", key="w_tour_start", type="primary", on_click=enter, args=(0,))
+                    st.button("No thanks", key="w_tour_skip", on_click=decline)
         return
     step = STEPS[n]
     with st.container(key="tour_card", border=True):
@@ -196,18 +221,23 @@ def showing(key: str) -> bool:
     return n is not None and STEPS[n].target == f".st-key-{key}"
 
 
-_scroller = None
+_components: dict = {}
+
+
+def _component(name: str, js: str, data: dict, where=None) -> None:
+    """Run one of the tour's small scripts in the page (`where`: a container, default here)."""
+    try:
+        if name not in _components:
+            _components[name] = st.components.v2.component(f"ham_lab.tour_{name}", js=js)
+        with where if where is not None else nullcontext():
+            _components[name](data=data, key=f"w_tour_{name}")
+    except Exception:          # without v2 components the page simply does without it
+        pass
 
 
 def _scroll(n: int, target: str) -> None:
     """Scroll the step's target into view once, when the step is first shown."""
-    global _scroller
-    try:
-        if _scroller is None:
-            _scroller = st.components.v2.component("ham_lab.tour_scroll", js=_SCROLL_JS)
-        _scroller(data={"step": n, "target": target}, key="w_tour_scroll")
-    except Exception:          # without v2 components the page simply does not scroll
-        pass
+    _component("scroll", _SCROLL_JS, {"step": n, "target": target})
 
 
 def follow(pages: dict, current: str) -> None:

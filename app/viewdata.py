@@ -15,7 +15,7 @@ from app.colours import Bins, fixed_bins, quantile_bins, signed_bins
 from app.common import md
 from app.panels import LM_RANGE, SURPRISE_RANGE
 from app.results import TextResult, tau_label
-from app.token_view import TokenCell, bins_legend, render_view, visible_text
+from app.token_view import TokenCell, bins_legend, legend_note, render_view, visible_text, word_of, word_text
 from ham_core.analysis.readmap import LOOKUP_GATE, MemorableRead, ReadMap, copy_match, memorable_read
 
 FIXED_RANGE = {"min": SURPRISE_RANGE, "head": SURPRISE_RANGE, "lm": LM_RANGE}   # the "fixed" scale's ranges
@@ -117,14 +117,15 @@ def view_data(r: TextResult, *, metric: str, layer: int, head: int, count_mode: 
     L = r.cached.shape[0]
     cells = view_cells(r, values, layer, count_mode, selected_reads(read_map, selected))
     cache_label = (f"cached: the bar under a token is as long as the share of the {L} layers that keep it"
-                   if count_mode else f"in layer {layer + 1}'s KV cache")
+                   if count_mode else f"in layer {layer + 1}'s cache")
     surprise_metric = metric in ("min", "head")
-    legend = bins_legend(bins, cache_label=cache_label, show_reads=True, count_mode=count_mode,
-                         mark=r.tau[layer] if surprise_metric else None,
-                         mark_label=f"underlined: the colour holding τ = {tau_label(r.tau[layer])} "
-                                    "(tokens at or above it enter the cache)")
-    html = legend + render_view(cells, bins=bins, selected=selected, count_mode=count_mode, n_layers=L,
-                                font_size=font_size)
+    mark = dict(mark=r.tau[layer] if surprise_metric else None,
+                mark_label=f"underlined: the colour holding τ = {tau_label(r.tau[layer])} "
+                           "(tokens at or above it enter the cache)")
+    legend = bins_legend(bins, cache_label=cache_label, show_reads=True, count_mode=count_mode, note=False, **mark)
+    # How the scale was chosen goes under the text, so the text starts higher on the page.
+    html = (legend + render_view(cells, bins=bins, selected=selected, count_mode=count_mode, n_layers=L,
+                                 font_size=font_size) + f'<div class="ham-legend">{legend_note(bins, **mark)}</div>')
     tips = r.memo(("tips json", none is not None), lambda: _json(
         {"layers": L, "rows": tip_rows(r, bought(r, none) if none is not None else None, shown)}))
     reads = r.memo(("reads json", read_map.layer, read_map.head), lambda: _json(reads_payload(read_map)))
@@ -158,34 +159,39 @@ def _quote(text: str) -> str:
     return "“" + md(visible_text(text).replace("\n", "")) + "”"
 
 
-def _context(r: TextResult, query: int, width: int = 6) -> str:
-    text = "".join(r.tokens[max(0, query - width):query + 3]).replace("\n", " ").strip()
-    return "“…" + md(text) + "…”"
+def _named(r: TextResult, i: int) -> str:
+    """A token as a teacher would say it: its word, and the piece when the word has several."""
+    start, end = word_of(r.tokens, i)
+    if end - start > 1:
+        return f"{_quote(word_text(r.tokens, i))} (token \\#{i}, its piece {_quote(r.tokens[i].strip())})"
+    return f"{_quote(r.tokens[i].strip() or r.tokens[i])} (token \\#{i})"
 
 
 def describe_selection(r: TextResult, query: int, layer: int, m: ReadMap) -> str:
-    """One sentence (markdown, user text escaped) saying what the view shows for this token."""
+    """One sentence to read aloud (markdown, user text escaped) saying what the view shows for
+    this token: words, not token pieces, and no counting of tokens."""
     name = f"layer {layer + 1}"
     where = name if m.head is None else f"{name}, head {m.head + 1}"
-    head = f"**What you see:** in {where}, {_quote(r.tokens[query])} (\\#{query}, in {_context(r, query)})"
+    head = f"**What you see:** in {where}, {_named(r, query)}"
     top = m.strongest(query)
     if top is None:
-        why = ("no earlier token is in this layer's cache" if not r.cached[layer, :query + 1].any()
-               else "all its attention went to the sink")
-        return f"{head} read nothing from the KV cache: {why}."
+        why = ("nothing before it is in this layer's cache" if not r.cached[layer, :query + 1].any()
+               else "all its attention went to the sink, which holds nothing")
+        return f"{head} reads nothing from the KV cache: {why}."
     key, weight = top
     if key == query:
-        return f"{head} spends {weight:.0%} of its attention, more than on any other token, on itself."
+        return f"{head} gives its largest share of attention ({weight:.0%}) to itself."
     run, offset = copy_match(r.text.ids.tolist(), query, key)
-    copy = f"the same {run} tokens" if run > 1 else "the same token"
-    if not run:
-        what = f"{query - key} tokens back"
-    elif not offset:
-        what = f"{'the end of ' if run > 1 else ''}{copy} earlier in the text"
+    word = word_text(r.tokens, query)
+    if word and word_text(r.tokens, key) == word and word_of(r.tokens, key) != word_of(r.tokens, query):
+        what = f"the same word written earlier, {_named(r, key)}"
+    elif run and offset:
+        what = f"{_named(r, key)}, which came after the same words earlier in the text (what came next last time)"
+    elif run:
+        what = f"{_named(r, key)}, the same words earlier in the text"
     else:
-        after = "just after" if offset == 1 else f"{offset} tokens after"
-        what = f"{after} {copy} earlier in the text (what came next last time)"
+        what = f"{_named(r, key)}, further back in the text"
     surprise = float(r.layer_surprise[layer, key])
-    return (f"{head} spends {weight:.0%} of its attention, more than on any other token, on \\#{key} "
-            f"{_quote(r.tokens[key])}, {what}, which {name} kept in its KV cache because the RNN was "
-            f"surprised by it ({surprise:.3f} ≥ τ {tau_label(r.tau[layer])}).")
+    return (f"{head} gives its largest share of attention ({weight:.0%}) to {what}. {name.capitalize()} kept that token in "
+            f"its KV cache because the RNN was surprised by it there ({surprise:.2f}, at least the threshold "
+            f"{tau_label(r.tau[layer])}).")

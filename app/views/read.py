@@ -8,7 +8,7 @@ import streamlit as st
 from app import charts, clickview, common, curves, engine, inputs, panels, results, shared, state, text_store, tour, viewdata
 from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
-from app.token_view import token_label
+from app.token_view import token_in_word
 
 from app.common import reads_head, reads_label
 
@@ -77,11 +77,19 @@ def save_to_url(text: str) -> None:
         st.query_params.from_dict(params)
 
 
-def controls(bundle: engine.Bundle) -> tuple:
+def controls(bundle: engine.Bundle, options, narrow: bool) -> tuple:
+    """The threshold and view choices here (stacked when `narrow`: beside the text), and the
+    per-layer thresholds and display options folded in the container `options` (further down
+    the page); returns the per-layer thresholds."""
     cfg = bundle.cfg
-    c = st.columns([3, 1, 2, 1])
-    with c[0]:
+    if narrow:
         common.tau_slider()
+        row = st.columns([1, 1])
+        c = [None, row[0], st.container(), row[1]]
+    else:
+        c = st.columns([3, 1, 2, 1])
+        with c[0]:
+            common.tau_slider()
     with c[1]:
         common.synced(st.selectbox, "Layer", "w_layer", "layer", options=list(range(cfg.n_layers)),
                format_func=lambda l: f"layer {l + 1}")
@@ -91,7 +99,7 @@ def controls(bundle: engine.Bundle) -> tuple:
     with c[3]:
         common.synced(st.selectbox, "Head", "w_head", "head", options=list(range(cfg.n_heads)),
                format_func=lambda h: f"head {h + 1}", disabled=ss.metric != "head")
-    with st.expander("Per-layer thresholds and display options"):
+    with options, st.expander("Per-layer thresholds and display options"):
         cols = st.columns(cfg.n_layers)
         taus = []
         for l, col in enumerate(cols):
@@ -117,7 +125,9 @@ def pick_token(i: int) -> None:
     ss.token = ss.w_token = i
 
 
-def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[results.TextResult]) -> None:
+def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[results.TextResult], left, right) -> None:
+    """The token view and what it says in `left`; the selected token's reads and the colour
+    counts in `right` (containers)."""
     T, L = len(r.tokens), r.cached.shape[0]
     if ss.token is None or ss.token >= T:
         ss.token = max([i for i, t in enumerate(r.tokens) if t.strip()] or [T - 1])
@@ -125,7 +135,6 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
         ss.w_token = ss.token
     head = reads_head()
     m = r.read_map(ss.layer, head)
-    left, right = st.columns([3, 2])
     with left:
         data, bins = viewdata.view_data(
             r, metric=ss.metric, layer=ss.layer, head=ss.head, count_mode=ss.get("w_marks") == "count of layers",
@@ -137,7 +146,7 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
         st.caption("Hover over any token to see its reads and the model's guesses there; click one to keep them.")
         # A number box, not a slider over every token: a 1,024-option slider is re-sent and
         # re-drawn on every threshold move (tens of ms in the browser) for no new information.
-        st.number_input(f"Selected token: \\#{ss.token} {common.md(token_label(r.tokens[ss.token]))} (click one in the text, or type "
+        st.number_input(f"Selected token: \\#{ss.token} {common.md(token_in_word(r.tokens, ss.token))} (click one in the text, or type "
                         f"its number, 0-{T - 1})", min_value=0, max_value=T - 1, step=1, key="w_token",
                         on_change=common._sync, args=("w_token", "token"))
     with right:
@@ -148,7 +157,8 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
 
 
 def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult,
-                full: results.TextResult, none: results.TextResult) -> None:
+                full: results.TextResult, none: results.TextResult) -> str:
+    """The memory-vs-quality chart and its buttons; returns its headline (what it says, in words)."""
     others = curves.stored_policy_rows(entry)
     rows = curves.ham_rows(bundle, entry) + (others or [])
     current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
@@ -160,8 +170,10 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
     base = none.memo(("memory-quality chart", len(rows), others is not None, noise, scale),
                      lambda: charts.memory_quality_figure(rows, None, title=span[:1].upper() + span[1:],
                                                           noise=noise, font_scale=scale).to_dict())
-    fig = charts.with_current(base, current, scale)
     verdict = charts.cache_verdict(full.loss, none.loss, noise, len(r.tokens))
+    tau = float(r.tau[0]) if len(set(r.tau)) == 1 else None
+    said = verdict.split(":")[0] + "." if verdict else charts.headline(r.loss, r.kv_fraction, none.loss, full.loss, rows, tau)
+    fig = charts.with_current(base, current, scale, title=said)
     config = {"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}}
     if verdict:
         st.info(verdict)
@@ -172,7 +184,7 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
         st.caption(f"Memory against quality on this text: {span}. The grey band is the noise around the "
                    "RNN-only loss; hover a point for its perplexity and bytes.")
         st.plotly_chart(fig, key="mq_chart", config=config)
-        compared = charts.equal_memory_sentence(rows, float(r.tau[0]), noise) if others and len(set(r.tau)) == 1 else None
+        compared = charts.equal_memory_sentence(rows, tau, noise) if others and tau is not None else None
         if compared:
             st.markdown(compared)
     c = st.columns([2, 1, 1, 1])
@@ -188,15 +200,16 @@ def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
     if engine.kaleido_available():
         c[3].download_button("Chart (PNG)", data=lambda: charts.figure_png(fig) or b"", file_name="ham_memory_quality.png",
                              mime="image/png", key="w_png", on_click="ignore")
-    else:
-        c[3].caption("PNG: the camera icon on the chart saves one, drawn by your browser "
-                     "(server-side PNG needs kaleido, which is not installed).")
+    else:                # without kaleido on the server (docs/DESIGN.md, section 4) the browser draws it
+        c[3].caption("PNG: the camera icon on the chart saves one.")
+    return said
 
 
 def body() -> None:
     st.title("Read a text")
-    st.caption("Colours show how surprised the RNN was by each token; framed tokens entered the KV cache. "
-               "Arcs run from a token to the cached tokens its attention read: hover to see them, click to keep them.")
+    if not common.presenting():           # on a projector the legend says it; the text needs the room
+        st.caption("Colour: how surprised the RNN was. Frame: the token entered the KV cache. Arc: what a "
+                   "token's attention read (hover over a token; click to keep it).")
     bundle = engine.get_bundle()
     restore_from_url(bundle)
     cleaned = inputs.text_input(engine.input_chars(bundle))
@@ -222,9 +235,21 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     entry = results.text_entry(bundle, text)
     with st.spinner("Reading the text…"):
         first_view(bundle, entry, text)
-    taus = controls(bundle)
+    # On the first screen: the chart's headline, the text with its cache and reads, and beside it
+    # the threshold and view choices; in presenter mode the text takes the whole width and the
+    # choices follow it. The figures, the options and the chart come after (filled later).
+    presenting = common.presenting()
+    top, headline = st.container(), st.empty()
+    if presenting:
+        view, side = st.container(), st.container()
+    else:
+        view, side = st.columns([3, 2])
+    figures, options = st.container(), st.container()
+    with side:
+        taus = controls(bundle, options, narrow=not presenting)
+        right = st.container()
     layers, off = (ss.layer,), results.grid_taus(bundle, TAU_GRID[-1])
-    with st.spinner("Reading the text…"):
+    with view, st.spinner("Reading the text…"):
         r = results.result_for(bundle, entry, taus, ss.token, layers)     # the view first; the rest below
         # No cache's per-token losses (what the cache bought, in the tooltips) when already at
         # hand; the first view of a new text does not wait for them unless their colours are asked.
@@ -232,10 +257,11 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
         if none is None and ss.metric == "bought":
             none = results.result_for(bundle, entry, off, ss.token, layers)
     if r.notice:
-        st.warning(r.notice)
-    st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
-    panels.show_readout(r)
-    token_panel(bundle, r, none)
+        top.warning(r.notice)
+    token_panel(bundle, r, none, view, right)
+    with figures:
+        st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
+        panels.show_readout(r)
     save_to_url(text)
     with st.spinner("Reading the text with a full cache and with none…"):
         full = results.result_for(bundle, entry, results.grid_taus(bundle, 0.0), ss.token, layers)
@@ -246,7 +272,8 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
     curves.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"),
                     ss.token, ss.layer)
     bar.empty()
-    chart_panel(bundle, entry, r, full, none)
+    said = chart_panel(bundle, entry, r, full, none)
+    headline.markdown(f"**Memory vs quality:** {said} [See the chart ↓](#memory-vs-quality)")
 
 
 common.guard(body)

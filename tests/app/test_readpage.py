@@ -150,8 +150,9 @@ def test_first_view_pick_is_a_real_read_and_the_sentence_says_so(tiny):
     assert pick.head is None or pick.head in viewdata.open_heads(r, pick.layer)
     assert m.strongest(pick.query)[0] == pick.key < pick.query and r.cached[pick.layer, pick.key]
     sentence = viewdata.describe_selection(r, pick.query, pick.layer, m)
-    assert f"layer {pick.layer + 1}" in sentence and f"\\#{pick.key}" in sentence and "more than on any other" in sentence
-    assert sentence.endswith(").") and "kept in its KV cache because the RNN was surprised" in sentence
+    assert f"layer {pick.layer + 1}" in sentence and f"token \\#{pick.key}" in sentence and "largest share of attention" in sentence
+    assert sentence.endswith(").") and "kept that token in its KV cache because the RNN was surprised" in sentence
+    assert "tokens after" not in sentence and "tokens earlier" not in sentence     # no counting of tokens aloud
 
 
 @pytest.fixture
@@ -165,8 +166,17 @@ def story(monkeypatch):
     return bundle, r, full, none, viewdata.first_view(r)
 
 
+def test_a_word_of_several_tokens_is_named_as_the_word():
+    tokens = [" The", " Or", "l", "a", "ith", ",", " said", " Orl", "aith", "."]
+    assert viewdata.word_of(tokens, 3) == (1, 5) and viewdata.word_text(tokens, 3) == "Orlaith"
+    assert viewdata.word_text(tokens, 8) == "Orlaith" and viewdata.word_of(tokens, 5) == (5, 6)
+
+
 def test_default_preset_first_view_shows_a_later_mention_reading_an_earlier_one(story):
     bundle, r, full, none, pick = story
+    sentence = viewdata.describe_selection(r, pick.query, pick.layer, r.read_map(pick.layer, pick.head))
+    name = viewdata.word_text(r.tokens, pick.query)
+    assert f"“{name}”" in sentence and "the same word written earlier" in sentence     # said as a name
     assert pick is not None, "nothing is read from any cache on the default preset"
     m = r.read_map(pick.layer, pick.head)
     key, weight = m.strongest(pick.query)
@@ -261,8 +271,9 @@ def test_chart_states_its_range_marks_noise_and_joins_the_ends():
     assert band.y0 == pytest.approx(3.004 - noise) and band.y1 == pytest.approx(3.004 + noise)
     lo, hi = fig.layout.yaxis.range
     assert lo <= 3.004 - noise and hi >= 3.004 + noise                    # the axis never hides the noise
-    text = " ".join(a.text for a in fig.layout.annotations)
-    assert "RNN only" in text and "full cache" in text and "ppl" in text
+    names = " ".join(t.name for t in fig.data)                       # the ends are named in the legend
+    assert "RNN only (no cache): 3.004 nats" in names and "full cache" in names and "noise" in names
+    assert not fig.layout.annotations                                 # nothing written inside the plot
     sentence = charts.range_sentence([r["loss"] for r in ROWS], noise)
     assert "0.0040 nats/token" in sentence and "0.13% of the loss" in sentence and "±0.0100" in sentence
 
@@ -288,8 +299,26 @@ def test_chart_font_scale_grows_every_label():
     big = charts.memory_quality_figure(ROWS, noise=0.01, font_scale=1.5)
     assert big.layout.font.size == round(1.5 * small.layout.font.size)
     assert big.layout.title.font.size > small.layout.title.font.size
-    assert all(b.font.size > s.font.size for b, s in zip(big.layout.annotations, small.layout.annotations))
+    assert big.layout.legend.font.size > small.layout.legend.font.size
+    assert all(b.marker.size > s.marker.size for b, s in zip(big.data, small.data) if s.marker.size)
     assert charts.recall_figure([], font_scale=2).layout.font.size == 2 * charts.FONT
+
+
+def test_an_outlier_is_marked_not_allowed_to_flatten_the_curves():
+    rows = ROWS + [dict(policy="random", tau=0.5, kv_fraction=0.2, kv_bytes_peak=1, loss=3.9)]   # a spike
+    fig = charts.memory_quality_figure(rows, noise=0.001)
+    lo, hi = fig.layout.yaxis.range
+    assert hi < 3.05 and lo <= 3.0                                    # the axis stays on HAM's curve and the ends
+    off = next(t for t in fig.data if t.name.startswith("off the scale"))
+    assert list(off.x) == [20.0] and off.y[0] == hi and off.customdata[0][1] == 3.9   # marked at the edge
+    assert charts.memory_quality_figure(ROWS, noise=0.001).data[-1].name.startswith("noise")  # no spike: no mark
+
+
+def test_the_headline_reads_aloud():
+    said = charts.headline(3.001, 0.5, 3.004, 3.0, ROWS, 0.3)
+    assert said.startswith("With 50% of a full cache's memory, HAM gets 75% of what a full cache gains")
+    assert "(recent window) gets 25%" in said
+    assert charts.headline(3.0, 0.5, 3.0, 3.0).startswith("With 50% of a full cache's memory, the loss is")
 
 
 def test_noise_and_the_verdict():
