@@ -66,7 +66,7 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 
     rows = max(1, math.ceil(sum(0.55 * FONT * f * len(n) + 40 for n in names) / TITLE_WIDTH))
     legend_px = rows * 1.7 * FONT * f
     fig.update_layout(title=dict(text=title, font=dict(size=round(1.15 * FONT * f))), xaxis_title=xtitle,
-                      yaxis_title=ytitle, height=round(height * max(1.0, 0.8 + 0.2 * f) + legend_px),
+                      yaxis_title=ytitle, height=round(height * f + 18 * lines * f + legend_px),
                       font=dict(size=round(FONT * f)),
                       margin=dict(l=round(50 * f), r=20, t=round((50 + 18 * lines) * f), b=round(50 * f + legend_px)),
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom",
@@ -297,7 +297,10 @@ def with_current(base: dict, current: Mapping, font_scale: float = 1.0, title: O
     if title is not None:            # the headline, which moves with the threshold
         wrapped = wrap_title(title, 1.15 * FONT * font_scale)
         layout["title"] = {**layout.get("title", {}), "text": wrapped}
-        layout["margin"] = {**layout.get("margin", {}), "t": round((50 + 18 * wrapped.count("<br>")) * font_scale)}
+        top = round((50 + 18 * wrapped.count("<br>")) * font_scale)      # the plot keeps its height
+        was = layout.get("margin", {}).get("t", top)
+        layout["margin"] = {**layout.get("margin", {}), "t": top}
+        layout["height"] = layout.get("height", 0) + top - was
     return {"data": [*base["data"], _star(current, font_scale)], "layout": layout}
 
 

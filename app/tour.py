@@ -1,10 +1,11 @@
 """The guided tour: eight short steps for a first-time user, each of which sets the view it talks
-about (page, text, threshold, layer, token), outlines the part of the page it means and scrolls
-to it. Skippable at any step, restartable from the sidebar.
+about (page, threshold, layer, token), outlines the part of the page it means and scrolls to
+it. Skippable at any step, restartable from the sidebar.
 
-The text it uses and the threshold it moves to are chosen by measurement on the model in use
-(the preset whose cache matters most, a threshold that keeps about half as much), never fixed
-positions, so the tour stays right when the model is retrained.
+It keeps the text on screen (a teacher's own text stays), and offers its example text: the
+preset whose cache matters most, chosen by measurement on the model in use, as the threshold it
+moves to is (one that keeps about half as much), so the tour stays right when the model is
+retrained.
 """
 from __future__ import annotations
 
@@ -159,10 +160,9 @@ def enter(n: Optional[int]) -> None:
     bundle = engine.get_bundle()
     if n == 0 or ss.get("tour_preset") not in PRESETS:
         ss.tour_preset = tour_text(bundle)
-    name = ss.tour_preset
-    if ss.get("text") != PRESETS[name]:
-        _show_text(name)
-    _set_tau(smaller_cache(bundle, PRESETS[name]) if n == 3 else TAU_GRID.index(DEFAULT_TAU))
+    # The tour shows the text on screen (the teacher's own, perhaps); its example text only when
+    # asked for (use_example).
+    _set_tau(smaller_cache(bundle, ss.text) if n == 3 and ss.text.strip() else TAU_GRID.index(DEFAULT_TAU))
     for key, value in (("metric", "min"), ("w_metric", "min")):
         _set(key, value)
     if n in (0, 2, 7):                      # the page chooses the layer and token where the cache is at work
@@ -173,6 +173,15 @@ def enter(n: Optional[int]) -> None:
             ss.pop(key, None)
 
 
+def use_example() -> None:
+    """Show the tour on its example text (the preset where the cache matters most), which the
+    card offers whenever another text is on screen. A button callback."""
+    _show_text(ss.tour_preset)
+    for key in ("token", "w_token", "first_view_for"):
+        _set(key, None)
+    enter(ss.tour)
+
+
 def decline() -> None:
     """'No thanks': end the offer here, and have the browser remember it (see _MEMORY_JS)."""
     ss.tour_declined = True
@@ -180,8 +189,8 @@ def decline() -> None:
 
 
 def card() -> None:
-    """The tour's card (fixed in the bottom right corner; the part of the page it talks about is
-    scrolled to the middle, above it), or the offer to a first-time visitor: one line, hidden
+    """The tour's card at the top of the sidebar (the part of the page it talks about is outlined
+    and scrolled into view), or the offer to a first-time visitor, in the same place and hidden
     at once in a browser that said "No thanks" before."""
     _component("memory", _MEMORY_JS, {"declined": bool(ss.get("tour_declined"))}, st.sidebar)
     n = ss.get("tour")
@@ -196,23 +205,25 @@ def card() -> None:
                     st.button("No thanks", key="w_tour_skip", on_click=decline)
         return
     step = STEPS[n]
-    with st.container(key="tour_card", border=True):
+    # In the sidebar, at its top: beside the page, so it never covers what it points at.
+    with st.sidebar, st.container(key="tour_card", border=True):
         st.markdown(f"**Tour {n + 1} of {len(STEPS)}: {step.title}**")
         st.markdown(step.text())
-        c = st.columns(3)
-        c[0].button("Back", key="w_tour_back", icon=":material/chevron_left:", on_click=enter, args=(n - 1,),
-                    disabled=n == 0)
-        last = n == len(STEPS) - 1
-        c[1].button("Finish" if last else "Next", key="w_tour_next", type="primary",
-                    icon=":material/check:" if last else ":material/chevron_right:",
-                    on_click=enter, args=(None if last else n + 1,))
-        c[2].button("End tour", key="w_tour_end", on_click=enter, args=(None,))
+        with st.container(horizontal=True, gap="small"):
+            st.button("Back", key="w_tour_back", icon=":material/chevron_left:", on_click=enter, args=(n - 1,),
+                      disabled=n == 0)
+            last = n == len(STEPS) - 1
+            st.button("Finish" if last else "Next", key="w_tour_next", type="primary",
+                      icon=":material/check:" if last else ":material/chevron_right:",
+                      on_click=enter, args=(None if last else n + 1,))
+            st.button("End tour", key="w_tour_end", on_click=enter, args=(None,))
+        name = ss.get("tour_preset")
+        if name in PRESETS and ss.get("text") != PRESETS[name]:
+            st.button(f"Show it on the tour's example text ({name})", key="w_tour_example", on_click=use_example,
+                      help="The tour uses the text on screen; this example is the one where the cache matters most.")
         _scroll(n, step.target)
-    dark = getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
-    st.markdown(f"<style>{step.target}{{outline:3px solid #D81B60;outline-offset:6px;border-radius:6px}}"
-                f".st-key-tour_card{{position:fixed;right:1rem;bottom:1rem;width:min(22rem,92vw);z-index:1000;"
-                f"max-height:70vh;overflow:auto;background:{'#1e232b' if dark else '#f2f4f7'};"
-                "box-shadow:0 6px 24px rgba(0,0,0,0.25);padding:0.4rem 0.8rem}</style>", unsafe_allow_html=True)
+    st.markdown(f"<style>{step.target}{{outline:3px solid #D81B60;outline-offset:6px;border-radius:6px}}</style>",
+                unsafe_allow_html=True)
 
 
 def showing(key: str) -> bool:

@@ -123,7 +123,7 @@ def body() -> None:
     st.plotly_chart(charts.recall_figure(joined(rows), font_scale=common.chart_scale()), key="recall_chart")
     st.table(accuracy_table(rows), hide_index=True)   # a table, not a canvas grid: its type scales in presenter mode
     if ready:
-        st.caption("Computed ahead of time for these settings and this recall model (`python -m app.precompute`).")
+        st.caption("Computed ahead of time for these settings, so it shows at once.")   # how: README, app.precompute
 
 
 common.guard(body)

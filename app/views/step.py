@@ -127,7 +127,8 @@ def body() -> None:
                 icon=":material/pause:" if tape.playing else ":material/play_arrow:", on_click=tape.toggle_play)
     b[3].button("Step", key="w_step", icon=":material/chevron_right:", on_click=tape.forward, args=(1,))
     b[4].button("+10", key="w_step10", icon=":material/fast_forward:", on_click=tape.forward, args=(10,))
-    st.caption(f"τ = {tau_label(tau)} in every layer · reads shown from the whole-text analysis at the same τ.")
+    st.caption(f"τ = {tau_label(tau)} in every layer. What the current token reads is taken from reading the whole "
+               "text at the same τ, which gives the same numbers.")
     ss.step_timer = tape.playing
     layer, size, scale = ss.layer, common.token_size(), common.chart_scale()
     colours = common.colour_scale()

@@ -39,11 +39,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(request, tiny_model_dir, tmp_path_factory):
-    """The app on a free port; a test module may name the script to run in APP_SCRIPT."""
+    """The app on a free port; a test module may name the script to run in APP_SCRIPT, and ask
+    for the shipped models (whose presets' results are shipped too) with SHIPPED_MODELS = True."""
     port = free_port()
-    env = dict(os.environ, HAM_LAB_MODEL=str(tiny_model_dir), HAM_LAB_THREADS="1", HAM_LAB_MAX_TOKENS="160",
-               HAM_LAB_TEXT_STORE=str(tmp_path_factory.mktemp("texts")),
-               HAM_LAB_RECALL_MODEL=str(tmp_path_factory.mktemp("no_recall")))
+    env = dict(os.environ, HAM_LAB_THREADS="1", HAM_LAB_TEXT_STORE=str(tmp_path_factory.mktemp("texts")))
+    if not getattr(request.module, "SHIPPED_MODELS", False):
+        env.update(HAM_LAB_MODEL=str(tiny_model_dir), HAM_LAB_MAX_TOKENS="160",
+                   HAM_LAB_RECALL_MODEL=str(tmp_path_factory.mktemp("no_recall")))
+    else:
+        for name in ("HAM_LAB_MODEL", "HAM_LAB_MAX_TOKENS", "HAM_LAB_RECALL_MODEL", "HAM_LAB_PRECOMPUTED"):
+            env.pop(name, None)
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / getattr(request.module, "APP_SCRIPT", "streamlit_app.py")),

@@ -58,7 +58,7 @@ def test_layer_diagram_shows_the_clicked_tokens_numbers(server, browser, tiny_mo
     d.get(f"{server}/how")
     until(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#how-diagram .how-step"), "no layer diagram")
     assert len(d.find_elements(By.CSS_SELECTOR, "#how-diagram .how-step")) == 7
-    target = d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")[30]
+    target = until(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")[30:], "no token view")[0]
     d.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
     target.click()
     until(d, lambda d: "Token #30 " in d.find_element(By.CSS_SELECTOR, "#how-diagram").text, "clicking did not pick #30")
@@ -73,7 +73,7 @@ def test_layer_diagram_shows_the_clicked_tokens_numbers(server, browser, tiny_mo
     assert shown[5]["cached"] == bool(a.cached[layer, 30]) and shown[5]["tau"] == pytest.approx(DEFAULT_TAU)
     assert shown[2]["alpha"] == pytest.approx(a.steps.alpha[layer, 30].tolist(), abs=1e-5)
     assert shown[7]["gate_attn"] == pytest.approx(a.steps.gate_attn[layer, 30].tolist(), abs=1e-5)
-    reads = [(i, w) for i, w in a.reads(30, layer).top(3) if w > 0]
+    reads = [(i, w) for i, w in a.reads(30, layer).top(3, shown[6]["head"]) if w > 0]   # whose reads: the page says
     assert [k for k, _ in shown[6]["reads"][:len(reads)]] == [i for i, _ in reads]
     assert [w for _, w in shown[6]["reads"][:len(reads)]] == pytest.approx([w for _, w in reads], abs=1e-5)
     d.save_screenshot(str(ARTIFACTS / "how_diagram.png"))
