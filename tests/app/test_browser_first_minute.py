@@ -81,12 +81,19 @@ def overlap(a, b) -> bool:
     return a["left"] < b["right"] - 1 and b["left"] < a["right"] - 1 and a["top"] < b["bottom"] - 1 and b["top"] < a["bottom"] - 1
 
 
-def test_first_screen_holds_the_text_its_cache_an_arc_and_the_headline(server, screen):
-    d = screen
-    d.get(server)
+def both_modes(d, url: str):
+    """The Read page at `url`, yielded once in each mode (normal, then presenter; left normal)."""
+    d.get(url)
     settled(d)
     for mode in (False, True):
         presenter(d, mode)
+        yield mode
+    presenter(d, False)
+
+
+def test_first_screen_holds_the_text_its_cache_an_arc_and_the_headline(server, screen):
+    d = screen
+    for mode in both_modes(d, server):
         d.execute_script("window.scrollTo(0, 0);")
         seen = until(d, lambda d: (lambda s: s if s["arc"] and s["headline"] else None)(d.execute_script(FIRST_SCREEN_JS)),
                      "no arc or no headline")
@@ -95,7 +102,6 @@ def test_first_screen_holds_the_text_its_cache_an_arc_and_the_headline(server, s
             assert on_screen(seen[part], HEIGHT), (mode, part, seen[part])
         assert int(seen["to"]) < int(seen["from"])                    # a later token reads an earlier one
         assert not d.find_elements(By.CSS_SELECTOR, ERRORS)
-    presenter(d, False)
 
 
 def test_no_thanks_is_remembered_by_this_browser(server, screen):
@@ -145,10 +151,7 @@ return {labels, star: points.length ? box(points[0]) : null, range: y, ham: [...
 
 def test_chart_labels_never_overlap_and_the_axis_stays_on_the_curves(server, screen):
     d = screen
-    d.get(server)
-    settled(d)
-    for mode in (False, True):
-        presenter(d, mode)
+    for mode in both_modes(d, server):
         chart = until(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".st-key-mq_chart .js-plotly-plot .legendtext"),
                       "no chart")[0]
         d.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
@@ -165,7 +168,6 @@ def test_chart_labels_never_overlap_and_the_axis_stays_on_the_curves(server, scr
         assert all(lo <= y <= hi for y in c["ham"])                   # the curve that matters is all on the axis
         outside = [y for ys in c["others"] for y in ys if not lo <= y <= hi]
         assert not outside or any(name.startswith("off the scale") for name in c["traces"])   # and outliers are marked
-    presenter(d, False)
 
 
 def test_how_it_works_quotes_the_read_pages_reads(server, screen):
