@@ -26,6 +26,7 @@ DEFAULTS = {
     "scale_mode": "spread",
     "notices": [],
     "params_loaded": False,
+    "presenting": False,               # presenter mode (the "presenter" toggle)
 }
 
 
@@ -56,7 +57,7 @@ PRESENTER_CSS = ("html{font-size:130%}.ham-view{--ham-size:1.2rem !important}h1{
 
 
 def presenting() -> bool:
-    return bool(st.session_state.get("presenter"))
+    return bool(st.session_state.get("presenting"))
 
 
 def chart_scale() -> float:
@@ -129,7 +130,9 @@ def _recall_model() -> None:
 def sidebar(page: str = "read") -> None:
     """Presenter toggle and the model the current page uses (the recall lab has its own)."""
     with st.sidebar:
-        st.toggle("Presenter mode (larger type)", key="presenter")
+        # A plain session key behind the toggle: a run that switches page before the sidebar is
+        # drawn (a tour step) would otherwise drop the toggle's state and the larger type with it.
+        synced(st.toggle, "Presenter mode (larger type)", "presenter", "presenting")
         guard(_recall_model if page == "recall" else _language_model)
         st.caption("Light or dark: ⋮ menu (top right) → Settings.")
     presenter_css()

@@ -61,7 +61,7 @@ def text_input(max_chars: int = state.MAX_CHARS) -> state.CleanText:
     # One row, so the text itself is on the first screen: in presenter mode the row is folded
     # away under the text's name (the class sees the text, the teacher opens it to change it).
     name = ss.preset if ss.preset in PRESETS else "your own text"
-    fold = st.expander(f"Text: {name} (change, paste or upload)") if ss.get("presenter") else nullcontext()
+    fold = st.expander(f"Text: {name} (change, paste or upload)") if ss.get("presenting") else nullcontext()
     with fold:
         st.html(f"<style>{INPUT_CSS}</style>")
         c = st.columns([2, 4, 1.3], vertical_alignment="bottom")

@@ -116,7 +116,7 @@ def show_readout(r: TextResult) -> None:
         ("RNN state (fixed)", charts.fmt_bytes(r.state_bytes), "does not grow with the text"),
         ("loss", f"{r.loss:.3f} nats" if r.loss == r.loss else "–", f"mean next-token loss; perplexity {r.perplexity:.2f}"),
     ]
-    per_row = 2 if st.session_state.get("presenter") else len(figures)
+    per_row = 2 if st.session_state.get("presenting") else len(figures)
     for start in range(0, len(figures), per_row):
         for col, (label, value, help) in zip(st.columns(per_row), figures[start:start + per_row]):
             col.metric(label, value, help=help)

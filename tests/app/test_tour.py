@@ -29,3 +29,16 @@ def test_the_tour_keeps_the_teachers_text_and_asks_before_using_its_own(app_env)
     name = at.session_state["tour_preset"]
     assert at.session_state["text"] == PRESETS[name] and at.session_state["preset"] == name
     assert not any(b.key == "w_tour_example" for b in at.sidebar.button)
+
+
+def test_presenter_mode_survives_the_tour_changing_page(app_env):
+    from app.tour import STEPS
+
+    at = start()
+    at.sidebar.toggle(key="presenter").set_value(True).run()
+    at.button(key="w_tour_start").click().run()
+    for n in range(len(STEPS) - 1):                 # through the recall lab and How it works
+        at.button(key="w_tour_next").click().run()
+        clean(at)
+        assert at.session_state["presenting"], f"step {n + 2} dropped presenter mode"
+        assert any("font-size:130%" in m.value for m in at.markdown), f"step {n + 2}"
