@@ -8,11 +8,13 @@ same thresholds (the three forms of the computation agree to float tolerance).
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from app import charts, common, engine, panels, results, viewdata
 from app.results import TAU_GRID, tau_label
 from app.stepper import Tape
 from app.token_view import BAR_CSS, CSS, TokenCell, bins_legend, render_bars, render_view, token_label
+from ham_core.model.layer import layer_surprise
 
 ss = st.session_state
 SPEEDS = {"1 token/s": 1.0, "2 tokens/s": 2.0, "5 tokens/s": 5.0, "10 tokens/s": 10.0}
@@ -50,10 +52,12 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
     head = common.reads_head()
     reads = r.reads(cur, layer, head)[0] if cur is not None else {}
     bins = viewdata.surprise_bins(r, layer, *colours)
+    rule = bundle.cfg.head_rule
+    combined = layer_surprise(torch.from_numpy(f.surprise), rule).numpy()      # [position, L]: what τ is compared with
     cells = []
     for i, text in enumerate(r.tokens):
         if i < f.position:
-            s, c = float(f.surprise[i, layer].min()), bool(f.cached[i, layer])
+            s, c = float(combined[i, layer]), bool(f.cached[i, layer])
             cells.append(TokenCell(text, s, int(c), f"#{i} surprise {s:.3f}, cached: {c}", read=reads.get(i)))
         else:
             cells.append(TokenCell(text, None, 0, f"#{i} not read yet"))
@@ -75,10 +79,10 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
         if cur is not None:
             surprise, cached = f.surprise[cur], f.cached[cur]
             st.markdown(f"**Current token \\#{cur} {common.md(token_label(r.tokens[cur]))}**")
-            st.caption("RNN surprise per head (h1, h2, …), the layer's minimum, and whether the token entered "
-                       "that layer's cache.")
+            st.caption(f"RNN surprise per head (h1, h2, …), the layer's {rule} over heads (what τ is compared "
+                       "with), and whether the token entered that layer's cache.")
             st.table([{"layer": l + 1, **{f"h{h + 1}": f"{surprise[l, h]:.2f}" for h in range(surprise.shape[1])},
-                       "min": f"{surprise[l].min():.2f}", "cached": "yes" if cached[l] else "no"}
+                       rule: f"{combined[cur, l]:.2f}", "cached": "yes" if cached[l] else "no"}
                       for l in range(surprise.shape[0])], hide_index=True)
             labels, weights = panels.reads_labels(r, reads, limit=6)
             if weights:
