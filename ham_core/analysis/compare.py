@@ -1,0 +1,106 @@
+"""The paper's comparison (docs/DESIGN.md section 7): a Transformer, GDN, a window hybrid and HAM,
+one model each under one folder, read on the same tokens at the cache fractions each allows.
+
+    models = load_comparison(default_compare_dir())      # {"transformer": (model, tokenizer), ...}
+    rows = compare_losses(models, [ids_a, ids_b])         # [{"model", "kv_fraction", "loss"}, ...]
+
+The Transformer is read with its full cache (1.0), GDN with none (0.0); the window model at
+W = f x T and HAM at the threshold that caches f of a full cache (found per text, as the model
+card's table does), for f in COMPARE_FRACTIONS and the full cache. A row's loss is nats per
+predicted token over all the texts and its kv_fraction the cache actually used, both weighted
+by the texts' predicted tokens.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from ham_core.errors import HAMInputError
+from ham_core.model.checkpoint import ASSETS, WEIGHTS, load_bundle
+from ham_core.model.model import HAMModel, next_token_nll
+
+from .sweep import fraction_sweep
+
+COMPARED_ARCHITECTURES = ("transformer", "gdn", "window", "ham")   # also their folders' names
+COMPARE_FRACTIONS = (0.1, 0.25, 0.5)
+
+
+def default_compare_dir() -> Path:
+    """Where the shipped comparison models live, one folder per architecture."""
+    return ASSETS / "compare"
+
+
+def reading_fractions(architecture: str) -> Tuple[float, ...]:
+    """The cache fractions an architecture can be read at."""
+    return {"transformer": (1.0,), "gdn": (0.0,)}.get(architecture, COMPARE_FRACTIONS + (1.0,))
+
+
+def load_comparison(directory: str | Path) -> Dict[str, tuple]:
+    """{architecture: (model, tokenizer)} for each of COMPARED_ARCHITECTURES with a model in
+    `directory`/<architecture>/. A HAMInputError when the folder is missing or holds none of
+    them, or a folder's model is of another architecture."""
+    directory = Path(directory)
+    found = [name for name in COMPARED_ARCHITECTURES if (directory / name / WEIGHTS).is_file()]
+    if not found:
+        absent = "" if directory.is_dir() else " (no such folder)"
+        raise HAMInputError(
+            f"no comparison models in {directory}{absent}: it needs a folder per architecture "
+            f"({', '.join(COMPARED_ARCHITECTURES)}) holding model.safetensors, config.json and tokenizer.json; "
+            f"train them (docs/TRAINING.md, \"The paper's comparison\") or pass --models DIR")
+    models = {}
+    for name in found:
+        model, tokenizer = load_bundle(directory / name)
+        if model.cfg.architecture != name:
+            raise HAMInputError(f"{directory / name} holds a {model.cfg.architecture!r} model, "
+                                f"not {name!r} (its config.json says architecture {model.cfg.architecture!r})")
+        models[name] = (model, tokenizer)
+    return models
+
+
+def same_tokens(models: Dict[str, tuple], texts: Sequence[str]) -> List[torch.Tensor]:
+    """Each text's token ids [T], the same for every model (a HAMInputError when two tokenizers
+    split a text differently: the comparison needs the same tokens for all)."""
+    first, (_, tokenizer) = next(iter(models.items()))
+    ids = [tokenizer.encode(text) for text in texts]
+    for name, (_, other) in models.items():
+        if any(other.encode(text) != want for text, want in zip(texts, ids)):
+            raise HAMInputError(f"the {name} and {first} models' tokenizers split the text differently; "
+                                f"the comparison needs one tokenizer for all")
+    return [torch.tensor(i) for i in ids]
+
+
+@torch.no_grad()
+def _readings(model: HAMModel, ids: torch.Tensor) -> List[Tuple[float, float]]:
+    """(kv_fraction, mean loss) of one text [T] at each of reading_fractions(architecture)."""
+    arch, T = model.cfg.architecture, ids.shape[0]
+    fractions = reading_fractions(arch)
+    if arch == "ham":
+        return [(row.kv_fraction, row.loss) for row in fraction_sweep(model, ids, fractions, ["ham"])]
+    ids = ids[None].to(model.device)
+    out = []
+    for f in fractions:
+        reading = model(ids, window=round(f * T) if arch == "window" else None)
+        out.append((float(reading.kv_fraction[0]), next_token_nll(reading.logits, ids).mean().item()))
+    return out
+
+
+def compare_losses(models: Dict[str, tuple], texts: Sequence[torch.Tensor]) -> List[dict]:
+    """Rows {"model", "kv_fraction", "loss"}, architecture-major in COMPARED_ARCHITECTURES order,
+    fractions ascending, over `texts` (token ids [T], each at least 2 tokens long)."""
+    for ids in texts:
+        if ids.numel() < 2:
+            raise HAMInputError("a text of one token has no next token to predict: give a longer text")
+    rows = []
+    for name, (model, _) in models.items():
+        fractions = reading_fractions(name)
+        kv, loss, count = [0.0] * len(fractions), [0.0] * len(fractions), 0
+        for ids in texts:
+            n = ids.numel() - 1                                  # predicted tokens
+            for i, (f, l) in enumerate(_readings(model, ids)):
+                kv[i] += f * n
+                loss[i] += l * n
+            count += n
+        rows += [{"model": name, "kv_fraction": kv[i] / count, "loss": loss[i] / count} for i in range(len(fractions))]
+    return rows

@@ -1,0 +1,132 @@
+"""`ham compare`: the four architectures' loss on the same tokens, on tiny random models in a temp folder."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from ham_core import cli
+from ham_core.analysis.compare import COMPARED_ARCHITECTURES, compare_losses, load_comparison
+from ham_core.model.checkpoint import save_checkpoint
+from ham_core.model.model import HAMModel, next_token_nll
+from tests.conftest import SAMPLE_TEXT, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, tiny_model_dir):
+    """assets/compare's layout: one tiny random model per architecture, one tokenizer for all."""
+    root = tmp_path_factory.mktemp("compare")
+    for i, arch in enumerate(COMPARED_ARCHITECTURES):
+        torch.manual_seed(i)
+        save_checkpoint(HAMModel(tiny_config(architecture=arch)).eval(), root / arch)
+        shutil.copy(tiny_model_dir / "tokenizer.json", root / arch / "tokenizer.json")
+    return root
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.txt"
+    path.write_text(SAMPLE_TEXT, encoding="utf-8")
+    return path
+
+
+def compare_json(capsys, *argv):
+    assert cli.main(["compare", *map(str, argv), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_rows_per_architecture_and_fraction(models_dir, sample, capsys):
+    rows = compare_json(capsys, sample, "--models", models_dir)
+    assert all(set(r) == {"model", "kv_fraction", "loss"} for r in rows)
+    want = [("transformer", 1.0), ("gdn", 0.0), ("window", 0.1), ("window", 0.25), ("window", 0.5),
+            ("window", 1.0), ("ham", 0.1), ("ham", 0.25), ("ham", 0.5), ("ham", 1.0)]
+    assert [r["model"] for r in rows] == [m for m, _ in want]
+    for r, (_, f) in zip(rows, want):     # the cache actually used: HAM's threshold meets f as closely as it can
+        assert r["kv_fraction"] == pytest.approx(f, abs=0.02 if r["model"] == "ham" else 0.005)
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
+
+
+def test_losses_are_the_models_own_readings(models_dir, tiny_model_dir):
+    """The Transformer's row is its plain forward; the window's is W = f x T; both on the same ids."""
+    models = load_comparison(models_dir)
+    ids = torch.tensor(models["ham"][1].encode(SAMPLE_TEXT))
+    rows = {(r["model"], round(r["kv_fraction"], 2)): r["loss"] for r in compare_losses(models, [ids])
+            if r["model"] != "ham"}
+    with torch.no_grad():
+        transformer = models["transformer"][0](ids[None]).logits
+        window = models["window"][0](ids[None], window=round(0.25 * len(ids))).logits
+    assert rows[("transformer", 1.0)] == pytest.approx(next_token_nll(transformer, ids[None]).mean().item())
+    assert rows[("window", 0.25)] == pytest.approx(next_token_nll(window, ids[None]).mean().item())
+
+
+def test_a_folder_of_texts_weights_by_tokens(models_dir, tmp_path, capsys):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text(SAMPLE_TEXT)
+    (texts / "b.txt").write_text("The cat sat on the mat. " * 6)
+    both = compare_json(capsys, texts, "--models", models_dir)
+    one = compare_json(capsys, texts / "a.txt", "--models", models_dir)
+    other = compare_json(capsys, texts / "b.txt", "--models", models_dir)
+    models = load_comparison(models_dir)
+    tok = models["ham"][1]
+    na, nb = len(tok.encode(SAMPLE_TEXT)) - 1, len(tok.encode((texts / "b.txt").read_text())) - 1
+    for r, a, b in zip(both[:2], one, other):                   # transformer and gdn: one reading each
+        assert r["loss"] == pytest.approx((a["loss"] * na + b["loss"] * nb) / (na + nb))
+
+
+def test_table_names_the_missing_architectures(models_dir, tmp_path, sample, capsys):
+    partial = tmp_path / "partial"
+    for arch in ("gdn", "ham"):
+        shutil.copytree(models_dir / arch, partial / arch)
+    assert cli.main(["compare", str(sample), "--models", str(partial)]) == 0
+    out = capsys.readouterr().out
+    assert "no model for: transformer, window" in out and "| gdn | 0.0% |" in out and "| ham | " in out
+
+
+@pytest.mark.parametrize("case,message", [
+    ("no-models", "no comparison models in"),
+    ("no-folder", "nowhere (no such folder)"),
+    ("wrong-architecture", "holds a 'ham' model, not 'window'"),
+    ("missing-text", "file not found"),
+    ("empty-text", "is empty"),
+    ("blank-text", "no text to read"),
+    ("empty-folder", "no .txt files"),
+])
+def test_clear_errors(models_dir, tmp_path, sample, capsys, case, message):
+    models, source = models_dir, sample
+    if case == "no-models":
+        models = tmp_path / "empty"
+        models.mkdir()
+    elif case == "no-folder":
+        models = tmp_path / "nowhere"
+    elif case == "wrong-architecture":
+        models = tmp_path / "swapped"
+        shutil.copytree(models_dir / "ham", models / "window")
+    elif case == "missing-text":
+        source = tmp_path / "absent.txt"
+    elif case in ("empty-text", "blank-text"):
+        source = tmp_path / "blank.txt"
+        source.write_text("" if case == "empty-text" else "  \n")
+    elif case == "empty-folder":
+        source = tmp_path / "no_texts"
+        source.mkdir()
+    assert cli.main(["compare", str(source), "--models", str(models)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_shipped_folder_says_when_it_holds_no_models(tmp_path, sample, capsys, monkeypatch):
+    import ham_core.analysis.compare as compare
+
+    monkeypatch.setattr(compare, "default_compare_dir", lambda: tmp_path / "assets" / "compare")
+    assert cli.main(["compare", str(sample)]) == 2          # not made yet
+    assert "no comparison models in" in capsys.readouterr().err
+    (tmp_path / "assets" / "compare").mkdir(parents=True)
+    assert cli.main(["compare", str(sample)]) == 2          # made, but empty
+    err = capsys.readouterr().err
+    assert "no comparison models in" in err and "--models DIR" in err
