@@ -25,6 +25,7 @@ pages = [
     st.Page(str(PAGES / "step.py"), title="Step through", icon=":material/play_circle:", url_path="step"),
     st.Page(str(PAGES / "recall.py"), title="Recall lab", icon=":material/key:", url_path="recall"),
     st.Page(str(PAGES / "how.py"), title="How it works", icon=":material/settings:", url_path="how"),
+    st.Page(str(PAGES / "architectures.py"), title="Architectures", icon=":material/compare:", url_path="architectures"),
 ]
 page = st.navigation(pages)
 common.init_state()

@@ -20,8 +20,10 @@ import torch
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import ASSETS, WEIGHTS, load_bundle
 from ham_core.model.model import HAMModel, next_token_nll
+from ham_core.model.ops.attention import visibility_mask
 
 from .sweep import fraction_sweep
+from .thresholds import taus_for_fractions
 
 COMPARED_ARCHITECTURES = ("transformer", "gdn", "window", "ham")   # also their folders' names
 COMPARE_FRACTIONS = (0.1, 0.25, 0.5)
@@ -104,3 +106,17 @@ def compare_losses(models: Dict[str, tuple], texts: Sequence[torch.Tensor]) -> L
             count += n
         rows += [{"model": name, "kv_fraction": kv[i] / count, "loss": loss[i] / count} for i in range(len(fractions))]
     return rows
+
+
+@torch.no_grad()
+def cache_by_position(model: HAMModel, ids: torch.Tensor, fraction: float = 0.25) -> torch.Tensor:
+    """[T] keys the model's KV cache holds after each token of ids [T], summed over layers: the
+    Transformer's diagonal, GDN's 0, the window's min(t, W) with W = fraction x T, and HAM at
+    the threshold caching `fraction` of the text, growing where the text is new to its RNN.
+    (The keys query t can read are exactly what the compact-cache decode holds after token t.)"""
+    arch, T = model.cfg.architecture, ids.shape[0]
+    reading = {"window": round(fraction * T) if arch == "window" else None}
+    if arch == "ham":
+        reading["tau"] = taus_for_fractions(model, ids, [fraction])[0]
+    out = model(ids[None].to(model.device), **reading)
+    return torch.stack([visibility_mask(v, T).sum(-1)[0] for v in out.visible]).sum(0).cpu()

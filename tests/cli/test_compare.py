@@ -9,23 +9,16 @@ import pytest
 import torch
 
 from ham_core import cli
-from ham_core.analysis.compare import COMPARED_ARCHITECTURES, compare_losses, load_comparison
-from ham_core.model.checkpoint import save_checkpoint
-from ham_core.model.model import HAMModel, next_token_nll
-from tests.conftest import SAMPLE_TEXT, tiny_config
+from ham_core.analysis.compare import compare_losses, load_comparison
+from ham_core.model.model import next_token_nll
+from tests.conftest import SAMPLE_TEXT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, tiny_model_dir):
-    """assets/compare's layout: one tiny random model per architecture, one tokenizer for all."""
-    root = tmp_path_factory.mktemp("compare")
-    for i, arch in enumerate(COMPARED_ARCHITECTURES):
-        torch.manual_seed(i)
-        save_checkpoint(HAMModel(tiny_config(architecture=arch)).eval(), root / arch)
-        shutil.copy(tiny_model_dir / "tokenizer.json", root / arch / "tokenizer.json")
-    return root
+@pytest.fixture
+def models_dir(compare_models_dir):
+    return compare_models_dir
 
 
 @pytest.fixture
@@ -130,3 +123,28 @@ def test_shipped_folder_says_when_it_holds_no_models(tmp_path, sample, capsys, m
     assert cli.main(["compare", str(sample)]) == 2          # made, but empty
     err = capsys.readouterr().err
     assert "no comparison models in" in err and "--models DIR" in err
+
+
+def test_cache_size_against_position(models_dir):
+    """The picture of the seeds' claim: Transformer diagonal, GDN flat 0, window flat at W, HAM
+    at most the full diagonal; each equals what the compact-cache decode holds token by token."""
+    from ham_core.analysis.compare import cache_by_position
+    from ham_core.model import decode
+
+    models = load_comparison(models_dir)
+    ids = torch.tensor(models["ham"][1].encode(SAMPLE_TEXT))
+    T, L = len(ids), 2
+    diagonal = torch.arange(1, T + 1) * L
+    assert torch.equal(cache_by_position(models["transformer"][0], ids), diagonal)
+    assert torch.equal(cache_by_position(models["gdn"][0], ids), torch.zeros(T, dtype=torch.long))
+    W = round(0.25 * T)
+    assert torch.equal(cache_by_position(models["window"][0], ids, 0.25), diagonal.clamp(max=W * L))
+    ham = cache_by_position(models["ham"][0], ids, 0.25)
+    assert (ham <= diagonal).all() and (ham[1:] >= ham[:-1]).all() and ham[-1] < diagonal[-1]
+    model = models["window"][0]
+    mem = decode.start(model, window=W)
+    held = []
+    for t in ids.tolist():
+        decode.step(model, mem, t)
+        held.append(sum(mem.cache_sizes()))
+    assert held == cache_by_position(model, ids, 0.25).tolist()
