@@ -4,6 +4,9 @@ one model each under one folder, read on the same tokens at the cache fractions 
     models = load_comparison(default_compare_dir())      # {"transformer": (model, tokenizer), ...}
     rows = compare_losses(models, [ids_a, ids_b])         # [{"model", "kv_fraction", "loss"}, ...]
 
+`compare_recall` does the same on the recall task (ham_core.data.recall_task) with one recall
+model per architecture (assets/compare/recall/<architecture>/): accuracy against KV fraction.
+
 The Transformer is read with its full cache (1.0), GDN with none (0.0); the window model at
 W = f x T and HAM at the threshold that caches f of a full cache (found per text, as the model
 card's table does), for f in COMPARE_FRACTIONS and the full cache. A row's loss is nats per
@@ -17,8 +20,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
+from ham_core.data.recall_task import recall_batch
 from ham_core.errors import HAMInputError
-from ham_core.model.checkpoint import ASSETS, WEIGHTS, load_bundle
+from ham_core.model.checkpoint import ASSETS, WEIGHTS, load_bundle, load_model
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.ops.attention import visibility_mask
 
@@ -34,9 +38,33 @@ def default_compare_dir() -> Path:
     return ASSETS / "compare"
 
 
+def default_recall_compare_dir() -> Path:
+    """The recall-task models of the comparison, one folder per architecture."""
+    return default_compare_dir() / "recall"
+
+
 def reading_fractions(architecture: str) -> Tuple[float, ...]:
     """The cache fractions an architecture can be read at."""
     return {"transformer": (1.0,), "gdn": (0.0,)}.get(architecture, COMPARE_FRACTIONS + (1.0,))
+
+
+def _found(directory: Path, what: str) -> List[str]:
+    """The architectures with a model under `directory`; a HAMInputError naming what to do when none."""
+    found = [name for name in COMPARED_ARCHITECTURES if (directory / name / WEIGHTS).is_file()]
+    if not found:
+        absent = "" if directory.is_dir() else " (no such folder)"
+        raise HAMInputError(
+            f"no comparison models in {directory}{absent}: it needs a folder per architecture "
+            f"({', '.join(COMPARED_ARCHITECTURES)}) holding {what}; "
+            f"train them (docs/TRAINING.md, \"The paper's comparison\") or pass --models DIR")
+    return found
+
+
+def _check_architecture(model: HAMModel, folder: Path, name: str) -> HAMModel:
+    if model.cfg.architecture != name:
+        raise HAMInputError(f"{folder} holds a {model.cfg.architecture!r} model, "
+                            f"not {name!r} (its config.json says architecture {model.cfg.architecture!r})")
+    return model
 
 
 def load_comparison(directory: str | Path) -> Dict[str, tuple]:
@@ -44,21 +72,19 @@ def load_comparison(directory: str | Path) -> Dict[str, tuple]:
     `directory`/<architecture>/. A HAMInputError when the folder is missing or holds none of
     them, or a folder's model is of another architecture."""
     directory = Path(directory)
-    found = [name for name in COMPARED_ARCHITECTURES if (directory / name / WEIGHTS).is_file()]
-    if not found:
-        absent = "" if directory.is_dir() else " (no such folder)"
-        raise HAMInputError(
-            f"no comparison models in {directory}{absent}: it needs a folder per architecture "
-            f"({', '.join(COMPARED_ARCHITECTURES)}) holding model.safetensors, config.json and tokenizer.json; "
-            f"train them (docs/TRAINING.md, \"The paper's comparison\") or pass --models DIR")
     models = {}
-    for name in found:
+    for name in _found(directory, "model.safetensors, config.json and tokenizer.json"):
         model, tokenizer = load_bundle(directory / name)
-        if model.cfg.architecture != name:
-            raise HAMInputError(f"{directory / name} holds a {model.cfg.architecture!r} model, "
-                                f"not {name!r} (its config.json says architecture {model.cfg.architecture!r})")
-        models[name] = (model, tokenizer)
+        models[name] = (_check_architecture(model, directory / name, name), tokenizer)
     return models
+
+
+def load_recall_comparison(directory: str | Path) -> Dict[str, HAMModel]:
+    """{architecture: recall-task model} from `directory`/<architecture>/ (load_comparison's
+    rules; the recall task needs no tokenizer)."""
+    directory = Path(directory)
+    return {name: _check_architecture(load_model(directory / name), directory / name, name)
+            for name in _found(directory, "a recall-task model (model.safetensors, config.json)")}
 
 
 def same_tokens(models: Dict[str, tuple], texts: Sequence[str]) -> List[torch.Tensor]:
@@ -120,3 +146,26 @@ def cache_by_position(model: HAMModel, ids: torch.Tensor, fraction: float = 0.25
         reading["tau"] = taus_for_fractions(model, ids, [fraction])[0]
     out = model(ids[None].to(model.device), **reading)
     return torch.stack([visibility_mask(v, T).sum(-1)[0] for v in out.visible]).sum(0).cpu()
+
+
+@torch.no_grad()
+def compare_recall(models: Dict[str, HAMModel], fractions: Sequence[float] = COMPARE_FRACTIONS, *,
+                   n_pairs: int, length: int, seeds: Sequence[int], n_queries=None) -> List[dict]:
+    """Rows {"model", "kv_fraction", "accuracy"} on the seeded recall texts: each architecture at
+    reading_fractions(architecture) of `fractions` plus the full cache (window: W = f x length;
+    HAM: one threshold for all the texts caching at most f, as the recall lab reads it)."""
+    from .recall import answer_accuracy, shared_tau
+
+    ids, answers = recall_batch(list(seeds), n_pairs, length, n_queries)
+    rows = []
+    for name, model in models.items():
+        x, a = ids.to(model.device), answers.to(model.device)
+        own = reading_fractions(name)
+        for f in (own if len(own) == 1 else tuple(fractions) + (1.0,)):
+            if name == "ham":
+                out = model(x, tau=shared_tau(model, x, f))
+            else:
+                out = model(x, window=round(f * length) if name == "window" else None)
+            rows.append({"model": name, "kv_fraction": out.kv_fraction.mean().item(),
+                         "accuracy": answer_accuracy(out.logits, x, a)})
+    return rows

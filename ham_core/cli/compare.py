@@ -3,6 +3,7 @@
     ham compare story.txt                  # the shipped models in assets/compare/<architecture>/
     ham compare texts/ --json              # every .txt file under texts/, as JSON rows
     ham compare story.txt --models runs/compare
+    ham compare --recall                   # the recall task, assets/compare/recall/<architecture>/
 """
 from __future__ import annotations
 
@@ -43,6 +44,26 @@ def _read_texts(sources: List[str], model, tokenizer) -> List[Tuple[str, str]]:
     return texts
 
 
+def _recall(args) -> int:
+    from ham_core.analysis.compare import compare_recall, default_recall_compare_dir, load_recall_comparison
+    from ham_core.analysis.evaluate import RECALL_EVAL_SEEDS
+    from ham_core.data.recall_task import TASK
+
+    if args.source is not None:
+        raise HAMInputError("--recall reads the recall task, not a text: leave FILE|DIR out")
+    models = load_recall_comparison(Path(args.models) if args.models else default_recall_compare_dir())
+    rows = compare_recall(models, n_pairs=TASK["n_pairs"], length=TASK["length"], seeds=RECALL_EVAL_SEEDS,
+                          n_queries=TASK["n_queries"])
+    if args.json:
+        print(dump_json(rows))
+        return 0
+    print(f"recall task: {TASK['n_pairs']} pairs in {TASK['length']} tokens, seeds {RECALL_EVAL_SEEDS.start}.."
+          f"{RECALL_EVAL_SEEDS.stop - 1} (not used in training)\n\n| model | KV cache | accuracy |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['kv_fraction']:.1%} | {r['accuracy']:.1%} |")
+    return 0
+
+
 def _compare(args) -> int:
     import torch
 
@@ -51,6 +72,10 @@ def _compare(args) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.recall:
+        return _recall(args)
+    if args.source is None:
+        raise HAMInputError("compare needs a text: FILE, a folder of .txt files, or - for stdin (or --recall)")
     sources = _sources(args.source)
     models = load_comparison(Path(args.models) if args.models else default_compare_dir())
     shortest = min((m for m, _ in models.values()), key=lambda m: m.cfg.max_tokens)
@@ -77,9 +102,14 @@ def add_cli(subparsers) -> None:
         description="Loss of each comparison model (one folder per architecture: transformer, gdn, window, "
                     "ham) on the same tokens: the Transformer with its full cache, GDN with none, the window "
                     "model and HAM at 10, 25 and 50%% of a full cache and with all of it.")
-    p.add_argument("source", metavar="FILE|DIR", help="a UTF-8 text file, a folder of .txt files, or - for stdin")
+    p.add_argument("source", metavar="FILE|DIR", nargs="?", default=None,
+                   help="a UTF-8 text file, a folder of .txt files, or - for stdin")
+    p.add_argument("--recall", action="store_true",
+                   help="accuracy on the recall task's held-out texts instead (the recall models)")
     p.add_argument("--models", metavar="DIR", default=None,
-                   help="folder with one model folder per architecture (default: assets/compare)")
+                   help="folder with one model folder per architecture (default: assets/compare, "
+                        "with --recall assets/compare/recall)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--json", action="store_true", help='print a list of {"model", "kv_fraction", "loss"}')
+    p.add_argument("--json", action="store_true",
+                   help='print a list of {"model", "kv_fraction", "loss"} ({..., "accuracy"} with --recall)')
     p.set_defaults(func=_compare)

@@ -148,3 +148,38 @@ def test_cache_size_against_position(models_dir):
         decode.step(model, mem, t)
         held.append(sum(mem.cache_sizes()))
     assert held == cache_by_position(model, ids, 0.25).tolist()
+
+
+@pytest.fixture(scope="module")
+def recall_models_dir(tmp_path_factory):
+    """assets/compare/recall's layout: one tiny random recall-task model per architecture."""
+    from ham_core.analysis.compare import COMPARED_ARCHITECTURES
+    from ham_core.data.recall_task import recall_config
+    from ham_core.model.checkpoint import save_checkpoint
+    from ham_core.model.model import HAMModel
+
+    root = tmp_path_factory.mktemp("recall_compare")
+    for i, arch in enumerate(COMPARED_ARCHITECTURES):
+        torch.manual_seed(i)
+        save_checkpoint(HAMModel(recall_config(arch)).eval(), root / arch)
+    return root
+
+
+def test_recall_rows_per_architecture(recall_models_dir, capsys):
+    rows = compare_json(capsys, "--recall", "--models", recall_models_dir)
+    assert all(set(r) == {"model", "kv_fraction", "accuracy"} and 0 <= r["accuracy"] <= 1 for r in rows)
+    assert [r["model"] for r in rows] == ["transformer", "gdn"] + ["window"] * 4 + ["ham"] * 4
+    fractions = [r["kv_fraction"] for r in rows]
+    assert fractions[:2] == [1.0, 0.0] and fractions[2:6] == pytest.approx([0.1, 0.25, 0.5, 1.0], abs=0.005)
+    assert all(f <= target + 1e-9 for f, target in zip(fractions[6:], (0.1, 0.25, 0.5, 1.0)))   # HAM: at most
+
+
+def test_recall_table_and_its_errors(recall_models_dir, sample, tmp_path, capsys):
+    assert cli.main(["compare", "--recall", "--models", str(recall_models_dir)]) == 0
+    assert "| gdn | 0.0% |" in capsys.readouterr().out
+    assert cli.main(["compare", str(sample), "--recall", "--models", str(recall_models_dir)]) == 2
+    assert "leave FILE|DIR out" in capsys.readouterr().err
+    assert cli.main(["compare", "--recall", "--models", str(tmp_path)]) == 2
+    assert "no comparison models in" in capsys.readouterr().err
+    assert cli.main(["compare"]) == 2
+    assert "compare needs a text" in capsys.readouterr().err

@@ -73,3 +73,11 @@ def test_train_command_takes_an_architecture(tmp_path, tiny_model_dir, capsys):
     assert json.loads((run / "config.json").read_text())["architecture"] == "window"
     assert ham(["train", "--out", str(tmp_path / "bad"), *common, *sizes, *flags, "--architecture", "rnn"]) == 2
     assert "architecture must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "window"])
+def test_train_recall_takes_an_architecture(tmp_path, architecture, capsys):
+    assert ham(["train-recall", "--out", str(tmp_path), "--steps", "4", "--architecture", architecture]) == 0
+    capsys.readouterr()
+    model = load_model(tmp_path)
+    assert model.cfg.architecture == architecture and model.cfg.d_model == 64      # the recall lab's size
