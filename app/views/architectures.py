@@ -12,7 +12,8 @@ import streamlit as st
 
 from app import common, engine, shared
 from app.architecture_charts import ARCHITECTURE_STYLE, architectures_quality_figure, cache_position_figure
-from ham_core.analysis.compare import COMPARE_FRACTIONS, cache_by_position, compare_losses, same_tokens
+from ham_core.analysis.compare import (COMPARE_FRACTIONS, cache_by_position, compare_losses, same_tokens,
+                                       where_they_differ)
 from ham_core.errors import HAMInputError
 
 ss = st.session_state
@@ -41,6 +42,31 @@ def cache_curves(models: dict, key: str, text: str, fraction: float) -> dict:
             return {name: cache_by_position(model, ids, fraction).tolist() for name, (model, _) in models.items()}
 
     return shared.results_store().get_or_compute(("architecture-cache", key, shared.text_key(text), fraction), compute)
+
+
+def differences(models: dict, key: str, text: str, fraction: float) -> list:
+    """where_they_differ on the text, with each row's tokens as text."""
+    def compute():
+        with shared.compute_gate().slot(urgent=True):
+            ids = _ids(models, text)
+            tokens = models["ham"][1].token_strings(ids.tolist())
+            return [dict(r, token=tokens[r["position"]], read=tokens[r["read_key"]])
+                    for r in where_they_differ(models, ids, fraction)]
+
+    return shared.results_store().get_or_compute(("architecture-differ", key, shared.text_key(text), fraction), compute)
+
+
+def differences_table(rows: list) -> None:
+    """The tokens where a full cache pays most, and whether HAM kept what they read."""
+    st.subheader("Where a full cache pays: the Transformer against GDN")
+    st.table([{"token": f"{r['token']!r} (#{r['position']})", "Transformer": f"{r['transformer']:.2f}",
+               "GDN": f"{r['gdn']:.2f}", "HAM": f"{r['ham']:.2f}",
+               "the Transformer read": f"{r['read']!r} (#{r['read_key']}, layer "
+               f"{r['read_layer'] + 1}, weight {r['read_weight']:.2f})",
+               "in HAM's cache": "yes" if r["ham_cached"] else "no"} for r in rows], hide_index=True)
+    kept = sum(r["ham_cached"] for r in rows)
+    st.caption(f"Loss in nats on each token. For these {len(rows)} tokens, HAM's cache held {kept} of the tokens "
+               "the Transformer's strongest read landed on.")
 
 
 def body() -> None:
@@ -76,6 +102,8 @@ def body() -> None:
     st.caption("The Transformer keeps every token (a diagonal), GDN none (its fixed RNN state instead), the window "
                "its last W, and HAM the tokens its RNN could not predict: its line climbs where the text is new "
                "and flattens where it repeats.")
+    if all(name in models for name in ("transformer", "gdn", "ham")):
+        differences_table(differences(models, key, text, fraction))
 
 
 common.guard(body)

@@ -169,3 +169,34 @@ def compare_recall(models: Dict[str, HAMModel], fractions: Sequence[float] = COM
             rows.append({"model": name, "kv_fraction": out.kv_fraction.mean().item(),
                          "accuracy": answer_accuracy(out.logits, x, a)})
     return rows
+
+
+@torch.no_grad()
+def where_they_differ(models: Dict[str, tuple], ids: torch.Tensor, fraction: float = 0.25, top: int = 8) -> List[dict]:
+    """The `top` tokens of ids [T] on which the Transformer beats GDN most, and whether HAM (at
+    the threshold caching `fraction`) had cached what the Transformer read for them.
+
+    Each row: position (of the predicted token), the two losses and HAM's (nats), and the
+    Transformer's strongest read for it (the query before it, any layer and head): its key
+    position, its weight, and whether HAM's cache held that key in the same layer. Needs the
+    transformer, gdn and ham models."""
+    need = [name for name in ("transformer", "gdn", "ham") if name not in models]
+    if need:
+        raise HAMInputError(f"where the architectures differ needs the {', '.join(need)} model(s) too")
+    x = ids[None]
+    transformer, gdn, ham = (models[name][0] for name in ("transformer", "gdn", "ham"))
+    full = transformer(x.to(transformer.device), attention="all")
+    rnn = gdn(x.to(gdn.device))
+    tau = taus_for_fractions(ham, ids, [fraction])[0]
+    hybrid = ham(x.to(ham.device), tau=tau)
+    loss = {name: next_token_nll(out.logits, x.to(out.logits.device))[0].cpu()
+            for name, out in (("transformer", full), ("gdn", rnn), ("ham", hybrid))}
+    gain = loss["gdn"] - loss["transformer"]                       # [T - 1]: target t + 1 predicted at t
+    reads = torch.stack([w[0].amax(0) for w in full.attention]).cpu()   # [L, T, T]: strongest head per layer
+    rows = []
+    for t in gain.argsort(descending=True)[:top].tolist():
+        layer, key = divmod(int(reads[:, t].flatten().argmax()), ids.shape[0])
+        rows.append({"position": t + 1, "transformer": float(loss["transformer"][t]), "gdn": float(loss["gdn"][t]),
+                     "ham": float(loss["ham"][t]), "read_layer": layer, "read_key": key,
+                     "read_weight": float(reads[layer, t, key]), "ham_cached": bool(hybrid.cached[0, layer, key])})
+    return rows

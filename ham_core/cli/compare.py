@@ -98,7 +98,8 @@ def _compare(args) -> int:
 
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "compare", help="a Transformer, GDN, a window hybrid and HAM on the same text(s), at the cache sizes each allows",
+        "compare",
+        help="a Transformer, GDN, a window hybrid and HAM on the same text(s), at the cache sizes each allows",
         description="Loss of each comparison model (one folder per architecture: transformer, gdn, window, "
                     "ham) on the same tokens: the Transformer with its full cache, GDN with none, the window "
                     "model and HAM at 10, 25 and 50%% of a full cache and with all of it.")

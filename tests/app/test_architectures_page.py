@@ -29,6 +29,8 @@ def test_with_models_both_charts_and_the_table(app_env, compare_models_dir, monk
     assert "Transformer (every token)" in str(charts[0].proto) and "keys in the KV cache" in str(charts[1].proto)
     table = at.table[0].value
     assert list(table["architecture"])[:2] == ["Transformer (every token)", "GDN (RNN, no cache)"]
+    differ = at.table[1].value
+    assert len(differ) == 8 and set(differ["in HAM's cache"]) <= {"yes", "no"}
     at.select_slider(key="w_arch_fraction").set_value(0.5).run()
     clean(at)
 

@@ -183,3 +183,25 @@ def test_recall_table_and_its_errors(recall_models_dir, sample, tmp_path, capsys
     assert "no comparison models in" in capsys.readouterr().err
     assert cli.main(["compare"]) == 2
     assert "compare needs a text" in capsys.readouterr().err
+
+
+def test_where_they_differ(models_dir):
+    """The tokens the Transformer predicts best against GDN, each with the Transformer's strongest
+    read and whether HAM's cache held it."""
+    from ham_core.analysis.compare import where_they_differ
+
+    models = load_comparison(models_dir)
+    ids = torch.tensor(models["ham"][1].encode(SAMPLE_TEXT))
+    rows = where_they_differ(models, ids, 0.25, top=5)
+    gains = [r["gdn"] - r["transformer"] for r in rows]
+    assert len(rows) == 5 and gains == sorted(gains, reverse=True)
+    with torch.no_grad():
+        weights = models["transformer"][0](ids[None], attention="all").attention
+    for r in rows:
+        query = r["position"] - 1                       # the token that predicts this one
+        assert 0 <= r["read_key"] <= query
+        best = max(float(w[0, :, query].max()) for w in weights)
+        assert r["read_weight"] == pytest.approx(best)
+    partial = {k: v for k, v in models.items() if k != "gdn"}
+    with pytest.raises(Exception, match="gdn"):
+        where_they_differ(partial, ids)
