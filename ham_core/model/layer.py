@@ -168,6 +168,9 @@ class HAMLayer(nn.Module):
 
     @property
     def temperature(self) -> torch.Tensor:
+        """[H] step 6's logit scale c_h (0 in a layer without attention: it scores nothing)."""
+        if not self.has_attention:
+            return self.gate_proj.weight.new_zeros(self.cfg.n_heads)
         return self.log_temperature.exp()
 
     def read_query(self, q: torch.Tensor) -> torch.Tensor:

@@ -205,3 +205,15 @@ def test_where_they_differ(models_dir):
     partial = {k: v for k, v in models.items() if k != "gdn"}
     with pytest.raises(Exception, match="gdn"):
         where_they_differ(partial, ids)
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "gdn", "window", "ham"])
+def test_every_comparison_model_loads_with_model_like_the_shipped_one(compare_models_dir, sample, capsys, architecture):
+    """analyze (with reads), sweep and generate read any architecture without a traceback."""
+    model = str(compare_models_dir / architecture)
+    assert cli.main(["analyze", str(sample), "--model", model, "--json", "--reads", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_tokens"] > 0 and math.isfinite(out["loss"])
+    assert cli.main(["sweep", str(sample), "--model", model, "--taus", "0,2.5", "--quiet"]) == 0
+    assert cli.main(["generate", "--prompt", "The cat", "--tokens", "3", "--model", model]) == 0
+    capsys.readouterr()
