@@ -4,56 +4,33 @@ A Transformer (every token cached), GDN (the RNN alone), a window hybrid (the la
 HAM (the tokens its RNN was surprised by), of one size and trained alike (docs/DESIGN.md
 section 7), read on the page's text: loss against KV cache, and the cache's size as the text
 is read. The models live in assets/compare/<architecture>/ (HAM_LAB_COMPARE); the page says
-so when they are not there.
+so when they are not there. The presets' results are shipped (app.precompute_architectures).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from app import common, engine, shared
+from app import common, engine, precompute_architectures, shared
 from app.architecture_charts import ARCHITECTURE_STYLE, architectures_quality_figure, cache_position_figure
-from ham_core.analysis.compare import (COMPARE_FRACTIONS, cache_by_position, compare_losses, same_tokens,
-                                       where_they_differ)
+from ham_core.analysis.compare import COMPARE_FRACTIONS
 from ham_core.errors import HAMInputError
 
 ss = st.session_state
 
 
-def _ids(models: dict, text: str):
-    """The text's tokens, the same for every model, cut to the app's token limit."""
+def page_results(models: dict, key: str, text: str) -> dict:
+    """app.precompute_architectures.results for the text: shipped for a preset whose file matches
+    the models, else computed once per server (the shared store)."""
     limit = min(engine.max_tokens(model.cfg) for model, _ in models.values())
-    return same_tokens(models, [text])[0][:limit]
+    shipped = precompute_architectures.lookup(ss.get("preset"), engine.compare_dir(), list(models), text, limit)
+    if shipped is not None:
+        return shipped
 
-
-def losses(models: dict, key: str, text: str) -> list:
-    """compare_losses on the text, once per server (the shared store)."""
     def compute():
         with shared.compute_gate().slot(urgent=True):
-            return compare_losses(models, [_ids(models, text)])
+            return precompute_architectures.results(models, text, limit)
 
-    return shared.results_store().get_or_compute(("architectures", key, shared.text_key(text)), compute)
-
-
-def cache_curves(models: dict, key: str, text: str, fraction: float) -> dict:
-    """{architecture: keys held after each token} at `fraction` for the window and HAM."""
-    def compute():
-        with shared.compute_gate().slot(urgent=True):
-            ids = _ids(models, text)
-            return {name: cache_by_position(model, ids, fraction).tolist() for name, (model, _) in models.items()}
-
-    return shared.results_store().get_or_compute(("architecture-cache", key, shared.text_key(text), fraction), compute)
-
-
-def differences(models: dict, key: str, text: str, fraction: float) -> list:
-    """where_they_differ on the text, with each row's tokens as text."""
-    def compute():
-        with shared.compute_gate().slot(urgent=True):
-            ids = _ids(models, text)
-            tokens = models["ham"][1].token_strings(ids.tolist())
-            return [dict(r, token=tokens[r["position"]], read=tokens[r["read_key"]])
-                    for r in where_they_differ(models, ids, fraction)]
-
-    return shared.results_store().get_or_compute(("architecture-differ", key, shared.text_key(text), fraction), compute)
+    return shared.results_store().get_or_compute(("architectures", key, shared.text_key(text), limit), compute)
 
 
 def differences_table(rows: list) -> None:
@@ -90,20 +67,21 @@ def body() -> None:
     if not text.strip():
         st.info("The text is empty: paste one on the Read page.")
         return
-    rows = losses(models, key, text)
+    found = page_results(models, key, text)
+    rows = found["rows"]
     scale = common.chart_scale()
     st.plotly_chart(architectures_quality_figure(rows, font_scale=scale), key="arch_quality")
     st.table([{"architecture": ARCHITECTURE_STYLE[r["model"]][0], "KV cache (% of full)": f"{r['kv_fraction']:.1%}",
                "loss (nats/token)": f"{r['loss']:.3f}"} for r in rows], hide_index=True)
     fraction = st.select_slider("Cache of the window and HAM", list(COMPARE_FRACTIONS), value=0.25,
                                 format_func=lambda f: f"{f:.0%}", key="w_arch_fraction")
-    st.plotly_chart(cache_position_figure(cache_curves(models, key, text, fraction), fraction, font_scale=scale),
+    st.plotly_chart(cache_position_figure(found["curves"][str(fraction)], fraction, font_scale=scale),
                     key="arch_cache")
     st.caption("The Transformer keeps every token (a diagonal), GDN none (its fixed RNN state instead), the window "
                "its last W, and HAM the tokens its RNN could not predict: its line climbs where the text is new "
                "and flattens where it repeats.")
-    if all(name in models for name in ("transformer", "gdn", "ham")):
-        differences_table(differences(models, key, text, fraction))
+    if str(fraction) in found["differ"]:
+        differences_table(found["differ"][str(fraction)])
 
 
 common.guard(body)

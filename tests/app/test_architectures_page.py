@@ -44,3 +44,27 @@ def test_figures_draw_points_for_fixed_caches_and_lines_for_the_rest():
                      "HAM (surprising tokens)": "lines+markers"}
     curves = cache_position_figure({"transformer": [2, 4, 6], "gdn": [0, 0, 0]}, 0.25)
     assert [list(t.y) for t in curves.data] == [[2, 4, 6], [0, 0, 0]]
+
+
+def test_presets_are_precomputed_and_used_only_with_their_models(compare_models_dir, tmp_path, monkeypatch, capsys):
+    from app import precompute_architectures as pa
+    from app.presets import PRESETS
+    from ham_core.analysis.compare import load_comparison
+
+    monkeypatch.setenv("HAM_LAB_PRECOMPUTED", str(tmp_path / "pre"))
+    assert pa.write(tmp_path / "no_models", 128) == [] and "nothing written" in capsys.readouterr().out
+    written = pa.write(compare_models_dir, 128)
+    assert len(written) == len(PRESETS)
+    name, text = next(iter(PRESETS.items()))
+    names = list(load_comparison(compare_models_dir))
+    shipped = pa.lookup(name, compare_models_dir, names, text, 128)
+    assert shipped == pa.results(load_comparison(compare_models_dir), text, 128)      # what the page would compute
+    assert set(shipped["curves"]) == {"0.1", "0.25", "0.5"} and len(shipped["differ"]["0.25"]) == 8
+    assert pa.lookup(name, compare_models_dir, names, text + " edited", 128) is None  # another text
+    assert pa.lookup(name, compare_models_dir, names, text, 64) is None               # another token limit
+    assert pa.lookup(None, compare_models_dir, names, text, 128) is None              # a pasted text
+    other = tmp_path / "retrained"
+    import shutil
+    shutil.copytree(compare_models_dir, other)
+    (other / "gdn" / "config.json").write_text((other / "gdn" / "config.json").read_text() + "\n")
+    assert pa.lookup(name, other, names, text, 128) is None                           # another model file
