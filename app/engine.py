@@ -2,6 +2,7 @@
 
 HAM_LAB_MODEL=<dir> picks the language model folder (default: the shipped assets/lm);
 HAM_LAB_RECALL_MODEL=<dir> the recall model (default: assets/recall);
+HAM_LAB_COMPARE=<dir> the comparison models, one folder per architecture (default: assets/compare);
 HAM_LAB_MAX_TOKENS caps how many tokens of a text are read (default 1,024);
 HAM_LAB_THREADS sets torch's CPU threads (useful when another job shares the machine).
 
@@ -225,3 +226,27 @@ def kaleido_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def compare_dir() -> Path:
+    from ham_core.analysis.compare import default_compare_dir
+
+    return Path(os.environ.get("HAM_LAB_COMPARE") or default_compare_dir())
+
+
+@st.cache_resource(show_spinner="Loading the comparison models (once)...")
+def _load_comparison(directory: str, key: str) -> dict:
+    from ham_core.analysis.compare import load_comparison
+
+    _set_threads()
+    return load_comparison(directory)
+
+
+def get_comparison() -> tuple[dict, str]:
+    """({architecture: (model, tokenizer)}, key for caches) of the comparison models; a
+    HAMInputError saying so when the folder holds none."""
+    from ham_core.analysis.compare import COMPARED_ARCHITECTURES
+
+    directory = compare_dir()
+    key = ";".join(_key(directory / name) for name in COMPARED_ARCHITECTURES)
+    return _load_comparison(str(directory), key), key

@@ -316,8 +316,9 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="the app's token limit")
     p.add_argument("--out", type=Path, default=None, help="folder (default: assets/precomputed or HAM_LAB_PRECOMPUTED)")
     p.add_argument("--check", action="store_true", help="only check that the files match the models")
-    p.add_argument("--only", choices=["presets", "views", "recall"], default=None,
-                   help="presets: their sweeps and first views; views: the first views alone")
+    p.add_argument("--only", choices=["presets", "views", "recall", "architectures"], default=None,
+                   help="presets: their sweeps and first views; views: the first views alone; architectures: "
+                        "the Architectures page's results (needs the comparison models)")
     args = p.parse_args(argv)
     if args.out is not None:
         os.environ["HAM_LAB_PRECOMPUTED"] = str(args.out)
@@ -333,6 +334,10 @@ def main(argv: Optional[list] = None) -> int:
         write_views(args.model, args.max_tokens, out)
     if args.only in (None, "recall"):
         write_recall(args.recall_model, out)
+    if args.only in (None, "architectures"):       # the comparison models, once they are trained
+        from app import engine, precompute_architectures
+
+        precompute_architectures.write(engine.compare_dir(), args.max_tokens)
     return 0
 
 

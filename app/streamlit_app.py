@@ -29,6 +29,8 @@ VIEWS = {
     "step": st.Page(str(PAGES / "step.py"), title="Step through", icon=":material/play_circle:", url_path="step"),
     "recall": st.Page(str(PAGES / "recall.py"), title="Recall lab", icon=":material/key:", url_path="recall"),
     "how": st.Page(str(PAGES / "how.py"), title="How it works", icon=":material/settings:", url_path="how"),
+    "architectures": st.Page(str(PAGES / "architectures.py"), title="Architectures", icon=":material/compare:",
+                             url_path="architectures"),
 }
 
 

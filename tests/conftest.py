@@ -56,6 +56,22 @@ def tiny_model_dir(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="session")
+def compare_models_dir(tmp_path_factory, tiny_model_dir):
+    """assets/compare's layout: one tiny random model per architecture, one tokenizer for all."""
+    import shutil
+
+    from ham_core.analysis.compare import COMPARED_ARCHITECTURES
+    from ham_core.model.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("compare")
+    for i, arch in enumerate(COMPARED_ARCHITECTURES):
+        torch.manual_seed(i)
+        save_checkpoint(HAMModel(tiny_config(architecture=arch)).eval(), root / arch)
+        shutil.copy(tiny_model_dir / "tokenizer.json", root / arch / "tokenizer.json")
+    return root
+
+
 def broken_model_copy(source, dest, *, tensor=None, config=None):
     """A copy of the model folder `source` at `dest` with one fault: tensor=(name, index, value)
     writes one weight (NaN or infinity), config=(field, value) one config.json field."""

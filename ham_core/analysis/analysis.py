@@ -155,9 +155,12 @@ class StepValues:
 
     @classmethod
     def from_projections(cls, projections) -> "StepValues":
+        """A layer without an RNN (the Transformer) has no decay or write strength: both read 0,
+        a memory that keeps nothing and is written nothing."""
         stack = lambda f: torch.stack([f(p)[0] for p in projections]).float().cpu()  # noqa: E731
+        rnn = lambda f: lambda p: torch.zeros_like(p.gate_rnn) if p.g is None else f(p)   # noqa: E731
         return cls(stack(lambda p: p.k.norm(dim=-1)), stack(lambda p: p.v.norm(dim=-1)),
-                   stack(lambda p: p.g.exp()), stack(lambda p: p.beta),
+                   stack(rnn(lambda p: p.g.exp())), stack(rnn(lambda p: p.beta)),
                    stack(lambda p: p.gate_rnn), stack(lambda p: p.gate_attn))
 
 

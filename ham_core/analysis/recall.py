@@ -36,7 +36,7 @@ class RecallRow:
         return asdict(self)
 
 
-def _accuracy(logits: torch.Tensor, ids: torch.Tensor, answers: torch.Tensor) -> float:
+def answer_accuracy(logits: torch.Tensor, ids: torch.Tensor, answers: torch.Tensor) -> float:
     """Share of answer tokens predicted (argmax at the position before) correctly."""
     pred = logits.argmax(-1).gather(1, answers - 1)
     return (pred == ids.gather(1, answers)).float().mean().item()
@@ -79,7 +79,7 @@ def recall_accuracy(model, policies: Sequence[str] = POLICY_NAMES, fractions: Op
     rows: List[RecallRow] = []
     for name in [p for p in policies if p in REFERENCES]:
         out = reference(name)
-        rows.append(RecallRow(name, None, None, out.kv_fraction.mean().item(), _accuracy(out.logits, ids, answers)))
+        rows.append(RecallRow(name, None, None, out.kv_fraction.mean().item(), answer_accuracy(out.logits, ids, answers)))
     for tau, target in points:
         ham = model(ids, tau=tau)
         same = "none" if (ham.kv_peak == 0).all() else "full" if (ham.kv_peak == ids.shape[1]).all() else None
@@ -87,7 +87,7 @@ def recall_accuracy(model, policies: Sequence[str] = POLICY_NAMES, fractions: Op
             out = ham if name == "ham" else reference(same) if same else \
                 run_policy(model, ids, tau, name, budget=ham.kv_peak)
             rows.append(RecallRow(name, round(tau, 4), target, out.kv_fraction.mean().item(),
-                                  _accuracy(out.logits, ids, answers)))
+                                  answer_accuracy(out.logits, ids, answers)))
     return rows
 
 

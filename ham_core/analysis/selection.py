@@ -27,7 +27,7 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from ham_core.model.layer import Route, layer_surprise
+from ham_core.model.layer import Route, layer_surprise, recent_mask
 from ham_core.model.model import HAMModel, next_token_nll
 from ham_core.model.policies import TAU_OFF, policy_routes, run_policy
 
@@ -47,10 +47,6 @@ def keep_top(score: torch.Tensor, W: int) -> torch.Tensor:
     return order.argsort(dim=-1) < W
 
 
-def _recent(T: int, W: int, device) -> torch.Tensor:
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril().triu(1 - W)
-
-
 def score_route(score: str, W: int, gate: torch.Tensor | None = None, mass: torch.Tensor | None = None) -> Route:
     """A route keeping W keys by one of HEAD_SCORES or "read-most": gate [B, H] each head's mean
     attention gate (for "gated"), mass [B, T] the full cache's attention mass (for "read-most")."""
@@ -65,7 +61,7 @@ def score_route(score: str, W: int, gate: torch.Tensor | None = None, mass: torc
             # Query t reads its last 16 tokens and the W - 16 most surprising (max over heads)
             # of the tokens before them: W keys for every query, like the window.
             recent = min(RECENT, W)
-            window = _recent(T, recent, surprise.device)                            # [T, T]
+            window = recent_mask(T, recent, surprise.device)                            # [T, T]
             older = torch.ones(T, T, dtype=torch.bool, device=surprise.device).tril(-recent)
             score_tk = surprise.amax(-1)[:, None, :].expand(B, T, T).masked_fill(~older, float("-inf"))
             far = keep_top(score_tk.flatten(0, 1), W - recent).view(B, T, T) & older

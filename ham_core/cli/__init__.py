@@ -8,6 +8,7 @@ as each parser's default:
     train     train, train-recall, calibrate (train the English or recall-lab model; set surprise scales)
     recall    recall                        (the recall lab's accuracy table)
     evaluate  evaluate                      (the tables of assets/MODEL_CARD.md)
+    compare   compare                       (the paper's comparison: four architectures, same tokens)
 
 Bad input never gives a traceback: one `error: ...` line on stderr and exit code 2.
 """
@@ -19,9 +20,9 @@ from typing import List, Optional
 
 from ham_core.errors import HAMInputError
 
-from . import data, evaluate, read, recall, train
+from . import compare, data, evaluate, read, recall, train
 
-COMMAND_MODULES = (read, data, train, recall, evaluate)
+COMMAND_MODULES = (read, data, train, recall, evaluate, compare)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,7 @@ from ham_core.data.sources import read_folder
 from ham_core.data.windows import WindowSampler, cached_stream, encode_documents, fixed_windows, with_repeats
 from ham_core.model.calibration import TYPICAL_SURPRISE, calibrate
 from ham_core.model.checkpoint import CONFIG, TOKENIZER, default_model_dir, load_bundle
-from ham_core.model.config import HAMConfig
+from ham_core.model.config import ARCHITECTURES, HAMConfig
 from ham_core.model.tokenizer import HAMTokenizer, train_tokenizer
 from ham_core.training import recall_train
 from ham_core.training.train import TrainSettings, read_settings, train
@@ -81,7 +81,8 @@ def _add_train(subparsers) -> None:
 def _train_recall(args) -> int:
     torch.set_num_threads(args.threads)
     if not args.no_train:
-        print(json.dumps(recall_train.train_recall(args.out, args.steps, args.lr, args.seed)), flush=True)
+        print(json.dumps(recall_train.train_recall(args.out, args.steps, args.lr, args.seed,
+                                                   architecture=args.architecture)), flush=True)
     if args.ship:
         print(f"shipped to {recall_train.ship(args.out, args.ship)}")
     return 0
@@ -94,6 +95,8 @@ def _add_train_recall(subparsers) -> None:
     p.add_argument("--steps", type=int, default=3600)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--architecture", default="ham", choices=list(ARCHITECTURES),
+                   help="the block's memory (the paper's comparison trains one of each; default ham)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (keep it small beside other jobs)")
     p.add_argument("--ship", default="", help="after training, copy the model here (e.g. assets/recall)")
     p.add_argument("--no-train", action="store_true", help="only ship an existing run")

@@ -34,13 +34,14 @@ TASK_FILE = "task.json"
 TASK = {"n_pairs": 32, "length": 384, "n_queries": 32}
 
 
-def recall_config() -> HAMConfig:
+def recall_config(architecture: str = "ham") -> HAMConfig:
     """The recall-lab model's sizes: 2 layers of 2 heads of 16, d_model 64 (77k parameters: an RNN
     state of 2 x 16 x 16 per layer, too small for TASK's 32 pairs). The trainer and the app's
     untrained stand-in both build it from here. It routes by the min over heads, the rule the
-    shipped recall model was trained with (it reaches 100% at 25% so; not re-measured under max)."""
+    shipped recall model was trained with (it reaches 100% at 25% so; not re-measured under max).
+    `architecture` (config.ARCHITECTURES) gives the paper's comparison the same sizes."""
     return HAMConfig(vocab_size=VOCAB_SIZE, d_model=64, n_layers=2, n_heads=2, head_dim=16,
-                     mlp_hidden=128, chunk_size=32, max_tokens=1024, head_rule="min")
+                     mlp_hidden=128, chunk_size=32, max_tokens=1024, head_rule="min", architecture=architecture)
 
 
 @dataclass

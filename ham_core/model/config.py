@@ -26,9 +26,17 @@ def _size(n: int) -> str:
     return f"{n:,.1f} PB"
 
 
-_SHARES = ("attn_gate_floor",)
+_SHARES = ("attn_gate_floor",)        # fields that may be 0 (checked as shares in [0, 1))
 HEAD_RULES = ("min", "max", "mean")   # ham_core.model.layer.layer_surprise applies them
-LEGACY_HEAD_RULE = "min"              # what every model saved before head_rule existed routed by   # fields that may be 0 (checked as shares in [0, 1))
+LEGACY_HEAD_RULE = "min"              # what every model saved before head_rule existed routed by
+# The block's memory (docs/DESIGN.md section 7): which of the two paths a layer has and what its
+# attention may read. Every one shares the projections, the short convolution and the SwiGLU.
+ARCHITECTURES = {
+    "ham": "RNN + attention over the tokens the RNN was surprised by (the method)",
+    "transformer": "attention over every token, no RNN path",
+    "gdn": "the RNN path alone (Gated DeltaNet), no attention",
+    "window": "RNN + attention over the last W tokens (a sliding-window hybrid)",
+}
 
 
 @dataclass
@@ -68,6 +76,9 @@ class HAMConfig:
     head_rule: str = field(default="max", metadata={
         "help": "how a layer's heads combine their surprise for routing: max (a token is cached when "
                 "any head failed to predict it), min (every head) or mean"})
+    # Which paths the block has (ARCHITECTURES); a config.json written before this field held a HAM.
+    architecture: str = field(default="ham", metadata={
+        "help": "the block's memory: " + "; ".join(f"{k}: {v}" for k, v in ARCHITECTURES.items())})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,6 +88,10 @@ class HAMConfig:
             elif f.name == "head_rule":
                 if value not in HEAD_RULES:
                     raise HAMInputError(f"config.head_rule must be one of {', '.join(HEAD_RULES)}, got {value!r}")
+            elif f.name == "architecture":
+                if value not in ARCHITECTURES:
+                    raise HAMInputError(f"config.architecture must be one of {', '.join(ARCHITECTURES)}, "
+                                        f"got {value!r}")
             elif f.type in ("bool", bool):
                 if not isinstance(value, bool):
                     raise HAMInputError(f"config.{f.name} must be true or false, got {value!r}")
@@ -111,15 +126,29 @@ class HAMConfig:
     def inner_dim(self) -> int:
         return self.n_heads * self.head_dim
 
+    @property
+    def has_rnn(self) -> bool:
+        """Whether a layer runs the gated-delta-rule RNN (every architecture but the Transformer)."""
+        return self.architecture != "transformer"
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether a layer has a KV cache and attention (every architecture but GDN)."""
+        return self.architecture != "gdn"
+
     def parameter_count(self) -> int:
-        """Parameters of a HAMModel with these sizes (HAMModel.num_parameters, without building it)."""
+        """Parameters of a HAMModel with these sizes (HAMModel.num_parameters, without building it).
+        A path a layer lacks has no parameters: the Transformer has no decay, write strength,
+        RNN gate or RNN norm; GDN no temperature, score gain, attention gate or attention norm."""
         d, H, D, I, M = self.d_model, self.n_heads, self.head_dim, self.inner_dim, self.mlp_hidden
+        paths = int(self.has_rnn) + int(self.has_attention)
         layer = (d * 3 * I + 3 * I * self.conv_size        # q, k, v projection and its short convolution
-                 + d * H * 2 + d * 2 * H + 2 * H            # decay, beta, the two output gates (+ bias)
-                 + 3 * H + 2 * H * D                        # A_log, dt_bias, temperature; the two head norms
+                 + paths * (d * H + H + H * D)              # an output gate (+ bias) and a head norm per path
                  + I * d + 2 * d + 3 * d * M)               # out projection, block norms, SwiGLU
-        if self.score_gain:
-            layer += H * D                                  # the attention's per-channel query gain
+        if self.has_rnn:
+            layer += 2 * d * H + 2 * H                      # decay and beta projections; A_log, dt_bias
+        if self.has_attention:
+            layer += H + (H * D if self.score_gain else 0)  # temperature; the per-channel query gain
         return self.vocab_size * d + self.n_layers * layer + d
 
     def memory_bytes(self) -> int:

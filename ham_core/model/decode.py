@@ -3,6 +3,9 @@
 This is the form a deployed HAM runs: each new token updates the RNN state, is routed by its
 surprise (decided from S_{t-1} alone, so before the token is read), and, if routed, its (k, v)
 is appended to the layer's cache. Memory is the RNN state plus the cache, nothing else.
+The other architectures (config.ARCHITECTURES) run the same way: a Transformer appends every
+token and has no state, GDN keeps no cache, and a window model appends every token and drops
+the oldest once it holds W.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ class LayerCache:
     """One layer's memory for one text: conv history, RNN state, and the compact KV cache."""
 
     conv: torch.Tensor                   # [1, conv_size - 1, 3 * H * D] recent projections
-    state: torch.Tensor                  # [1, H, D, D] RNN state S
+    state: torch.Tensor                  # [1, H, D, D] RNN state S ([1, H, 0, 0]: no RNN)
     keys: torch.Tensor                   # [n, H, D] routed keys, in arrival order
     values: torch.Tensor                 # [n, H, D]
     positions: List[int] = field(default_factory=list)  # which tokens they came from
@@ -32,8 +35,9 @@ class DecodeState:
     """Everything carried between tokens: per-layer caches and the position reached."""
 
     layers: List[LayerCache]
-    tau: torch.Tensor                    # [L] thresholds
+    tau: torch.Tensor                    # [L] thresholds (HAM)
     position: int = 0
+    window: Optional[int] = None         # W, the keys a window model keeps (None: every token)
 
     def cache_sizes(self) -> List[int]:
         return [len(layer.positions) for layer in self.layers]
@@ -49,22 +53,36 @@ class StepResult:
     cached: torch.Tensor                 # [L] bool: did it enter each layer's cache
 
 
-def start(model: HAMModel, tau: TauLike = 0.5) -> DecodeState:
-    """An empty memory for one text."""
+def start(model: HAMModel, tau: TauLike = 0.5, window: Optional[int] = None) -> DecodeState:
+    """An empty memory for one text; tau routes a HAM model, window (W) a window model."""
     cfg = model.cfg
     dev = model.device
     taus = resolve_tau(tau, 1, cfg.n_layers, dev)[0]
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
+        raise HAMInputError(f"window must be a whole number of tokens >= 0, got {window!r}")
+    state_dim = cfg.head_dim if cfg.has_rnn else 0
     empty = lambda: torch.zeros(0, cfg.n_heads, cfg.head_dim, device=dev)  # noqa: E731
     layers = [
         LayerCache(
             conv=torch.zeros(1, cfg.conv_size - 1, 3 * cfg.inner_dim, device=dev),
-            state=torch.zeros(1, cfg.n_heads, cfg.head_dim, cfg.head_dim, device=dev),
+            state=torch.zeros(1, cfg.n_heads, state_dim, state_dim, device=dev),
             keys=empty(),
             values=empty(),
         )
         for _ in range(cfg.n_layers)
     ]
-    return DecodeState(layers, taus)
+    return DecodeState(layers, taus, window=window)
+
+
+def _admits(model: HAMModel, mem: DecodeState, layer_surprise: torch.Tensor, tau: torch.Tensor) -> bool:
+    """Whether this token enters the layer's cache (decided before it is read): HAM by its
+    surprise, a Transformer always, a window model unless W = 0 (it then drops its oldest), GDN never."""
+    arch = model.cfg.architecture
+    if arch == "ham":
+        return bool(layer_surprise >= tau)
+    if arch == "window":
+        return mem.window != 0
+    return arch == "transformer"
 
 
 @torch.no_grad()
@@ -78,16 +96,24 @@ def step(model: HAMModel, mem: DecodeState, token: int) -> StepResult:
         layer = block.ham
         h = block.ham_norm(x)
         q, k, v, g, beta, cache.conv = layer.project(h, cache.conv)
-        rnn = dispatch.delta_rule(q, k, v, g, beta, cache.state, mode="recurrent")
-        cache.state = rnn.final_state
+        if layer.has_rnn:
+            rnn = dispatch.delta_rule(q, k, v, g, beta, cache.state, mode="recurrent")
+            cache.state = rnn.final_state
+        else:
+            rnn = layer.no_rnn(q)
         surprise = layer.routed_surprise(rnn.surprise[0, 0])              # [H]
-        is_cached = bool(layer.layer_surprise(surprise) >= tau)                           # decided from S_{t-1}
+        is_cached = _admits(model, mem, layer.layer_surprise(surprise), tau)   # decided from S_{t-1}
         if is_cached:
             cache.keys = torch.cat([cache.keys, k[0]], 0)
             cache.values = torch.cat([cache.values, v[0]], 0)
             cache.positions.append(mem.position)
-        o_attn = dispatch.decode_attention(layer.read_query(q[0, 0]), cache.keys, cache.values, layer.temperature)
-        x = x + layer.combine(h, rnn.out, o_attn[None, None])
+        if model.cfg.architecture == "window" and mem.window is not None and len(cache.positions) > mem.window:
+            cache.keys, cache.values, cache.positions = cache.keys[1:], cache.values[1:], cache.positions[1:]
+        o_attn = None
+        if layer.has_attention:
+            o_attn = dispatch.decode_attention(layer.read_query(q[0, 0]), cache.keys, cache.values,
+                                               layer.temperature)[None, None]
+        x = x + layer.combine(h, rnn.out, o_attn)
         x = x + block.mlp(block.mlp_norm(x))
         surprises.append(surprise)
         cached.append(is_cached)

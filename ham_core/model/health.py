@@ -71,7 +71,8 @@ class AttentionHealth:
 
 @torch.no_grad()
 def attention_health(model: HAMModel, text: torch.Tensor, probe: torch.Tensor) -> AttentionHealth:
-    """Health figures on held-out text ids [N, T] (full cache) and a copy probe [M, 2 * half].
+    """Health figures on held-out text ids [N, T] (full cache) and a copy probe [M, 2 * half]
+    (no layer figures for GDN, which has no attention; a Transformer's "none" is its full cache).
 
     Top read weights count queries in the second half of each window, where there is something
     to look up and a uniform read would be below 2 / T."""
@@ -81,7 +82,7 @@ def attention_health(model: HAMModel, text: torch.Tensor, probe: torch.Tensor) -
         out = model(text.to(model.device), tau=0.0, attention="all")
         T = text.shape[1]
         layers = []
-        for l, weights in enumerate(out.attention):                      # [N, H, T, T]
+        for l, weights in enumerate(out.attention if model.cfg.has_attention else ()):   # [N, H, T, T]
             head_gate = out.attn_gate[:, l].mean((0, 1))                 # [H]
             sharpness = model.blocks[l].ham.sharpness()                  # [H]
             layers.append(LayerHealth(
@@ -92,6 +93,6 @@ def attention_health(model: HAMModel, text: torch.Tensor, probe: torch.Tensor) -
                 top_read=weights[:, :, T // 2:].amax(-1).mean().item(),
             ))
         return AttentionHealth(second_reading_loss(model, probe, tau=0.0),
-                               second_reading_loss(model, probe, tau=NO_CACHE_TAU), layers)
+                               second_reading_loss(model, probe, tau=NO_CACHE_TAU, window=0), layers)
     finally:
         model.train(was_training)

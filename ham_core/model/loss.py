@@ -20,8 +20,9 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor, loss_mask: Optional[torch.T
 
 @torch.no_grad()
 def evaluate_loss(model: HAMModel, windows: torch.Tensor, tau: float = 0.0, batch: int = 8,
-                  loss_mask: Optional[torch.Tensor] = None) -> float:
-    """Mean next-token loss of fixed windows [N, T] at one threshold (tau 0: full cache)."""
+                  loss_mask: Optional[torch.Tensor] = None, window: Optional[int] = None) -> float:
+    """Mean next-token loss of fixed windows [N, T] at one threshold (tau 0: full cache), or
+    for a window model at one window W (None: every token)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0.0
@@ -29,7 +30,7 @@ def evaluate_loss(model: HAMModel, windows: torch.Tensor, tau: float = 0.0, batc
         ids = windows[i:i + batch].to(model.device)
         mask = None if loss_mask is None else loss_mask[i:i + batch].to(model.device)
         n = (mask[:, 1:].sum().item() if mask is not None else ids[:, 1:].numel())
-        total += lm_loss(model(ids, tau=tau).logits, ids, mask).item() * n
+        total += lm_loss(model(ids, tau=tau, window=window).logits, ids, mask).item() * n
         count += n
     model.train(was_training)
     return total / max(count, 1)

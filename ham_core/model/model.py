@@ -2,9 +2,11 @@
 
 `HAMModel.forward(ids, tau)` reads a batch of texts and returns a `HAMOutput`: logits plus the
 per-layer surprise, what was cached, optional attention reads, and honest KV-cache accounting.
-Routing is chosen by one of: `tau` (a float, one per layer, or [B, L] — HAM's threshold),
-`visibility` (an explicit per-layer mask, for other selection policies), or `routes` (one
-function per layer deciding from that layer's own surprise and residual).
+Routing is chosen by one of: the architecture's own (config.ARCHITECTURES: HAM by `tau`, a
+float, one per layer, or [B, L]; a window model by `window`, its W; the Transformer caches every
+token and GDN has no cache), `visibility` (an explicit per-layer mask, for other selection
+policies), or `routes` (one function per layer deciding from that layer's own surprise and
+residual).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from torch import nn
 from ham_core.errors import HAMInputError
 
 from .config import HAMConfig
-from .layer import HAMLayer, LayerTrace, Projections, RMSNorm, Route, threshold_route
+from .layer import HAMLayer, LayerTrace, Projections, RMSNorm, Route, every_token_route, threshold_route, window_route
 
 TauLike = Union[float, Sequence[float], torch.Tensor]
 
@@ -159,7 +161,7 @@ class HAMModel(nn.Module):
             )
         return ids.long().to(self.device)
 
-    def _routes(self, B, T, tau, visibility, routes) -> List[Route]:
+    def _routes(self, B, T, tau, visibility, routes, window) -> List[Route]:
         L = self.cfg.n_layers
         if routes is not None:
             if len(routes) != L:
@@ -173,7 +175,13 @@ class HAMModel(nn.Module):
                 )
             return [lambda s, r, m=vis[:, l]: m for l in range(L)]
         taus = resolve_tau(tau, B, L, self.device)
-        return [threshold_route(taus[:, l], self.cfg.head_rule) for l in range(L)]
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
+            raise HAMInputError(f"window must be a whole number of tokens >= 0, got {window!r}")
+        if self.cfg.architecture == "ham":
+            return [threshold_route(taus[:, l], self.cfg.head_rule) for l in range(L)]
+        if self.cfg.architecture == "window":
+            return [window_route(T if window is None else window)] * L
+        return [every_token_route] * L        # the Transformer; GDN's layers have nothing to route
 
     def forward(
         self,
@@ -185,10 +193,12 @@ class HAMModel(nn.Module):
         mode: str = "chunked",
         attention: Union[None, str, int] = None,
         projections: bool = False,
+        window: Optional[int] = None,
     ) -> HAMOutput:
         """ids [B, T] (or [T]); attention: None, "all" (weights [B, H, T, T]) or k (top-k reads);
         projections: also return each layer's q, k, v, g, beta (this call's own, so concurrent
-        callers of one model never see each other's; the model is not changed by a forward)."""
+        callers of one model never see each other's; the model is not changed by a forward).
+        tau routes a HAM model only and window (W tokens; None: every token) a window model only."""
         if mode not in ("chunked", "recurrent"):
             raise HAMInputError(f"mode must be 'chunked' or 'recurrent', got {mode!r}")
         if attention is not None and attention != "all" and not (
@@ -197,7 +207,7 @@ class HAMModel(nn.Module):
             raise HAMInputError(f"attention must be None, 'all' or a positive int, got {attention!r}")
         ids = self.check_ids(ids)
         B, T = ids.shape
-        route_fns = self._routes(B, T, tau, visibility, routes)
+        route_fns = self._routes(B, T, tau, visibility, routes, window)
         x = self.embed(ids)
         traces: List[LayerTrace] = []
         for block, route in zip(self.blocks, route_fns):
@@ -231,7 +241,7 @@ class HAMModel(nn.Module):
             kv_peak=kv_peak,
             kv_bytes_peak=kv_peak.sum(1) * per_key,
             kv_bytes_full=T * cfg.n_layers * per_key,
-            state_bytes=cfg.n_layers * cfg.n_heads * cfg.head_dim ** 2 * self.embed.weight.element_size(),
+            state_bytes=cfg.n_layers * cfg.n_heads * cfg.head_dim ** 2 * self.embed.weight.element_size() * cfg.has_rnn,
             attention=reads,
             sink=sink,
             final_states=[t.final_state for t in traces],

@@ -22,7 +22,7 @@ import torch
 
 from ham_core.errors import HAMInputError
 
-from .layer import Route, layer_surprise
+from .layer import Route, layer_surprise, recent_mask
 from .model import HAMModel, HAMOutput, TauLike, resolve_tau
 from .surprise_range import TAU_FULL, TAU_OFF, caches_nothing  # noqa: F401 - their home; named here too
 
@@ -78,11 +78,6 @@ def _top_budget(score: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
     return rank < budget[:, None].to(score.device)
 
 
-def _recent(T: int, W: int, device) -> torch.Tensor:
-    """[T, T] query t reads keys t - W + 1 .. t (W = 0: nothing). Diagonal bands, no index maths."""
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril().triu(1 - W)
-
-
 @register("ham", needs_budget=False, about="tokens the RNN failed to predict (surprise >= tau)")
 def ham(s: LayerSignals) -> torch.Tensor:
     """HAM: cache token t when its layer surprise (the heads combined by the model's rule) reaches tau."""
@@ -103,7 +98,7 @@ def random_keys(s: LayerSignals) -> torch.Tensor:
 def recent_window(s: LayerSignals) -> torch.Tensor:
     """Query t reads tokens t - W + 1 .. t: [B, T, T]."""
     T, dev = s.surprise.shape[1], s.surprise.device
-    return torch.stack([_recent(T, int(W), dev) for W in s.budget.tolist()])
+    return torch.stack([recent_mask(T, int(W), dev) for W in s.budget.tolist()])
 
 
 @register("sinks", about="the first 4 tokens plus a sliding window of W - 4 (StreamingLLM)")
@@ -113,7 +108,7 @@ def sinks_and_window(s: LayerSignals) -> torch.Tensor:
     masks = []
     for W in s.budget.tolist():
         sinks = min(SINK_TOKENS, int(W))
-        mask = _recent(T, int(W) - sinks, dev)
+        mask = recent_mask(T, int(W) - sinks, dev)
         mask[:, :sinks] |= torch.ones(T, sinks, dtype=torch.bool, device=dev).tril()
         masks.append(mask)
     return torch.stack(masks)

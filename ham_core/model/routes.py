@@ -11,6 +11,11 @@ HAM way, by one of two rules (`by`):
   and its reads in the low-surprise layers vanish at any threshold above ~0.02.
 A share of batches use the comparison policies at the same memory (W = f x T keys per layer),
 so that at evaluation no policy is out of distribution for the attention.
+
+The other architectures (config.ARCHITECTURES) route the same batches their own way: the
+Transformer caches every token, GDN has no cache, and a window model reads its last W = f x T
+tokens with f drawn over the fractions it is compared at (WINDOW_FRACTIONS, or the full cache),
+so one model serves each of them.
 """
 from __future__ import annotations
 
@@ -20,12 +25,14 @@ import torch
 
 from ham_core.errors import HAMInputError
 
-from .layer import Route, threshold_route
+from .layer import Route, every_token_route, threshold_route
 from .layer import layer_surprise as combine_heads
 from .policies import EQUAL_MEMORY, TAU_OFF, LayerSignals, get_policy
 
 ROUTE_RULES = ("fraction", "threshold")
 TRAIN_TAU_MAX = 1.0     # drawn thresholds are U(0, this): above ~1 a trained layer caches almost nothing
+WINDOW_FRACTIONS = (0.1, 0.5)   # a window model's W / T is drawn in this range (compared at 10, 25, 50%) ...
+WINDOW_FULL_SHARE = 0.2         # ... or is the full cache in this share of batches (its full-cache point)
 
 
 def draw_fraction(gen: torch.Generator) -> float:
@@ -84,13 +91,30 @@ def draw_threshold(gen: torch.Generator, lowest: float = 0.0) -> float:
     return (1.0 - lowest) * TRAIN_TAU_MAX * u[1]
 
 
+def draw_window_fraction(gen: torch.Generator, lowest: float = 0.0) -> float:
+    """A window model's W / T: WINDOW_FULL_SHARE of batches 1 (every token), else uniform over
+    WINDOW_FRACTIONS, squeezed up toward 1 while the ramp's lowest fraction is above 0."""
+    u = torch.rand(2, generator=gen).tolist()
+    lo, hi = WINDOW_FRACTIONS
+    drawn = 1.0 if u[0] < WINDOW_FULL_SHARE else lo + (hi - lo) * u[1]
+    return lowest + (1.0 - lowest) * drawn
+
+
 def training_routes(n_layers: int, gen: torch.Generator, policy_share: float, seed: int, lowest: float = 0.0,
-                    by: str = "fraction", *, heads: str):
+                    by: str = "fraction", *, heads: str, architecture: str = "ham"):
     """-> (name of the policy drawn, fraction or HAM's threshold, one route per layer) for one
     batch. The fraction is drawn in [lowest, 1] (draw_fraction's law, squeezed up when
     lowest > 0); with by="threshold" HAM batches draw one threshold for every layer instead.
-    heads: the model's HAMConfig.head_rule."""
+    heads: the model's HAMConfig.head_rule. Another architecture routes its own way (module
+    docstring): the Transformer "full", GDN "none", a window model "window" at a drawn W / T."""
     check_route_rule(by)
+    if architecture == "transformer":
+        return "full", 1.0, [every_token_route] * n_layers
+    if architecture == "gdn":                # no attention: the routes are never asked
+        return "none", 0.0, [quantile_route(0.0, heads)] * n_layers
+    if architecture == "window":
+        fraction = draw_window_fraction(gen, lowest)
+        return "window", fraction, [policy_route("window", fraction, seed, layer, heads) for layer in range(n_layers)]
     fraction = lowest + (1.0 - lowest) * draw_fraction(gen)
     if torch.rand(1, generator=gen).item() < policy_share:
         policy = EQUAL_MEMORY[int(torch.randint(len(EQUAL_MEMORY), (1,), generator=gen))]

@@ -12,7 +12,8 @@ attention of gradient, so it never learns to. Measured fixes, in order (docs/TRA
 2. full: `full_steps` more steps of prose with a full cache.
 3. mix: the routing mix (ham_core.model.routes, by `route_by`), so one model serves every threshold; the
    lowest cache fraction drawn ramps from 1 down to 0 over `mix_ramp` steps, so the reads the
-   model has learned are not cut off at once.
+   model has learned are not cut off at once. Another architecture reads the same batches and
+   routes its own way in this phase (a window model over its drawn windows, ramped alike).
 
 In every phase a share `span_share` of prose windows holds a span of random tokens (16 to
 `span_max`) read twice,
@@ -35,16 +36,17 @@ COPY, FULL, MIX = "copy", "full", "mix"
 
 class Curriculum:
     def __init__(self, settings, n_layers: int, vocab_size: int, seed: int, copy_passed_at: Optional[int] = None,
-                 *, heads: str):
+                 *, heads: str, architecture: str = "ham"):
         """settings: the run's TrainSettings (copy_until, copy_rows, copy_max_steps, full_steps,
         mix_ramp, span_share, policy_share); copy_passed_at: saved with the run, None if not yet;
-        heads: the model's HAMConfig.head_rule."""
+        heads: the model's HAMConfig.head_rule; architecture: its HAMConfig.architecture."""
         check_route_rule(settings.route_by)          # fail at the start, not at the first mix step
         self.s = settings
         self.n_layers = n_layers
         self.vocab_size = vocab_size
         self.seed = seed
         self.heads = heads
+        self.architecture = architecture
         # With no copy phase asked for, it "passed" before the first step.
         self.copy_passed_at = 0 if settings.copy_until <= 0 else copy_passed_at
 
@@ -78,10 +80,13 @@ class Curriculum:
 
     def routes(self, step: int) -> Tuple[str, float, List[Route]]:
         """(policy name, cache fraction, one route per layer) for this step."""
+        gen = torch.Generator().manual_seed(self.seed * 7 + step)
+        if self.architecture in ("transformer", "gdn"):      # one way to read in every phase
+            return training_routes(self.n_layers, gen, 0.0, self.seed + step, heads=self.heads,
+                                   architecture=self.architecture)
         if self.phase(step) != MIX:
             return "full", 1.0, [quantile_route(1.0, self.heads)] * self.n_layers
         into_mix = step - self.copy_passed_at - self.s.full_steps
         lowest = max(0.0, 1.0 - into_mix / self.s.mix_ramp) if self.s.mix_ramp > 0 else 0.0
-        gen = torch.Generator().manual_seed(self.seed * 7 + step)
         return training_routes(self.n_layers, gen, self.s.policy_share, self.seed + step, lowest,
-                               by=self.s.route_by, heads=self.heads)
+                               by=self.s.route_by, heads=self.heads, architecture=self.architecture)

@@ -82,10 +82,11 @@ def ship(run_dir: str | Path, out_dir: str | Path, extra: dict | None = None) ->
 
 
 def train_recall(run_dir: str | Path, steps: int = 3600, lr: float = 3e-3, seed: int = 0,
-                 quiet: bool = False) -> dict:
+                 quiet: bool = False, architecture: str = "ham") -> dict:
     """Train (or resume) with ham_core.training.train.train. Until HAM_ONLY of the steps every batch
     routes the HAM way (at a random cache fraction); after that a quarter of the batches use
-    random / window / sinks / hola at matched memory, as for the English model."""
+    random / window / sinks / hola at matched memory, as for the English model. Another
+    `architecture` reads the same batches and routes its own way (ham_core.model.routes)."""
     from .train import TrainSettings, train
 
     def settings(policy_share: float) -> TrainSettings:
@@ -96,7 +97,7 @@ def train_recall(run_dir: str | Path, steps: int = 3600, lr: float = 3e-3, seed:
                              copy_until=0.0, full_steps=0, mix_ramp=0, span_share=0.0, attn_gate_bias=0.0,
                              watch_every=0, route_by="fraction")    # how the shipped recall model was trained
 
-    batches, cfg = recall_batches(steps, seed), recall_config()
+    batches, cfg = recall_batches(steps, seed), recall_config(architecture)
     train(cfg, batches, run_dir, settings(0.0), loss_mask_fn=recall_loss_mask, quiet=quiet,
           stop_at=round(HAM_ONLY * steps))
     return train(cfg, batches, run_dir, settings(0.25), loss_mask_fn=recall_loss_mask, quiet=quiet)

@@ -180,18 +180,20 @@ def _param_groups(model: HAMModel, settings: TrainSettings) -> list:
 def open_attention_gates(model: HAMModel, bias: float, forget: bool = False) -> None:
     """Start every attention gate g^A at sigmoid(bias) (with forget, whatever the trained weights
     had learned about when to close it is dropped too), so attention gets gradient from step 1."""
-    H = model.cfg.n_heads
     with torch.no_grad():
         for block in model.blocks:
-            block.ham.gate_proj.bias[H:] = bias
+            rows = block.ham.attention_gate_rows()
+            if rows is None:                     # GDN: no attention, no gate to open
+                continue
+            block.ham.gate_proj.bias[rows] = bias
             if forget:
-                block.ham.gate_proj.weight[H:] = 0.0
+                block.ham.gate_proj.weight[rows] = 0.0
 
 
 def add_score_gain(model: HAMModel) -> None:
     """Give a model without one the per-channel query gain, at 1 (its function unchanged). The
     layers share the model's config, so the flag set here is theirs and the checkpoint's."""
-    if model.cfg.score_gain:
+    if model.cfg.score_gain or not model.cfg.has_attention:
         return
     model.cfg.score_gain = True
     H, D = model.cfg.n_heads, model.cfg.head_dim
@@ -248,14 +250,14 @@ def train(
             model.cfg.attn_gate_floor = cfg.attn_gate_floor        # the layers share this config
     else:
         # its own config: training writes the surprise scales into it
-        model = HAMModel(replace(cfg, score_gain=cfg.score_gain or settings.score_gain))
+        model = HAMModel(replace(cfg, score_gain=(cfg.score_gain or settings.score_gain) and cfg.has_attention))
         open_attention_gates(model, settings.attn_gate_bias)
     cfg = model.cfg
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.95))
     step, log, copy_passed_at = _load_state(run, model, optimizer) if resuming else (0, [], None)
     curriculum = Curriculum(settings, cfg.n_layers, cfg.vocab_size, settings.seed, copy_passed_at,
-                            heads=cfg.head_rule)
+                            heads=cfg.head_rule, architecture=cfg.architecture)
     probe = copy_probe(cfg.vocab_size, half=min(128, settings.length // 2))
     watch_text = valid[:4, :256] if valid is not None else probe
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -294,8 +296,9 @@ def train(
                  "policy": policy, "fraction": round(fraction, 3),
                  "tokens": tokens_seen, "seconds": round(time.monotonic() - started, 1)}
         if valid is not None and (step % settings.eval_every == 0 or step == settings.steps):
-            entry["valid_full"] = round(evaluate_loss(model, valid, tau=0.0), 4)
-            entry["valid_rnn"] = round(evaluate_loss(model, valid, tau=TAU_OFF), 4)
+            entry["valid_full"] = round(evaluate_loss(model, valid, tau=0.0), 4)   # GDN: its only reading
+            if cfg.has_rnn and cfg.has_attention:      # a hybrid read with no cache: the RNN alone
+                entry["valid_rnn"] = round(evaluate_loss(model, valid, tau=TAU_OFF, window=0), 4)
         if rank == 0:
             log.append(entry)
             if bar:

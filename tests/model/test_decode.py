@@ -36,8 +36,8 @@ def middle_tau(model, ids) -> float:
     return float((e[i] + e[i + 1]) / 2)
 
 
-def decode_all(model, ids, tau):
-    mem = decode.start(model, tau)
+def decode_all(model, ids, tau, window=None):
+    mem = decode.start(model, tau, window)
     steps = [decode.step(model, mem, int(t)) for t in ids[0]]
     return mem, (
         torch.stack([s.logits for s in steps])[None],                   # [1, T, V]

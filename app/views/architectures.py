@@ -1,0 +1,87 @@
+"""Architectures: the paper's claim, each architecture trained for the way it remembers.
+
+A Transformer (every token cached), GDN (the RNN alone), a window hybrid (the last W tokens) and
+HAM (the tokens its RNN was surprised by), of one size and trained alike (docs/DESIGN.md
+section 7), read on the page's text: loss against KV cache, and the cache's size as the text
+is read. The models live in assets/compare/<architecture>/ (HAM_LAB_COMPARE); the page says
+so when they are not there. The presets' results are shipped (app.precompute_architectures).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import common, engine, precompute_architectures, shared
+from app.architecture_charts import ARCHITECTURE_STYLE, architectures_quality_figure, cache_position_figure
+from ham_core.analysis.compare import COMPARE_FRACTIONS
+from ham_core.errors import HAMInputError
+
+ss = st.session_state
+
+
+def page_results(models: dict, key: str, text: str) -> dict:
+    """app.precompute_architectures.results for the text: shipped for a preset whose file matches
+    the models, else computed once per server (the shared store)."""
+    limit = min(engine.max_tokens(model.cfg) for model, _ in models.values())
+    shipped = precompute_architectures.lookup(ss.get("preset"), engine.compare_dir(), list(models), text, limit)
+    if shipped is not None:
+        return shipped
+
+    def compute():
+        with shared.compute_gate().slot(urgent=True):
+            return precompute_architectures.results(models, text, limit)
+
+    return shared.results_store().get_or_compute(("architectures", key, shared.text_key(text), limit), compute)
+
+
+def differences_table(rows: list) -> None:
+    """The tokens where a full cache pays most, and whether HAM kept what they read."""
+    st.subheader("Where a full cache pays: the Transformer against GDN")
+    st.table([{"token": f"{r['token']!r} (#{r['position']})", "Transformer": f"{r['transformer']:.2f}",
+               "GDN": f"{r['gdn']:.2f}", "HAM": f"{r['ham']:.2f}",
+               "the Transformer read": f"{r['read']!r} (#{r['read_key']}, layer "
+               f"{r['read_layer'] + 1}, weight {r['read_weight']:.2f})",
+               "in HAM's cache": "yes" if r["ham_cached"] else "no"} for r in rows], hide_index=True)
+    kept = sum(r["ham_cached"] for r in rows)
+    st.caption(f"Loss in nats on each token. For these {len(rows)} tokens, HAM's cache held {kept} of the tokens "
+               "the Transformer's strongest read landed on.")
+
+
+def body() -> None:
+    st.title("Architectures")
+    st.markdown("The paper's claim: HAM comes close to a Transformer of the same size while keeping only part "
+                "of its KV cache, and beats the pure RNN. Here each architecture is **trained for the way it "
+                "remembers** (same size, text, tokens and schedule), not HAM's weights run with other rules.")
+    try:
+        models, key = engine.get_comparison()
+    except HAMInputError as exc:
+        st.info("The comparison models are not here yet, so there is nothing to compare. "
+                + common.md(str(exc)))
+        return
+    st.caption(f"Models from {common.md(str(engine.compare_dir()))}: " + ", ".join(
+        f"{ARCHITECTURE_STYLE[name][0].split(' (')[0]} {engine.format_params(model.num_parameters())} parameters"
+        for name, (model, _) in models.items()) + ".")
+    missing = [ARCHITECTURE_STYLE[a][0] for a in ARCHITECTURE_STYLE if a not in models]
+    if missing:
+        st.caption("No model for: " + ", ".join(missing) + ".")
+    text = ss.text
+    if not text.strip():
+        st.info("The text is empty: paste one on the Read page.")
+        return
+    found = page_results(models, key, text)
+    rows = found["rows"]
+    scale = common.chart_scale()
+    st.plotly_chart(architectures_quality_figure(rows, font_scale=scale), key="arch_quality")
+    st.table([{"architecture": ARCHITECTURE_STYLE[r["model"]][0], "KV cache (% of full)": f"{r['kv_fraction']:.1%}",
+               "loss (nats/token)": f"{r['loss']:.3f}"} for r in rows], hide_index=True)
+    fraction = st.select_slider("Cache of the window and HAM", list(COMPARE_FRACTIONS), value=0.25,
+                                format_func=lambda f: f"{f:.0%}", key="w_arch_fraction")
+    st.plotly_chart(cache_position_figure(found["curves"][str(fraction)], fraction, font_scale=scale),
+                    key="arch_cache")
+    st.caption("The Transformer keeps every token (a diagonal), GDN none (its fixed RNN state instead), the window "
+               "its last W, and HAM the tokens its RNN could not predict: its line climbs where the text is new "
+               "and flattens where it repeats.")
+    if str(fraction) in found["differ"]:
+        differences_table(found["differ"][str(fraction)])
+
+
+common.guard(body)
