@@ -9,6 +9,7 @@ as each parser's default:
     recall    recall                        (the recall lab's accuracy table)
     evaluate  evaluate                      (the tables of assets/MODEL_CARD.md)
     compare   compare                       (the paper's comparison: four architectures, same tokens)
+    lab       lookups-lab                   (a tiny HAM learns to read its cache, live)
 
 Bad input never gives a traceback: one `error: ...` line on stderr and exit code 2.
 """
@@ -20,9 +21,9 @@ from typing import List, Optional
 
 from ham_core.errors import HAMInputError
 
-from . import compare, data, evaluate, read, recall, train
+from . import compare, data, evaluate, lab, read, recall, train
 
-COMMAND_MODULES = (read, data, train, recall, evaluate, compare)
+COMMAND_MODULES = (read, data, train, recall, evaluate, compare, lab)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -236,7 +236,7 @@ def test_generate(capsys, tiny_model_dir):
 
 
 COMMANDS = ("analyze", "sweep", "generate", "corpus", "tokenizer", "train", "train-recall", "calibrate", "recall",
-            "evaluate")
+            "evaluate", "lookups-lab")
 
 
 def test_calibrate_writes_one_scale_per_layer(capsys, tmp_path, tiny_model_dir):
