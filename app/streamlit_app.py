@@ -1,7 +1,8 @@
 """HAM Lab, the teaching app: `streamlit run app/server.py` (which serves this script).
 
 Four pages share one text and one threshold (kept in st.session_state): Read (token view,
-thresholds, memory-vs-quality chart), Step through, Recall lab, How it works; a guided tour
+thresholds, memory-vs-quality chart), Step through, Recall lab, How it works; Learning to look up
+trains (or replays) a tiny model of its own; a guided tour
 (app.tour) walks through them.
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ VIEWS = {
                     url_path="read-a-text"),
     "step": st.Page(str(PAGES / "step.py"), title="Step through", icon=":material/play_circle:", url_path="step"),
     "recall": st.Page(str(PAGES / "recall.py"), title="Recall lab", icon=":material/key:", url_path="recall"),
+    "lookups": st.Page(str(PAGES / "lookups.py"), title="Learning to look up", icon=":material/school:",
+                       url_path="lookups"),
     "how": st.Page(str(PAGES / "how.py"), title="How it works", icon=":material/settings:", url_path="how"),
     "architectures": st.Page(str(PAGES / "architectures.py"), title="Architectures", icon=":material/compare:",
                              url_path="architectures"),

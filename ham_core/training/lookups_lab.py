@@ -59,7 +59,8 @@ class LabSettings:
         if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau >= 0):
             raise HAMInputError(f"tau must be a number >= 0, got {self.tau!r}")
         if self.steps > 20_000:
-            raise HAMInputError(f"steps must be at most 20,000 (the jump comes in the first few hundred), got {self.steps}")
+            raise HAMInputError(f"steps must be at most 20,000 (the jump comes in the first few hundred), "
+                                f"got {self.steps}")
         if self.half > 64:
             raise HAMInputError(f"half must be at most 64, got {self.half}")
 
@@ -161,7 +162,8 @@ def train_lookups(settings: LabSettings, model: Optional[HAMModel] = None) -> It
         if step % settings.log_every == 0 or step == settings.steps:
             reads = example_reads(model, example, settings.tau) \
                 if step % settings.reads_every == 0 or step == settings.steps else None
-            yield LabStep(step, round(loss.item(), 4), [round(g, 4) for g in out.attn_gate[:, -1].mean((0, 1)).tolist()],
+            gates = out.attn_gate[:, -1].mean((0, 1)).tolist()
+            yield LabStep(step, round(loss.item(), 4), [round(g, 4) for g in gates],
                           [round(t, 3) for t in layer.sharpness().tolist()],
                           round(out.cached[:, -1].float().mean().item(), 4), reads)
         if step == settings.steps:
