@@ -185,6 +185,29 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def start_server(port: int, env: dict, log_path: Path) -> subprocess.Popen:
+    """The app (serve() in a child process) on 127.0.0.1:port, once it answers its health check."""
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(port)],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return server
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit(f"the server did not start; see {log_path}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, precomputed: bool) -> dict:
     port = free_port()
     store = tempfile.mkdtemp(prefix="ham_lab_texts_")
@@ -194,18 +217,8 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
         env["HAM_LAB_PRECOMPUTED"] = tempfile.mkdtemp(prefix="ham_lab_no_precomputed_")
     if threads:
         env["HAM_LAB_THREADS"] = str(threads)
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(port)],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = start_server(port, env, log_path)
     try:
-        for _ in range(600):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit(f"the server did not start; see {log_path}")
         link = "preset=" + urllib.parse.quote(preset)
         texts = own_texts(n // 2) if name == "mixed" else []
         sessions = [Session(i, link) for i in range(n - len(texts))]
@@ -223,11 +236,7 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
                 s.errors.append(f"{type(outcome).__name__}: {outcome}")
         peak = peak_rss_mb(server.pid)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     log_text = log_path.read_text(errors="replace")
     computed = {kind: len(re.findall(rf"computed {kind} ", log_text)) for kind in ("text", "result", "context", "steps", "reads")}
     markers = [s.marker for s in sessions if s.marker]

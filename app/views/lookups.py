@@ -30,8 +30,9 @@ def recorded_run():
 
 
 def start() -> None:
-    settings = LabSettings(seed=int(ss.w_lab_seed), tau=float(ss.w_lab_tau))
-    ss.lab_trainer = lookups_live.LiveTraining(settings, SPEEDS[ss.w_lab_speed])
+    # .get: a click may arrive without the other widgets' states (a client that sends only it)
+    settings = LabSettings(seed=int(ss.get("w_lab_seed", 0)), tau=float(ss.get("w_lab_tau", 0.0)))
+    ss.lab_trainer = lookups_live.LiveTraining(settings, SPEEDS.get(ss.get("w_lab_speed"), None))
 
 
 def reset() -> None:
@@ -79,9 +80,10 @@ def draw(steps, settings: LabSettings, example, current=None) -> None:
                "only by reading, in the cache, the symbol that followed it the first time (green). A smear of "
                "thin arcs is a head that has not learned where to look; one thick green arc is a lookup.")
     r = st.columns([1, 3])
-    heads = list(range(len(seen.reads.weights)))
-    head = r[0].radio("Head", heads, index=lookup, format_func=lambda h: f"head {h + 1}", key="w_lab_head",
-                      horizontal=True)
+    heads = [None, *range(len(seen.reads.weights))]      # None: whichever head's gate is the most open now
+    choice = r[0].radio("Head", heads, format_func=lambda h: f"most open (head {lookup + 1})" if h is None
+                        else f"head {h + 1}", key="w_lab_head", horizontal=True)
+    head = lookup if choice is None else choice
     query = r[1].slider("Query position (second reading)", half + 1, 2 * half - 1, half + half // 2,
                         key="w_lab_query")
     weights = seen.reads.weights[head]
