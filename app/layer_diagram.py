@@ -122,7 +122,7 @@ def diagram(s: TokenLayer, font_scale: float = 1.0) -> str:
     b3 = _box(c, st[2], margin, y, WIDTH - 2 * margin, RNN, heads(s.surprise, 2.0, RNN, "head", s.tau))
     y = b3 + GAP
     c.arrow(margin + left_w / 2, b3, margin + left_w / 2, y - 2, RNN, "error v − αSᵀk")
-    c.arrow(right_x + right_w / 2, b3, right_x + right_w / 2, y - 2, CACHE, "surprise, min over heads")
+    c.arrow(right_x + right_w / 2, b3, right_x + right_w / 2, y - 2, CACHE, "surprise, heads combined")
     route = CACHED if s.cached else NOT_CACHED
     b4 = _box(c, st[3], margin, y, left_w, RNN)
     b5 = _box(c, st[4], right_x, y, right_w, route,

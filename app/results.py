@@ -73,7 +73,7 @@ class TextResult:
     tau: list                     # per-layer thresholds used
     lm_surprisal: np.ndarray      # [T] -log p(token | before), NaN for the first token
     surprise: np.ndarray          # [L, T, H] per-head RNN surprise
-    layer_surprise: np.ndarray    # [L, T] min over heads (routing uses this)
+    layer_surprise: np.ndarray    # [L, T] heads combined by the model's rule (routing uses this)
     cached: np.ndarray            # [L, T] bool
     kv_tokens: np.ndarray         # [L] peak keys per layer
     loss: float                   # NaN for a one-token text

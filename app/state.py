@@ -19,7 +19,7 @@ from ham_core.model.surprise_range import TAU_FULL, TAU_OFF
 
 MAX_CHARS = 200_000           # longer pastes are cut before tokenising (the token limit cuts again)
 MAX_UPLOAD_BYTES = 2_500_000 # the most an upload is read (the page passes what its token limit needs)
-METRICS = {"min": "RNN surprise (min over heads)", "head": "RNN surprise (one head)",
+METRICS = {"min": "RNN surprise (the layer's, as it routes)", "head": "RNN surprise (one head)",
            "lm": "Next-token surprisal (nats)", "bought": "What the cache bought (nats)"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")

@@ -37,7 +37,7 @@ def metric_values(r: TextResult, metric: str, layer: int, head: int,
         return r.surprise[layer, :, head], f"RNN surprise, layer {layer + 1} head {head + 1}"
     if metric == "bought" and none is not None:
         return bought(r, none), "what the cache bought (nats; loss without cache − loss now)"
-    return r.layer_surprise[layer], f"RNN surprise, layer {layer + 1} (min over heads)"
+    return r.layer_surprise[layer], f"RNN surprise, layer {layer + 1} (heads combined as it routes)"
 
 
 def colour_bins(values: np.ndarray, metric: str, label: str, scale: str = "viridis", mode: str = "spread") -> Bins:

@@ -66,7 +66,7 @@ def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
                        f"cached in {int(cached[:, i].sum())} of {cached.shape[0]} layers")
              for i, tok in enumerate(seen.tokens)]
     # The colour scale the other pages use (palette and mode), over this sequence's surprise.
-    bins = viewdata.colour_bins(surprise[layer], "min", f"RNN surprise, layer {layer + 1} (min over heads)",
+    bins = viewdata.colour_bins(surprise[layer], "min", f"RNN surprise, layer {layer + 1} (heads combined as it routes)",
                                 *common.colour_scale())
     st.html(f"<style>{CSS}</style>" + bins_legend(bins, cache_label=f"in layer {layer + 1}'s cache", prefix="recall")
             + render_view(cells, bins=bins, prefix="recall"))
