@@ -277,3 +277,27 @@ def test_other_pages_render_in_a_real_browser(server, browser):
         assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
     ARTIFACTS.mkdir(exist_ok=True)
     d.save_screenshot(str(ARTIFACTS / "app_recall_lab.png"))
+
+
+def test_a_two_megabyte_paste_is_cut_with_a_notice_not_dropped(server, browser):
+    """The text box sets no character limit of its own (the browser would discard a longer value
+    without a word): the paste reaches the app, which reads its start and says so."""
+    d = browser
+    d.get(server)
+    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")) > 10, "token view never appeared")
+    big = "Ottoline Brackwater kept the lighthouse log. " + "x" * (2_000_000 - 45)
+    area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    area.send_keys(Keys.CONTROL, "a")
+    area.send_keys(Keys.DELETE)
+    d.execute_script("arguments[0].focus();", area)
+    d.execute_cdp_cmd("Input.insertText", {"text": big})               # as a paste
+    area.send_keys(Keys.CONTROL, Keys.ENTER)
+    until(d, lambda d: "Brackwater" in view_text(d).replace("\u21b5", ""), "a 2 MB paste did not reach the view")
+    notice = until(d, lambda d: [a.text for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')
+                                 if "2,000,000 characters" in a.text], "no notice that the paste was cut")
+    assert "only the first" in notice[0]
+    kept = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea').get_attribute("value")
+    assert kept.startswith("Ottoline") and len(kept) < 200_000          # the box shows what is read
+    assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    ARTIFACTS.mkdir(exist_ok=True)
+    d.save_screenshot(str(ARTIFACTS / "read_big_paste.png"))
