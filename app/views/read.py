@@ -216,6 +216,9 @@ def body() -> None:
     for note in ss.notices + cleaned.notices:
         st.warning(note)
     if cleaned.empty:
+        # No text, no link to one: the address bar (and "Copy link") must not still name the last.
+        if st.query_params.to_dict():
+            st.query_params.clear()
         st.info("Paste some text above, upload a .txt, or pick a preset to begin: the model will show "
                 "which tokens surprised it and which ones it kept in its KV cache.")
         return

@@ -127,9 +127,12 @@ def test_truncation_notice_for_long_text(app_env):
 @pytest.mark.parametrize("text", ["", "   \n\t  "])
 def test_empty_text_is_a_friendly_message(app_env, text):
     at = start()
+    set_text(at, "A text about the harbour, pasted before the box was emptied.")
+    assert "text" in at.query_params
     set_text(at, text)
     clean(at)
     assert any("Paste some text" in i.value for i in at.info)
+    assert "text" not in at.query_params and "preset" not in at.query_params   # no link to the old text
     set_text(at, "Back to a real text about the sea.")                 # and it keeps working
     clean(at)
     assert readout(at)["of a full cache"].endswith("%")
