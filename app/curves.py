@@ -1,40 +1,122 @@
-"""The memory-versus-quality curves of one text: HAM at every grid threshold (one result each,
-app.results) and the other selection policies at HAM's memory (ham_core.analysis.sweep), kept in
-the server's shared store, or read from the rows shipped for a preset (app.precompute).
+"""The memory-versus-quality curves of one text: HAM at the grid thresholds (one result each,
+app.results) and the other selection policies at HAM's memory there (ham_core.analysis.sweep),
+kept in the server's shared store one threshold at a time, or read from the rows shipped for a
+preset (app.precompute).
+
+A curve is built in steps, most useful first (`steps`): the full and empty cache (the view's
+bought table and the chart's noise), HAM at a few thresholds, the other policies there, then
+the rest of the grid. The server's background queue (app.background) runs them, so a page
+draws whatever is stored and never waits for the whole sweep.
 """
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import nullcontext
+from typing import Callable, Optional
 
 import numpy as np
 
 from app import precompute
 from app.engine import Bundle, model_dir
-from app.results import TAU_GRID, ShowProgress, TextEntry, grid_taus, result_for, tau_label
-from app.shared import compute_gate, results_store
+from app.results import TAU_GRID, TextEntry, grid_taus, result_for, stored_result
+from app.shared import CURVE, POLICIES, REFINE, REFINE_POLICIES, VIEW_REST, compute_gate, results_store
+from ham_core.model.surprise_range import TAU_OFF
+
+# The first curve: with the full and empty cache, five thresholds spread over the memory range
+# a calibrated model spans (docs/DESIGN.md, Thresholds); the rest of the grid refines it.
+FIRST_TAUS = (0.3, 0.5, 0.7, 1.0, 1.5)
+POLICY_TAUS = tuple(t for t in TAU_GRID if 0 < t <= 2)      # where the other policies are compared
+# ham_core.model.policies.EQUAL_MEMORY, named here so a preset's page needs no torch (a test holds
+# the two equal)
+EQUAL_MEMORY = ("random", "window", "sinks", "hola")
 
 
-def prepare(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None,
-            query: Optional[int] = None, layer: Optional[int] = None) -> None:
-    """The HAM sweep: a result at every grid threshold, once per text and model on this server.
-    The reads of `query` and the read map of `layer` are kept at each threshold, so moving the
-    slider never waits for them. A preset whose sweep was computed ahead of time (app.precompute)
-    skips it (its results are then computed at the thresholds the slider visits)."""
+def ham_point(bundle: Bundle, entry: TextEntry, tau: float, query: Optional[int] = None,
+              layer: Optional[int] = None, priority: Optional[int] = REFINE) -> None:
+    """HAM's result at one grid threshold. The reads of `query` and the read map of `layer` are
+    kept with it, so moving the slider there never waits for them."""
+    result_for(bundle, entry, grid_taus(bundle, tau), query, () if layer is None else (layer,), priority)
+
+
+def policy_at(bundle: Bundle, entry: TextEntry, tau: float, policy: str,
+              priority: Optional[int] = REFINE_POLICIES) -> Optional[dict]:
+    """One other policy's row at HAM's per-layer memory at `tau` (HAM's result there first);
+    None for a one-token text, which has no loss."""
+    from ham_core.analysis.sweep import equal_memory
+
+    def compute() -> Optional[dict]:
+        ham = result_for(bundle, entry, grid_taus(bundle, tau), priority=priority)
+        with compute_gate().slot(priority) if priority is not None else nullcontext():
+            (row,) = equal_memory(bundle.model, entry.ids.astype(np.int64), tau, ham.kv_tokens.tolist(), [policy])
+        return row.to_dict() if row.loss is not None else None
+
+    return results_store().get_or_compute(_policy_key(entry, tau, policy), compute)
+
+
+def _policy_key(entry: TextEntry, tau: float, policy: str) -> tuple:
+    return ("policy_at",) + entry.key + (float(tau), policy)
+
+
+def _ham_key(bundle: Bundle, entry: TextEntry, tau: float) -> tuple:
+    return ("result",) + entry.key + (grid_taus(bundle, tau),)
+
+
+class Step:
+    """One piece of a curve: `run()` fills the store under `key`; `forwards` of the text's length
+    is what it costs (for the wait's estimate)."""
+
+    def __init__(self, priority: int, key: tuple, forwards: int, run: Callable[[Optional[int]], object]):
+        self.priority, self.key, self.forwards, self._run = priority, key, forwards, run
+
+    def run(self, priority: Optional[int]) -> None:
+        self._run(priority)
+
+
+def steps(bundle: Bundle, entry: TextEntry, query: Optional[int] = None, layer: Optional[int] = None) -> list:
+    """What is still missing of this text's curves, most useful first: a list of Step."""
+    shipped = shipped_sweep(bundle, entry)
+    store, out = results_store(), []
+
+    def ham(priority: int, tau: float) -> None:
+        key = _ham_key(bundle, entry, tau)
+        if key not in store:
+            out.append(Step(priority, key, 1, lambda p: ham_point(bundle, entry, tau, query, layer, p)))
+
+    def others(priority: int, tau: float) -> None:
+        for policy in EQUAL_MEMORY:             # one forward a step: a view waits for one at most
+            key = _policy_key(entry, tau, policy)
+            if key not in store:
+                out.append(Step(priority, key, 1, lambda p, policy=policy: policy_at(bundle, entry, tau, policy, p)))
+
+    for tau in (0.0, TAU_OFF):
+        ham(VIEW_REST, tau)
+    if not shipped:
+        for tau in FIRST_TAUS:
+            ham(CURVE, tau)
+        for tau in FIRST_TAUS:
+            others(POLICIES, tau)
+        for tau in TAU_GRID:
+            if tau not in FIRST_TAUS and tau not in (0.0, TAU_OFF):
+                ham(REFINE, tau)
+        for tau in POLICY_TAUS:
+            if tau not in FIRST_TAUS:
+                others(REFINE_POLICIES, tau)
+    return out
+
+
+def prepare(bundle: Bundle, entry: TextEntry, query: Optional[int] = None, layer: Optional[int] = None) -> None:
+    """The whole HAM sweep now, in this thread (a result at every grid threshold), once per text
+    and model on this server; a preset whose sweep was shipped (app.precompute) skips it."""
     if shipped_sweep(bundle, entry):
         return
-    store = results_store()
-    missing = [t for t in TAU_GRID if ("result",) + entry.key + (grid_taus(bundle, t),) not in store]
-    for i, tau in enumerate(missing):
-        if progress is not None:
-            progress(i / len(missing), f"Reading the text at threshold {tau_label(tau)} ({i + 1}/{len(missing)})")
-        result_for(bundle, entry, grid_taus(bundle, tau), query, () if layer is None else (layer,), urgent=False)
+    for tau in TAU_GRID:
+        ham_point(bundle, entry, tau, query, layer)
 
 
 def shipped_sweep(bundle: Bundle, entry: TextEntry) -> bool:
     """Put the rows shipped for this text (app.precompute) in the store, when there are rows
     computed with this very model, text and threshold grid; False when there are none."""
     store = results_store()
-    if ("ham_curve",) + entry.key in store:
+    if ("ham_curve",) + entry.key in store and ("policies",) + entry.key in store:
         return True
     rows = precompute.lookup_sweep(model_dir(), entry.read_text, TAU_GRID) if bundle.trained else None
     if rows is None:
@@ -45,13 +127,14 @@ def shipped_sweep(bundle: Bundle, entry: TextEntry) -> bool:
 
 
 def ham_rows(bundle: Bundle, entry: TextEntry) -> list:
-    """The HAM curve: one row per grid threshold (policy, tau, kv_fraction, kv_bytes_peak, loss)."""
-    rows, store = [], results_store()
-    shipped = store.get(("ham_curve",) + entry.key)
+    """The HAM curve so far: one row per stored grid threshold (policy, tau, kv_fraction,
+    kv_bytes_peak, loss)."""
+    shipped = results_store().get(("ham_curve",) + entry.key)
     if shipped is not None:
         return shipped
+    rows = []
     for tau in TAU_GRID:
-        r = store.get(("result",) + entry.key + (grid_taus(bundle, tau),))
+        r = stored_result(bundle, entry, grid_taus(bundle, tau))
         if r is not None and r.loss == r.loss:
             rows.append(dict(policy="ham", tau=tau, kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak,
                              loss=r.loss))
@@ -59,21 +142,12 @@ def ham_rows(bundle: Bundle, entry: TextEntry) -> list:
 
 
 def stored_policy_rows(entry: TextEntry) -> Optional[list]:
-    """The other policies' rows if this server has computed them for the text, else None."""
-    return results_store().get(("policies",) + entry.key)
-
-
-def policy_rows(bundle: Bundle, entry: TextEntry, progress: Optional[ShowProgress] = None) -> list:
-    """The other selection policies at HAM's memory for each grid threshold (ham_core.analysis.sweep)."""
-    taus = [t for t in TAU_GRID if 0 < t <= 2]
-
-    def report(done: int, total: int) -> None:
-        if progress is not None:
-            frac = done / total if total else 0.0
-            progress(min(frac, 1.0), f"Other policies at equal memory: {100 * frac:.0f}%")
-
-    def compute() -> list:
-        with compute_gate().slot(urgent=True):             # someone pressed the button and waits
-            return precompute.sweep_rows(bundle.model, entry.ids.astype(np.int64), taus, report).policies
-
-    return results_store().get_or_compute(("policies",) + entry.key, compute)
+    """The other policies' rows this server holds for the text (shipped, or computed so far at
+    some thresholds), else None."""
+    store = results_store()
+    shipped = store.get(("policies",) + entry.key)
+    if shipped is not None:
+        return shipped
+    found = [store.get(_policy_key(entry, tau, policy)) for policy in EQUAL_MEMORY for tau in POLICY_TAUS]
+    rows = [row for row in found if row is not None]
+    return rows or None

@@ -27,12 +27,15 @@ def _pick_preset() -> None:
 
 
 def _edit_text() -> None:
-    st.session_state.text = st.session_state.w_text
+    # The box has no max_chars: the browser would drop a longer paste without a word. The paste
+    # is cut here instead, to what the token limit can use, and the box shows what is read.
+    text, notices = state.cut_text(st.session_state.w_text, st.session_state.get("input_chars", state.MAX_CHARS))
+    st.session_state.text = st.session_state.w_text = text
     match = [n for n, t in PRESETS.items() if t == st.session_state.w_text]
     st.session_state.preset = match[0] if match else None
     st.session_state.w_preset = match[0] if match else OWN
     st.session_state.token = None
-    st.session_state.notices = st.session_state.upload_notices = []
+    st.session_state.notices, st.session_state.upload_notices = [], notices
 
 
 def _upload() -> None:
@@ -68,9 +71,10 @@ def text_input(max_chars: int = state.MAX_CHARS) -> state.CleanText:
         c[0].selectbox("Text", [OWN, *PRESETS], key="w_preset", on_change=_pick_preset,
                        help="Short texts written for this app; each shows a different kind of memory.")
         c[1].text_area("…or paste your own (Ctrl+Enter reads it)", key="w_text", height=68, on_change=_edit_text,
-                       max_chars=state.MAX_CHARS, help="Paste anything; press Ctrl+Enter (or click outside) to read it.")
+                       help="Paste anything; press Ctrl+Enter (or click outside) to read it.")
         c[2].file_uploader("…or a .txt file", type=["txt"], key="w_upload", on_change=_upload,
                            help="A text file of up to 5 MB; the app reads as much of it as its token limit can use.")
     cleaned = state.clean_text(ss.text, max_chars)
+    # what was said about the last paste or upload (cut, not UTF-8, ...), until the next one
     cleaned.notices[:0] = [n for n in ss.get("upload_notices", []) if n not in cleaned.notices]
     return cleaned

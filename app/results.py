@@ -12,13 +12,14 @@ by one forward when a view needs them again.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from app.engine import Bundle, max_tokens, release_free_memory
-from app.shared import compute_gate, results_store, text_key
+from app.shared import VIEW, compute_gate, results_store, text_key
 from ham_core.analysis.readmap import ReadMap
 from ham_core.errors import HAMInputError
 from ham_core.model.surprise_range import TAU_OFF, caches_nothing
@@ -191,12 +192,13 @@ def grid_taus(bundle: Bundle, tau: float) -> tuple:
     return (float(tau),) * bundle.cfg.n_layers
 
 
-def _forward(bundle: Bundle, entry: TextEntry, taus: tuple, urgent: bool = True) -> Analysis:
+def _forward(bundle: Bundle, entry: TextEntry, taus: tuple, priority: Optional[int] = VIEW) -> Analysis:
     """One read of the text at these thresholds (the only place this module runs the model),
-    in one of the server's compute slots; `urgent` (a view waits for it) goes before sweeps."""
+    in one of the server's compute slots, by `priority` (app.shared: VIEW, a view waits for it,
+    goes before sweeps; None: the caller holds a slot already)."""
     from ham_core.analysis.analysis import analyze
 
-    with compute_gate().slot(urgent):
+    with compute_gate().slot(priority) if priority is not None else nullcontext():
         try:
             return analyze(bundle.model, bundle.tokenizer, entry.read_text, tau=list(taus))
         finally:
@@ -250,7 +252,7 @@ def _mapper(bundle: Bundle, entry: TextEntry, taus: tuple) -> Callable[[int, Opt
 
 
 def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None,
-               layers: tuple = (), urgent: bool = True) -> TextResult:
+               layers: tuple = (), priority: Optional[int] = VIEW) -> TextResult:
     """The result at any per-layer setting, computed once on this server (concurrent sessions
     asking for the same one wait for that one computation), or read from the results shipped
     for a preset's first view (app.precompute), which needs neither torch nor the model. The
@@ -259,14 +261,14 @@ def result_for(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[in
     taus = tuple(float(t) for t in taus)
     return results_store().get_or_compute(
         ("result",) + entry.key + (taus,),
-        lambda: shipped_result(bundle, entry, taus) or computed_result(bundle, entry, taus, query, layers, urgent))
+        lambda: shipped_result(bundle, entry, taus) or computed_result(bundle, entry, taus, query, layers, priority))
 
 
 def computed_result(bundle: Bundle, entry: TextEntry, taus: tuple, query: Optional[int] = None,
-                    layers: tuple = (), urgent: bool = True) -> TextResult:
+                    layers: tuple = (), priority: Optional[int] = VIEW) -> TextResult:
     """The result computed by the model now (never the shipped one), not itself stored."""
     taus = tuple(float(t) for t in taus)
-    return _keep(bundle, entry, taus, _forward(bundle, entry, taus, urgent), (query,), layers)
+    return _keep(bundle, entry, taus, _forward(bundle, entry, taus, priority), (query,), layers)
 
 
 # What a shipped result holds (app.precompute writes them with `result_arrays`): every field of

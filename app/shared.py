@@ -11,6 +11,7 @@ HAM_LAB_WORKERS         model computations run at once (default: CPU cores / tor
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import os
 import sys
@@ -97,6 +98,11 @@ class BoundedStore:
     def __contains__(self, key) -> bool:
         with self._lock:
             return key in self._items
+
+    def pending(self, key) -> bool:
+        """Stored, or being computed right now."""
+        with self._lock:
+            return key in self._items or key in self._flights
 
     def get(self, key, default=None):
         with self._lock:
@@ -190,36 +196,50 @@ def results_store() -> BoundedStore:
 
 
 def reset_results_store() -> None:
-    """Forget the result store and the gate (tests, or after their variables changed)."""
+    """Forget the result store, the gate and the background queue that fills the store (tests,
+    or after their variables changed)."""
     global _STORE, _GATE
+    from app.background import reset_curve_queue
+
+    reset_curve_queue()
     with _STORE_LOCK:
         _STORE = _GATE = None
 
 
+# Who waits for a computation, most urgent first: a view someone is looking at; the rest of that
+# view (full cache and no cache: the bought table, the chart's noise); a text's first curve (a few
+# thresholds); the other policies on it; the rest of the threshold grid; the policies there.
+VIEW, VIEW_REST, CURVE, POLICIES, REFINE, REFINE_POLICIES = range(6)
+
+
 class ComputeGate:
-    """At most `slots` model computations at once, and what a view waits for before sweeps.
+    """At most `slots` model computations at once, the most urgent waiting one first.
 
     Thirty sessions' sweeps all running at once only share the same cores slower, and each
     holds its own activations (the memory peak grows with the number of sessions), so
-    computations queue for a slot; an urgent one (a view someone is looking at) goes before
-    any waiting sweep step.
+    computations queue for a slot by priority (VIEW first; equal priorities in arrival order).
     """
 
     def __init__(self, slots: int):
         self.slots = max(1, int(slots))
         self._busy = 0
-        self._urgent_waiting = 0
+        self._waiting: list = []          # heap of (priority, arrival)
+        self._arrivals = 0
         self._cond = threading.Condition()
 
     @contextmanager
-    def slot(self, urgent: bool = True):
+    def slot(self, priority: int = VIEW):
         with self._cond:
-            self._urgent_waiting += urgent
+            me = (int(priority), self._arrivals)
+            self._arrivals += 1
+            heapq.heappush(self._waiting, me)
             try:
-                while self._busy >= self.slots or (not urgent and self._urgent_waiting):
+                while self._busy >= self.slots or self._waiting[0] != me:
                     self._cond.wait()
             finally:
-                self._urgent_waiting -= urgent
+                self._waiting.remove(me)
+                heapq.heapify(self._waiting)
+                self._cond.notify_all()
             self._busy += 1
         try:
             yield

@@ -37,14 +37,18 @@ class CleanText:
         return not self.text.strip()
 
 
+def cut_text(raw: str, max_chars: int = MAX_CHARS) -> tuple[str, list[str]]:
+    """The first `max_chars` characters of a paste, and the notice saying it was cut (if it was)."""
+    if len(raw) <= max_chars:
+        return raw, []
+    return raw[:max_chars], [f"The text has {len(raw):,} characters; only the first {max_chars:,} are read, "
+                             "more than the token limit can use."]
+
+
 def clean_text(raw: str, max_chars: int = MAX_CHARS) -> CleanText:
     """Cut very long pastes, make every line end a newline, drop unpaired surrogates, and note
     control characters and RTL (each notice once)."""
-    notices = []
-    if len(raw) > max_chars:
-        notices.append(f"The text has {len(raw):,} characters; only the first {max_chars:,} are read, "
-                       "more than the token limit can use.")
-        raw = raw[:max_chars]
+    raw, notices = cut_text(raw, max_chars)
     raw = raw.replace("\r\n", "\n").replace("\r", "\n")     # Windows and old Mac line ends are just line ends
     fixed = raw.encode("utf-8", "replace").decode("utf-8")
     if fixed != raw:

@@ -1,12 +1,15 @@
 """The pasted-text store behind links: a text pasted on one server is kept on disk under its
-full SHA-256, so the address bar's link reopens it there (bounded by size and age, or off).
+full SHA-256, so the address bar's link reopens it there (bounded by disk blocks, files and age,
+or off). The folder is listed once per process (and hourly); each paste then prunes from an
+index in memory, so a paste costs the same however many texts are kept.
 
 A classroom runs one server for thirty students: a link names its text by the full hash, never a
 short prefix, and a file edited on disk no longer answers to its old link.
 
 HAM_LAB_STORE_TEXTS     1 keeps pasted texts so links reopen them; 0 keeps nothing on disk
 HAM_LAB_TEXT_STORE      folder of the store (default ~/.cache/ham_lab/texts)
-HAM_LAB_TEXT_STORE_MB   size cap of that folder (default 50; oldest texts go first)
+HAM_LAB_TEXT_STORE_MB   disk cap of that folder, in allocated blocks (default 50; oldest texts go first)
+HAM_LAB_TEXT_STORE_FILES  most texts kept (default 10,000; oldest go first)
 HAM_LAB_TEXT_STORE_DAYS age cap of a stored text (default 30)
 """
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +25,7 @@ from app.shared import KEY_HEX, env_number, text_key
 
 DEFAULT_TEXT_STORE_MB = 50
 DEFAULT_TEXT_STORE_DAYS = 30
+DEFAULT_TEXT_STORE_FILES = 10_000    # at most this many texts (a tiny text still takes a disk block)
 
 
 def texts_stored() -> bool:
@@ -32,30 +37,71 @@ def text_store_dir() -> Path:
 
 
 _DISK_LOCK = threading.Lock()
+BLOCK = 512                   # st_blocks counts 512-byte units whatever the file system's block size
+REINDEX_S = 3600              # a folder is listed again after this long (texts another process wrote)
 
 
-def _prune(directory: Path, keep: Optional[Path] = None) -> None:
-    """Delete texts older than the age cap, then the oldest until the folder fits its size cap."""
-    max_bytes = env_number("HAM_LAB_TEXT_STORE_MB", DEFAULT_TEXT_STORE_MB) * 2 ** 20
-    max_age = env_number("HAM_LAB_TEXT_STORE_DAYS", DEFAULT_TEXT_STORE_DAYS) * 86400
-    now = time.time()
-    files = []
-    for path in directory.glob("*.txt"):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        if now - st.st_mtime > max_age and path != keep:
-            path.unlink(missing_ok=True)
-        else:
-            files.append((st.st_mtime, st.st_size, path))
-    total = sum(size for _, size, _ in files)
-    for _, size, path in sorted(files):
-        if total <= max_bytes:
-            break
-        if path != keep:
-            path.unlink(missing_ok=True)
-            total -= size
+def _disk_bytes(st: os.stat_result) -> int:
+    """What a file takes on disk: its allocated blocks (a 10-byte text holds a whole block)."""
+    return max(st.st_size, getattr(st, "st_blocks", 0) * BLOCK)
+
+
+class _Index:
+    """The store's files, oldest use first, with their disk bytes: listed once (and again every
+    REINDEX_S), then kept up to date as texts are stored, so a paste prunes without listing
+    the folder. Guarded by _DISK_LOCK."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.files: "OrderedDict[str, tuple[float, int]]" = OrderedDict()   # name -> (last use, disk bytes)
+        self.disk = 0
+        self.listed = time.monotonic()
+        found = []
+        with os.scandir(directory) as entries:
+            for e in entries:
+                if e.name.endswith(".txt") and len(e.name) == KEY_HEX + 4:
+                    try:
+                        st = e.stat()
+                    except OSError:
+                        continue
+                    found.append((st.st_mtime, e.name, _disk_bytes(st)))
+        for mtime, name, size in sorted(found):
+            self.files[name] = (mtime, size)
+            self.disk += size
+
+    def used(self, name: str, when: float, size: int) -> None:
+        """`name` was just written or opened: it is the newest."""
+        self.forget(name)
+        self.files[name] = (when, size)
+        self.disk += size
+
+    def forget(self, name: str) -> None:
+        old = self.files.pop(name, None)
+        if old is not None:
+            self.disk -= old[1]
+
+    def prune(self, keep: str) -> None:
+        """Delete texts past the age cap, then the oldest until the folder fits its caps on disk
+        bytes and on files; only the files deleted are touched."""
+        max_disk = env_number("HAM_LAB_TEXT_STORE_MB", DEFAULT_TEXT_STORE_MB) * 2 ** 20
+        max_files = env_number("HAM_LAB_TEXT_STORE_FILES", DEFAULT_TEXT_STORE_FILES, 1)
+        oldest = time.time() - env_number("HAM_LAB_TEXT_STORE_DAYS", DEFAULT_TEXT_STORE_DAYS) * 86400
+        while self.files:
+            name, (last, _) = next(iter(self.files.items()))
+            if name == keep or (last >= oldest and self.disk <= max_disk and len(self.files) <= max_files):
+                break
+            (self.directory / name).unlink(missing_ok=True)
+            self.forget(name)
+
+
+_INDEXES: dict = {}
+
+
+def _index(directory: Path) -> _Index:
+    index = _INDEXES.get(directory)
+    if index is None or time.monotonic() - index.listed > REINDEX_S:
+        index = _INDEXES[directory] = _Index(directory)
+    return index
 
 
 def remember_text(text: str) -> Optional[str]:
@@ -71,14 +117,16 @@ def remember_text(text: str) -> Optional[str]:
         with _DISK_LOCK:
             directory = text_store_dir()
             directory.mkdir(parents=True, exist_ok=True)
+            index = _index(directory)
             path = directory / f"{key}.txt"
-            if path.exists():
-                os.utime(path)                 # in use again: the age cap counts from now
-            else:
+            if not path.exists():
                 tmp = directory / f".{key}.{threading.get_ident()}.tmp"
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
-            _prune(directory, keep=path)
+            now = time.time()
+            os.utime(path, (now, now))         # in use (again): the age cap counts from now
+            index.used(path.name, now, _disk_bytes(path.stat()))
+            index.prune(keep=path.name)
             return key if path.exists() else None
     except OSError:
         return None                              # a read-only disk only loses the link feature

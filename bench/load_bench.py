@@ -6,10 +6,11 @@ sessions at once, each a
 websocket client speaking Streamlit's protobuf messages (BackMsg / ForwardMsg), as a browser tab
 does. Two runs, each on a fresh server:
 
-  mixed: half the sessions open one preset by its link; the other half open the app, then paste
-         a text of their own (a widget change, as typing does). Every session must get its full
-         view (the KV readout, the token view and the memory-vs-quality chart), with no error, and
-         no session may ever receive another session's text (each own text carries a marker word).
+  own:   every session opens the app, then pastes a text of its own (a widget change, as typing
+         does): thirty students, thirty texts. Every session must get its full view (the KV
+         readout, the token view and the memory-vs-quality chart), with no error, and no session
+         may ever receive another session's text (each own text carries a marker word).
+  mixed: the same, but half the sessions open one preset by its link instead.
   same:  every session opens the same preset: the server must run its threshold sweep once,
          whatever the number of sessions (forwards counted from the server's own log).
 
@@ -17,11 +18,13 @@ The presets' sweeps shipped in assets/precomputed are turned off (HAM_LAB_PRECOM
 an empty folder) so that the sweeps are computed and counted; --precomputed keeps them.
 
 Reported per run: sessions with their full view, errors, cross-session texts, the server's peak
-RSS (VmHWM), the time to the first view (readout + token view) and to the full view (with the
-chart, i.e. after the sweep), median and max, and the forwards the server ran. Bounded: N
-sessions, a deadline per run; the server is stopped in any case.
+RSS (VmHWM), the time from asking for a text to its first view (readout + token view), to the
+full view (the chart drawn with its HAM curve, in whichever message it comes) and to the chart
+with the other policies on it, each as median, p90 and max, and the forwards the server ran.
+Bounded: N sessions, a deadline per run; the server is stopped in any case.
 
-    python bench/load_bench.py [--sessions 30] [--deadline 900] [--threads 1] [--runs mixed,same] [--precomputed]
+    python bench/load_bench.py [--sessions 30] [--deadline 900] [--threads 1] [--runs own,mixed,same] [--precomputed]
+    python bench/load_bench.py --runs own --sessions 1 --repeat 3    # one pasted 1,024-token text
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+POLICIES_WAIT = 120        # seconds a session waits, after its chart, for the other policies on it
 READOUT = ("KV cache", "of a full cache", "RNN state", "loss")     # label prefixes of the KV readout
 
 
@@ -76,10 +80,12 @@ class Session:
     started: float = 0.0
     asked: float = 0.0            # when the text it waits for was asked for
     first_view: float = -1.0      # readout and token view of that text drawn (s after asked)
-    full_view: float = -1.0       # ... and the script run finished with the chart
+    full_view: float = -1.0       # ... and the chart with its HAM curve
+    policies_view: float = -1.0   # ... and the chart with the other policies on it
     errors: list = field(default_factory=list)
     seen_text: str = ""           # what its token view showed last
     received: bytearray = field(default_factory=bytearray)
+    ws: object = None             # its websocket, while open
 
 
 def _view_text(view_html: str) -> str:
@@ -89,36 +95,77 @@ def _view_text(view_html: str) -> str:
 
 
 async def run_session(s: Session, port: int, deadline: float) -> None:
+    """One browser tab: open the link, paste its own text if it has one, wait for the chart."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from websockets.asyncio.client import connect
 
-    def rerun(widgets=()) -> bytes:
+    widgets: list = []                 # what the page's widgets hold, sent with every rerun
+
+    def rerun(fragment: str = "") -> bytes:
         msg = BackMsg()
         msg.rerun_script.query_string = s.query
         msg.rerun_script.page_script_hash = ""
+        if fragment:                                   # a fragment's own rerun, as a browser timer sends it
+            msg.rerun_script.fragment_id, msg.rerun_script.is_auto_rerun = fragment, True
         for wid, value in widgets:
             w = msg.rerun_script.widget_states.widgets.add()
             w.id, w.string_value = wid, value
         return msg.SerializeToString()
 
+    timers: dict = {}                  # fragment id -> (interval, task): the page's polling parts
+
+    async def poll(fragment: str, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await s.ws.send(rerun(fragment))
+
+    try:
+        await _session(s, port, deadline, rerun, widgets, timers, poll)
+    finally:
+        for _, task in timers.values():
+            task.cancel()
+
+
+async def _session(s: Session, port: int, deadline: float, rerun, widgets: list, timers: dict, poll) -> None:
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.asyncio.client import connect
+
+
     s.started = s.asked = time.perf_counter()
     async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
                        origin=f"http://127.0.0.1:{port}", max_size=None, open_timeout=120) as ws:
+        s.ws = ws
         await ws.send(rerun())
         text_area, waiting_for_own = None, bool(s.own_text)
         metrics, has_view, has_chart = set(), False, False
         while True:
             left = deadline - time.time()
             if left <= 0:
-                s.errors.append("deadline reached before the full view")
+                if s.full_view < 0:
+                    s.errors.append("deadline reached before the full view")
                 return
-            raw = await asyncio.wait_for(ws.recv(), timeout=left)
+            if s.full_view >= 0 and time.perf_counter() - s.asked - s.full_view > POLICIES_WAIT:
+                return                                         # the chart came; its policies did not
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=left if s.full_view < 0 else min(left, 2.5))
+            except asyncio.TimeoutError:
+                if s.full_view >= 0:
+                    return                                     # the page went quiet without the policies
+                raise
             s.received += raw
             msg = ForwardMsg()
             msg.ParseFromString(raw)
             kind = msg.WhichOneof("type")
-            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            if kind == "auto_rerun":                           # the browser's fragment timers
+                fid, interval = msg.auto_rerun.fragment_id, msg.auto_rerun.interval
+                if fid not in timers or timers[fid][0] != interval:
+                    if fid in timers:
+                        timers[fid][1].cancel()
+                    timers[fid] = (interval, asyncio.create_task(poll(fid, interval)))
+            elif kind == "stop_auto_rerun":
+                for fid in msg.stop_auto_rerun.fragment_ids:
+                    if fid in timers:
+                        timers.pop(fid)[1].cancel()
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 el = msg.delta.new_element
                 what = el.WhichOneof("type")
                 if what == "text_area":
@@ -131,42 +178,46 @@ async def run_session(s: Session, port: int, deadline: float) -> None:
                         data = json.loads(data)         # the token view's data is one JSON text
                     view = data.get("html", "") if isinstance(data, dict) else data
                     if isinstance(view, str) and "ham-view" in view:
-                        s.seen_text, has_view = _view_text(view), True
-                elif what == "plotly_chart":
+                        s.seen_text = _view_text(view)
+                        has_view = not s.marker or s.marker in s.seen_text
+                elif what == "plotly_chart" and has_view and not waiting_for_own:
                     has_chart = True
+                    if s.policies_view < 0 and "recent window" in el.plotly_chart.spec:
+                        s.policies_view = time.perf_counter() - s.asked
                 elif what == "exception":
                     s.errors.append(f"exception: {el.exception.type}: {el.exception.message[:120]}")
                 elif what == "alert" and el.alert.format == 1:          # st.error
                     s.errors.append(f"error box: {el.alert.body[:120]}")
-                if s.first_view < 0 and not waiting_for_own and has_view and has_readout(metrics):
-                    s.first_view = time.perf_counter() - s.asked
+                if not waiting_for_own and has_view and has_readout(metrics):
+                    if s.first_view < 0:
+                        s.first_view = time.perf_counter() - s.asked
+                    if has_chart and s.full_view < 0:
+                        s.full_view = time.perf_counter() - s.asked
             elif kind == "script_finished":
-                if msg.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY:
-                    continue                                   # a rerun cut this run short; the next one follows
-                if waiting_for_own:                            # the app is open: now paste the session's text
-                    if text_area is None:
-                        s.errors.append("no text box in the first view")
-                        return
-                    waiting_for_own = False
-                    metrics, has_view, has_chart = set(), False, False
-                    s.asked = time.perf_counter()
-                    await ws.send(rerun([(text_area, s.own_text)]))
-                    continue
-                s.full_view = time.perf_counter() - s.asked
-                if not (has_view and has_chart and has_readout(metrics)):
-                    s.errors.append(f"incomplete view: readout {sorted(metrics)}, token view {has_view}, chart {has_chart}")
+                if msg.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY or not waiting_for_own:
+                    continue                  # a rerun cut this run short, or a part of the page redrawn
+                if text_area is None:         # the app is open: now paste the session's text
+                    s.errors.append("no text box in the first view")
+                    return
+                waiting_for_own = False
+                metrics, has_view, has_chart = set(), False, False
+                s.asked = time.perf_counter()
+                widgets.append((text_area, s.own_text))
+                await ws.send(rerun())
+            if s.policies_view >= 0:
                 return
 
 
-def own_texts(n: int) -> list[tuple[str, str]]:
-    """n different texts of a few hundred tokens, each with a marker word no other text has."""
+def own_texts(n: int, repeat: int = 1) -> list[tuple[str, str]]:
+    """n different texts of a few hundred tokens (`repeat` times that), each with a marker word
+    no other text has."""
     from app.presets import PRESETS
 
     parts = list(PRESETS.values())
     out = []
     for i in range(n):
         marker = f"Zephyrine{i:02d}x{(i * 7919) % 1000:03d}"
-        body = parts[i % len(parts)] + parts[(i + 3) % len(parts)]
+        body = (parts[i % len(parts)] + parts[(i + 3) % len(parts)]) * repeat
         out.append((marker, f"Session note by {marker}. " + body + f"\nSigned, {marker}.\n"))
     return out
 
@@ -208,7 +259,17 @@ def stop_server(server: subprocess.Popen) -> None:
         server.kill()
 
 
-def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, precomputed: bool) -> dict:
+def spread(name: str, times: list) -> dict:
+    """Median, p90 (nearest rank) and max of some times, in seconds (None when there are none)."""
+    ordered = sorted(times)
+    p90 = ordered[max(0, -(-9 * len(ordered) // 10) - 1)] if ordered else None
+    return {f"{name}_{what}_s": None if value is None else round(value, 2) for what, value in
+            (("median", statistics.median(ordered) if ordered else None), ("p90", p90),
+             ("max", ordered[-1] if ordered else None))}
+
+
+def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, precomputed: bool,
+            repeat: int = 1) -> dict:
     port = free_port()
     store = tempfile.mkdtemp(prefix="ham_lab_texts_")
     log_path = Path(tempfile.mkdtemp(prefix="ham_lab_bench_")) / "server.log"
@@ -220,7 +281,7 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
     server = start_server(port, env, log_path)
     try:
         link = "preset=" + urllib.parse.quote(preset)
-        texts = own_texts(n // 2) if name == "mixed" else []
+        texts = own_texts({"own": n, "mixed": n // 2}.get(name, 0), repeat)
         sessions = [Session(i, link) for i in range(n - len(texts))]
         sessions += [Session(len(sessions) + j, "", text, marker) for j, (marker, text) in enumerate(texts)]
         deadline = time.time() + deadline_s
@@ -249,15 +310,13 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
             s.errors.append("its own text is not in its token view")
     firsts = [s.first_view for s in sessions if s.first_view >= 0]
     fulls = [s.full_view for s in sessions if s.full_view >= 0 and not s.errors]
+    policies = [s.policies_view for s in sessions if s.policies_view >= 0 and not s.errors]
     return {
         "run": name, "sessions": n, "own_text_sessions": len(texts), "preset": preset,
         "full_views": sum(1 for s in sessions if s.full_view >= 0 and not s.errors),
         "errors": sum(len(s.errors) for s in sessions), "error_examples": [e for s in sessions for e in s.errors][:5],
         "cross_session_texts": leaks, "peak_rss_mb": round(peak, 1), "wall_s": round(wall, 1),
-        "first_view_median_s": round(statistics.median(firsts), 2) if firsts else None,
-        "first_view_max_s": round(max(firsts), 2) if firsts else None,
-        "full_view_median_s": round(statistics.median(fulls), 2) if fulls else None,
-        "full_view_max_s": round(max(fulls), 2) if fulls else None,
+        **spread("first_view", firsts), **spread("full_view", fulls), **spread("policies_view", policies),
         "forwards": computed["result"] + computed["context"] + computed["steps"], "computed": computed,
         "server_tracebacks": log_text.count("Traceback"),
     }
@@ -269,15 +328,17 @@ def main() -> None:
     p.add_argument("--deadline", type=float, default=900, help="seconds each run may take before it is stopped")
     p.add_argument("--threads", type=int, default=1, help="HAM_LAB_THREADS of the server (0: torch's default)")
     p.add_argument("--preset", default="Story with a rare name")
-    p.add_argument("--runs", default="mixed,same")
+    p.add_argument("--runs", default="own,mixed,same")
     p.add_argument("--precomputed", action="store_true", help="keep the presets' shipped sweeps")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="each own text's body this many times (3: past the 1,024-token limit)")
     p.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve is not None:
         serve(args.serve)
         return
     for name in args.runs.split(","):
-        report = one_run(name, args.sessions, args.preset, args.deadline, args.threads, args.precomputed)
+        report = one_run(name, args.sessions, args.preset, args.deadline, args.threads, args.precomputed, args.repeat)
         print(json.dumps(report, indent=1), flush=True)
 
 

@@ -5,7 +5,7 @@ from typing import Optional
 
 import streamlit as st
 
-from app import charts, clickview, common, curves, engine, inputs, panels, results, shared, state, text_store, tour, viewdata
+from app import chart_view, clickview, common, engine, inputs, panels, results, shared, state, text_store, viewdata
 from app.presets import PRESETS
 from app.results import DEFAULT_TAU, TAU_GRID, tau_label
 from app.token_view import token_in_word
@@ -156,55 +156,6 @@ def token_panel(bundle: engine.Bundle, r: results.TextResult, none: Optional[res
         st.html(panels.counts_html(bins, values.tolist()))
 
 
-def chart_panel(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult,
-                full: results.TextResult, none: results.TextResult) -> str:
-    """The memory-vs-quality chart and its buttons; returns its headline (what it says, in words)."""
-    others = curves.stored_policy_rows(entry)
-    rows = curves.ham_rows(bundle, entry) + (others or [])
-    current = dict(kv_fraction=r.kv_fraction, kv_bytes_peak=r.kv_bytes_peak, loss=r.loss)
-    noise = charts.paired_noise(none.lm_surprisal.tolist(), full.lm_surprisal.tolist())
-    span = charts.range_sentence([row["loss"] for row in rows], noise)
-    scale = common.chart_scale()
-    # The figure without the current point is kept per text (and rows, noise, type size); a
-    # slider move only adds the star to it.
-    base = none.memo(("memory-quality chart", len(rows), others is not None, noise, scale),
-                     lambda: charts.memory_quality_figure(rows, None, title=span[:1].upper() + span[1:],
-                                                          noise=noise, font_scale=scale).to_dict())
-    verdict = charts.cache_verdict(full.loss, none.loss, noise, len(r.tokens))
-    tau = float(r.tau[0]) if len(set(r.tau)) == 1 else None
-    said = verdict.split(":")[0] + "." if verdict else charts.headline(r.loss, r.kv_fraction, none.loss, full.loss, rows, tau)
-    fig = charts.with_current(base, current, scale, title=said)
-    config = {"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}}
-    if verdict:
-        st.info(verdict)
-        with st.expander("Show the measurements anyway (every difference on it is within the noise)",
-                         expanded=tour.showing("mq_chart")):
-            st.plotly_chart(fig, key="mq_chart", config=config)
-    else:
-        st.caption(f"Memory against quality on this text: {span}. The grey band is the noise around the "
-                   "RNN-only loss; hover a point for its perplexity and bytes.")
-        st.plotly_chart(fig, key="mq_chart", config=config)
-        compared = charts.equal_memory_sentence(rows, tau, noise) if others and tau is not None else None
-        if compared:
-            st.markdown(compared)
-    c = st.columns([2, 1, 1, 1])
-    if others is None and c[0].button("Compare random, window, sinks, HOLA at equal memory", key="w_compare"):
-        bar = st.progress(0.0, "Running the other policies…")
-        curves.policy_rows(bundle, entry, lambda f, msg: bar.progress(min(f, 1.0), msg))
-        bar.empty()
-        st.rerun()
-    c[1].download_button("Per-token CSV", data=lambda: panels.csv_text(r), file_name="ham_tokens.csv",
-                         mime="text/csv", key="w_csv", on_click="ignore")
-    c[2].download_button("Chart (HTML)", data=lambda: charts.figure_html(fig), file_name="ham_memory_quality.html",
-                         mime="text/html", key="w_html", on_click="ignore")
-    if engine.kaleido_available():
-        c[3].download_button("Chart (PNG)", data=lambda: charts.figure_png(fig) or b"", file_name="ham_memory_quality.png",
-                             mime="image/png", key="w_png", on_click="ignore")
-    else:                # without kaleido on the server (docs/DESIGN.md, section 4) the browser draws it
-        c[3].caption("PNG: the camera icon on the chart saves one.")
-    return said
-
-
 def body() -> None:
     st.title("Read a text")
     if not common.presenting():           # on a projector the legend says it; the text needs the room
@@ -216,6 +167,9 @@ def body() -> None:
     for note in ss.notices + cleaned.notices:
         st.warning(note)
     if cleaned.empty:
+        # No text, no link to one: the address bar (and "Copy link") must not still name the last.
+        if st.query_params.to_dict():
+            st.query_params.clear()
         st.info("Paste some text above, upload a .txt, or pick a preset to begin: the model will show "
                 "which tokens surprised it and which ones it kept in its KV cache.")
         return
@@ -263,17 +217,7 @@ def _threshold_view(bundle: engine.Bundle, text: str) -> None:
         st.caption(f"{len(r.tokens):,} tokens read (limit {engine.max_tokens(bundle.cfg):,}).")
         panels.show_readout(r)
     save_to_url(text)
-    with st.spinner("Reading the text with a full cache and with none…"):
-        full = results.result_for(bundle, entry, results.grid_taus(bundle, 0.0), ss.token, layers)
-        none = results.result_for(bundle, entry, off, ss.token, layers)
-    panels.show_bought(r, full, none)
-    st.subheader("Memory vs quality")
-    bar = st.empty()
-    curves.prepare(bundle, entry, lambda f, msg: bar.progress(f, f"The HAM sweep, once per text: {msg}"),
-                    ss.token, ss.layer)
-    bar.empty()
-    said = chart_panel(bundle, entry, r, full, none)
-    headline.markdown(f"**Memory vs quality:** {said} [See the chart ↓](#memory-vs-quality)")
+    chart_view.curves_part(bundle, entry, r, headline)
 
 
 common.guard(body)

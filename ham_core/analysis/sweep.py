@@ -199,6 +199,21 @@ def sweep(model: HAMModel, tokenizer_or_ids, taus: Sequence[float] = DEFAULT_TAU
     return _rows(runner, taus, policies)
 
 
+def equal_memory(model: HAMModel, ids, tau: float, budget: Sequence[int],
+                 policies: Sequence[str], *, seed: int = 0, max_batch: Optional[int] = None) -> List[SweepRow]:
+    """The rows `sweep` gives `policies` at one threshold, when HAM's per-layer peak cache there
+    (`budget`, [L]) is already known: the other policies' forwards only, no HAM pass. Each policy
+    keeps the same tokens as in a whole sweep (the same seed and budgets fix the same masks), so
+    a sweep can be built up one threshold at a time."""
+    (tau,), policies = _check([tau], policies)
+    runner = _Runner(model, _token_ids(model, ids, None), seed, max_batch, None)
+    budget = tuple(int(w) for w in budget)
+    if len(budget) != runner.L:
+        raise HAMInputError(f"a budget per layer is needed: {runner.L} layers, got {len(budget)}")
+    jobs = [_Job(p, (tau,) * runner.L, budget if get_policy(p).needs_budget else None) for p in policies]
+    return [SweepRow(j.policy, tau, r.kv_fraction, r.kv_bytes_peak, r.loss) for j, r in zip(jobs, runner.run(jobs))]
+
+
 def _search(runner: _Runner, fractions: Sequence[float], tolerance: float, rounds: int) -> List[float]:
     """HAM's closest threshold for each fraction (thresholds.search_taus), through the runner's
     batched forwards, so fraction_sweep reuses the search's HAM passes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ham_core.analysis.sweep import fraction_sweep, sweep
+from ham_core.analysis.sweep import equal_memory, fraction_sweep, sweep
 from ham_core.errors import HAMInputError
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
@@ -32,6 +32,20 @@ def test_sweep_rows_and_batching(tiny_model, ids):
         assert (a.policy, a.tau, a.kv_bytes_peak) == (b.policy, b.tau, b.kv_bytes_peak)
         assert a.loss == pytest.approx(b.loss, abs=1e-5)
     assert set(rows[0].to_dict()) == {"policy", "tau", "kv_fraction", "kv_bytes_peak", "loss"}
+
+
+def test_equal_memory_gives_the_sweeps_rows_one_threshold_at_a_time(tiny_model, ids):
+    """Built up a threshold at a time from HAM's known budgets, the rows are the sweep's own."""
+    policies = ["random", "window", "sinks", "hola"]
+    whole = {(r.policy, r.tau): r for r in sweep(tiny_model, ids, [0.5, 0.9], policies)}
+    for tau in (0.5, 0.9):
+        budget = tiny_model(ids, tau=tau).kv_peak[0].tolist()
+        for row in equal_memory(tiny_model, ids[0], tau, budget, policies):
+            ref = whole[(row.policy, tau)]
+            assert (row.kv_bytes_peak, row.kv_fraction) == (ref.kv_bytes_peak, ref.kv_fraction)
+            assert row.loss == pytest.approx(ref.loss, abs=1e-5)
+    with pytest.raises(HAMInputError):
+        equal_memory(tiny_model, ids, 0.5, [3], policies)                    # one budget per layer
 
 
 def test_sweep_rejects_bad_input(tiny_model, ids):

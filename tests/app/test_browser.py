@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,21 +38,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(request, tiny_model_dir, tmp_path_factory):
-    """The app on a free port; a test module may name the script to run in APP_SCRIPT, and ask
-    for the shipped models (whose presets' results are shipped too) with SHIPPED_MODELS = True."""
+@contextmanager
+def app_server(script: str, env: dict, log_dir: Path):
+    """`streamlit run app/<script>` on a free port of 127.0.0.1 with the environment `env`; yields
+    its address and stops it in any case."""
     port = free_port()
-    env = dict(os.environ, HAM_LAB_THREADS="1", HAM_LAB_TEXT_STORE=str(tmp_path_factory.mktemp("texts")))
-    if not getattr(request.module, "SHIPPED_MODELS", False):
-        env.update(HAM_LAB_MODEL=str(tiny_model_dir), HAM_LAB_MAX_TOKENS="160",
-                   HAM_LAB_RECALL_MODEL=str(tmp_path_factory.mktemp("no_recall")))
-    else:
-        for name in ("HAM_LAB_MODEL", "HAM_LAB_MAX_TOKENS", "HAM_LAB_RECALL_MODEL", "HAM_LAB_PRECOMPUTED"):
-            env.pop(name, None)
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    log = open(log_dir / "streamlit.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / getattr(request.module, "APP_SCRIPT", "streamlit_app.py")),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / script),
          "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -78,6 +72,21 @@ def server(request, tiny_model_dir, tmp_path_factory):
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(request, tiny_model_dir, tmp_path_factory):
+    """The app on a free port; a test module may name the script to run in APP_SCRIPT, and ask
+    for the shipped models (whose presets' results are shipped too) with SHIPPED_MODELS = True."""
+    env = dict(os.environ, HAM_LAB_THREADS="1", HAM_LAB_TEXT_STORE=str(tmp_path_factory.mktemp("texts")))
+    if not getattr(request.module, "SHIPPED_MODELS", False):
+        env.update(HAM_LAB_MODEL=str(tiny_model_dir), HAM_LAB_MAX_TOKENS="160",
+                   HAM_LAB_RECALL_MODEL=str(tmp_path_factory.mktemp("no_recall")))
+    else:
+        for name in ("HAM_LAB_MODEL", "HAM_LAB_MAX_TOKENS", "HAM_LAB_RECALL_MODEL", "HAM_LAB_PRECOMPUTED"):
+            env.pop(name, None)
+    with app_server(getattr(request.module, "APP_SCRIPT", "streamlit_app.py"), env, tmp_path_factory.mktemp("log")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +121,18 @@ def metric(driver, label: str) -> str:
         if box.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip() == label:
             return box.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
     return ""
+
+
+def paste(d, text: str) -> None:
+    """Wait for the first view, then replace the text box's text as a paste does (send_keys drops
+    emoji and is slow for long texts) and submit it (Ctrl+Enter)."""
+    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")) > 10, "token view never appeared")
+    area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    area.send_keys(Keys.CONTROL, "a")
+    area.send_keys(Keys.DELETE)
+    d.execute_script("arguments[0].focus();", area)
+    d.execute_cdp_cmd("Input.insertText", {"text": text})
+    area.send_keys(Keys.CONTROL, Keys.ENTER)
 
 
 def view_text(driver) -> str:
@@ -243,13 +264,7 @@ HOSTILE = ("<script>window.hamPwned = 1</script> <img src=x onerror=\"window.ham
 def test_hostile_paste_renders_as_text_in_view_and_tooltips(server, browser):
     d = browser
     d.get(server)
-    until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")) > 10, "token view never appeared")
-    area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
-    area.send_keys(Keys.CONTROL, "a")
-    area.send_keys(Keys.DELETE)
-    d.execute_script("arguments[0].focus();", area)
-    d.execute_cdp_cmd("Input.insertText", {"text": HOSTILE})          # as a paste (send_keys drops emoji)
-    area.send_keys(Keys.CONTROL, Keys.ENTER)
+    paste(d, HOSTILE)
     until(d, lambda d: "onerror" in view_text(d), "pasted text not in the token view")
     shown = view_text(d).replace("\u21b5", "")
     for piece in ("<script>", "onerror=", "\"quoted\"", "'single'", "AT&T", "&amp;", "\u05e9", "<b>bold</b>"):
@@ -277,3 +292,20 @@ def test_other_pages_render_in_a_real_browser(server, browser):
         assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
     ARTIFACTS.mkdir(exist_ok=True)
     d.save_screenshot(str(ARTIFACTS / "app_recall_lab.png"))
+
+
+def test_a_two_megabyte_paste_is_cut_with_a_notice_not_dropped(server, browser):
+    """The text box sets no character limit of its own (the browser would discard a longer value
+    without a word): the paste reaches the app, which reads its start and says so."""
+    d = browser
+    d.get(server)
+    paste(d, "Ottoline Brackwater kept the lighthouse log. " + "x" * (2_000_000 - 45))
+    until(d, lambda d: "Brackwater" in view_text(d).replace("\u21b5", ""), "a 2 MB paste did not reach the view")
+    notice = until(d, lambda d: [a.text for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')
+                                 if "2,000,000 characters" in a.text], "no notice that the paste was cut")
+    assert "only the first" in notice[0]
+    kept = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea').get_attribute("value")
+    assert kept.startswith("Ottoline") and len(kept) < 200_000          # the box shows what is read
+    assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    ARTIFACTS.mkdir(exist_ok=True)
+    d.save_screenshot(str(ARTIFACTS / "read_big_paste.png"))

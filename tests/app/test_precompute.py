@@ -61,7 +61,8 @@ def test_a_file_is_used_only_for_its_model_and_text(tiny_model_dir, tmp_path, mo
 def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from app.shared import results_store
+    from app.shared import reset_results_store, results_store
+    from test_app import settle
 
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_TEXT_STORE", str(tmp_path / "texts"))
@@ -69,7 +70,7 @@ def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tm
     monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "96")
     monkeypatch.setenv("HAM_LAB_PRECOMPUTED", str(tmp_path / "pre"))
     precompute.write_presets(tiny_model_dir, 96, tmp_path / "pre")
-    results_store().clear()
+    reset_results_store()
     before = results_store().computed.get("result", 0)
 
     def no_forward(*args, **kwargs):
@@ -78,7 +79,7 @@ def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tm
     monkeypatch.setattr(results, "_forward", no_forward)
     at = AppTest.from_file(str(precompute.ROOT / "app" / "streamlit_app.py"), default_timeout=180)
     at.query_params["preset"] = "Facts, then questions"
-    at.run()
+    settle(at.run())
     assert not at.exception and not at.error
     chart = str(at.get("plotly_chart")[0].proto)
     assert "HAM surprise" in chart and "recent window" in chart and "HOLA residual" in chart

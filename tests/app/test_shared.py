@@ -77,13 +77,13 @@ def test_a_failed_computation_reaches_every_waiter_and_is_not_stored():
 
 
 def test_compute_gate_bounds_concurrency_and_serves_views_first():
-    from app.shared import ComputeGate
+    from app.shared import REFINE, VIEW, VIEW_REST, ComputeGate
 
     gate, lock = ComputeGate(2), threading.Lock()
     running, most, order = [0], [0], []
 
-    def work(name, urgent, hold):
-        with gate.slot(urgent):
+    def work(name, priority, hold):
+        with gate.slot(priority):
             with lock:
                 running[0] += 1
                 most[0] = max(most[0], running[0])
@@ -92,19 +92,20 @@ def test_compute_gate_bounds_concurrency_and_serves_views_first():
             with lock:
                 running[0] -= 1
 
-    first = [threading.Thread(target=work, args=(f"busy{i}", False, 0.3)) for i in range(2)]
+    first = [threading.Thread(target=work, args=(f"busy{i}", REFINE, 0.3)) for i in range(2)]
     for t in first:
         t.start()
     time.sleep(0.05)                                     # both slots taken
-    later = [threading.Thread(target=work, args=("sweep", False, 0.01))]
-    later[0].start()
-    time.sleep(0.05)
-    later.append(threading.Thread(target=work, args=("view", True, 0.01)))
-    later[1].start()
+    later = []
+    for name, priority in (("sweep", REFINE), ("sweep2", REFINE), ("rest", VIEW_REST), ("view", VIEW)):
+        later.append(threading.Thread(target=work, args=(name, priority, 0.01)))
+        later[-1].start()
+        time.sleep(0.05)
     for t in first + later:
         t.join()
     assert most[0] == 2
-    assert order.index("view") < order.index("sweep")    # arrived later, served first
+    # arrived later, served first; equal priorities in arrival order
+    assert order[2:] == ["view", "rest", "sweep", "sweep2"]
 
 
 def test_approx_bytes_counts_arrays_and_text():

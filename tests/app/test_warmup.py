@@ -11,14 +11,14 @@ from pathlib import Path
 
 from app import engine, results, warmup
 from app.presets import DEFAULT_PRESET, PRESETS
-from app.shared import results_store
+from app.shared import reset_results_store, results_store
 
 
 def test_warm_loads_the_model_and_reads_the_default_view(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_RECALL_MODEL", str(tmp_path / "no_recall_model"))
     monkeypatch.setenv("HAM_LAB_THREADS", "1")
-    results_store().clear()
+    reset_results_store()
     warmup.warm(wait_s=0, after_paint_s=0)
     bundle = engine.get_bundle()
     entry = results.text_entry(bundle, PRESETS[DEFAULT_PRESET])
