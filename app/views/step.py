@@ -8,13 +8,12 @@ same thresholds (the three forms of the computation agree to float tolerance).
 from __future__ import annotations
 
 import streamlit as st
-import torch
+import numpy as np
 
 from app import charts, common, engine, panels, results, viewdata
 from app.results import TAU_GRID, tau_label
 from app.stepper import Tape
 from app.token_view import BAR_CSS, CSS, TokenCell, bins_legend, render_bars, render_view, token_label
-from ham_core.model.layer import layer_surprise
 
 ss = st.session_state
 SPEEDS = {"1 token/s": 1.0, "2 tokens/s": 2.0, "5 tokens/s": 5.0, "10 tokens/s": 10.0}
@@ -53,7 +52,7 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
     reads = r.reads(cur, layer, head)[0] if cur is not None else {}
     bins = viewdata.surprise_bins(r, layer, *colours)
     rule = bundle.cfg.head_rule
-    combined = layer_surprise(torch.from_numpy(f.surprise), rule).numpy()      # [position, L]: what τ is compared with
+    combined = {"max": np.max, "min": np.min, "mean": np.mean}[rule](f.surprise, axis=-1)      # [position, L]: what τ is compared with
     cells = []
     for i, text in enumerate(r.tokens):
         if i < f.position:
