@@ -2,8 +2,9 @@
 against quality, drawn from whatever the server's background queue (app.background) has
 computed for the text, with a progress bar and an estimate for what is still coming.
 
-Nothing here waits for the model (beyond a moment on a whole-page run, when what is missing is
-that close): a threshold move must never queue behind a sweep. A small polling fragment
+Nothing here waits for the model on a redraw of a part of the page: a threshold move must never
+queue behind a sweep. A whole-page run (a preset opened, a text pasted) reads the full and the
+empty cache first, and waits a moment more when the first curve is that close. A small polling fragment
 (`watch`) asks the queue every POLL_S seconds how far the text is and redraws the page when a
 stage is complete (the first curve, the other policies, the refined grid), so the chart, which
 costs far more to send than a progress bar, is drawn once per stage rather than on every poll.
@@ -86,8 +87,12 @@ def stage(progress: background.Progress) -> int:
 def curves_part(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult, headline) -> None:
     """The bought table and the chart as far as they are computed (its headline, in words, into
     the `headline` placeholder near the top); the watcher for the rest."""
+    whole_page = not get_script_run_ctx().fragment_ids_this_run
+    if whole_page:          # a preset opened or a text pasted (not a threshold move): the bought
+        for tau in (0.0, TAU_GRID[-1]):     # table's two reads are worth waiting for here
+            results.result_for(bundle, entry, results.grid_taus(bundle, tau), ss.token, (ss.layer,), shared.VIEW_REST)
     progress = want_curves(bundle, entry)
-    give_up = time.monotonic() + (WAIT_IN_RUN if not get_script_run_ctx().fragment_ids_this_run else 0)
+    give_up = time.monotonic() + (WAIT_IN_RUN if whole_page else 0)
     while not progress.done(shared.CURVE) and progress.seconds(shared.CURVE) < WAIT_IN_RUN \
             and time.monotonic() < give_up:
         time.sleep(0.05)

@@ -27,7 +27,7 @@ def page_results(models: dict, key: str, text: str) -> dict:
         return shipped
 
     def compute():
-        with shared.compute_gate().slot(shared.VIEW):          # someone opened the page and waits
+        with shared.compute_gate().slot(shared.VIEW):
             return precompute_architectures.results(models, text, limit)
 
     return shared.results_store().get_or_compute(("architectures", key, shared.text_key(text), limit), compute)
