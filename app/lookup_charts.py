@@ -112,7 +112,8 @@ def reads_arcs_figure(symbols: Sequence[str], weights: Sequence[int], query: int
     fig.update_xaxes(showticklabels=False, range=[-1, len(symbols)], showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-1.3, 1 + len(symbols) / 6 + 0.5])
     title = (f"Head {head + 1}: what the query #{query} ({symbols[query]}, orange) reads — the right key is "
-             f"#{right} ({symbols[right]}, green), the symbol that came next the first time; "
+             f"#{right} ({symbols[right]}, green), the symbol that came next the first time (the short convolution "
+             f"lets a lookup land there or a key or two later); "
              f"its largest read {top}%")
     return _layout(fig, title, "", "", height=300, font_scale=font_scale)
 

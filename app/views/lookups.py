@@ -77,8 +77,9 @@ def draw(steps, settings: LabSettings, example, current=None) -> None:
     half, text = settings.half, symbols(example)
     st.subheader(f"One example's reads at step {seen.step}")
     st.caption("The sequence below is read twice. In the second reading a query can predict the next symbol "
-               "only by reading, in the cache, the symbol that followed it the first time (green). A smear of "
-               "thin arcs is a head that has not learned where to look; one thick green arc is a lookup.")
+               "only by reading, in the cache, the symbol that followed it the first time (green, or a key or "
+               "two later: the layer's short convolution blends neighbours). A smear of thin arcs is a head that has not "
+               "learned where to look; one thick arc is a lookup.")
     r = st.columns([1, 3])
     heads = [None, *range(len(seen.reads.weights))]      # None: whichever head's gate is the most open now
     choice = r[0].radio("Head", heads, format_func=lambda h: f"most open (head {lookup + 1})" if h is None

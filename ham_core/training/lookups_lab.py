@@ -119,9 +119,14 @@ def symbols(ids) -> List[str]:
 
 
 def right_key(query: int, half: int) -> int:
-    """The key a query at position `query` of the second reading should read: the symbol that
-    followed this one in the first reading (its key holds the one before, through the convolution)."""
+    """Where the symbol a query at position `query` of the second reading must predict sits: the
+    one that followed this symbol in the first reading. Keys and values pass through a short
+    convolution (conv_size 4), so a lookup may also land one or two keys later, whose key still
+    holds this symbol and whose value still holds the answer (LOOKUP_REACH)."""
     return query - half + 1
+
+
+LOOKUP_REACH = 2    # a lookup reads right_key .. right_key + LOOKUP_REACH
 
 
 def build_model(settings: LabSettings) -> HAMModel:

@@ -9,8 +9,8 @@ import pytest
 
 from ham_core.cli import main as ham
 from ham_core.errors import HAMInputError
-from ham_core.training.lookups_lab import (LabSettings, find_jump, lab_config, load_run, right_key, save_run,
-                                           train_lookups)
+from ham_core.training.lookups_lab import (LOOKUP_REACH, LabSettings, find_jump, lab_config, load_run, right_key,
+                                           save_run, train_lookups)
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = ROOT / "assets" / "lookups_lab" / "run.json"
@@ -54,8 +54,9 @@ def test_the_recorded_run_shows_the_jump_and_reproduces_from_its_seed():
     last = run.steps[-1].reads.weights
     head = max(range(len(last)), key=lambda h: run.steps[-1].attn_gate[h])
     half = run.settings.half
-    on_key = [row[right_key(half + i, half)] for i, row in enumerate(last[head])]
-    assert sum(on_key) / len(on_key) > 70
+    reach = [sum(row[right_key(half + i, half):right_key(half + i, half) + LOOKUP_REACH + 1])
+             for i, row in enumerate(last[head])]
+    assert sum(reach) / len(reach) > 70 and sum(max(row) for row in last[head]) / half > 60   # one key, not a smear
     again = list(train_lookups(replace(run.settings, steps=40)))
     assert [s.loss for s in again] == pytest.approx([s.loss for s in run.steps[:len(again)]], abs=5e-3)   # a few thousandths between machines
 
