@@ -58,7 +58,7 @@ def test_the_recorded_run_shows_the_jump_and_reproduces_from_its_seed():
              for i, row in enumerate(last[head])]
     assert sum(reach) / len(reach) > 70 and sum(max(row) for row in last[head]) / half > 60   # one key, not a smear
     again = list(train_lookups(replace(run.settings, steps=40)))
-    assert [s.loss for s in again] == pytest.approx([s.loss for s in run.steps[:len(again)]], abs=5e-3)   # a few thousandths between machines
+    assert [s.loss for s in again] == pytest.approx([s.loss for s in run.steps[:len(again)]], abs=2e-3)
 
 
 def test_a_broken_recording_is_one_clear_error(tmp_path):
