@@ -123,11 +123,16 @@ def metric(driver, label: str) -> str:
     return ""
 
 
+TEXT_BOX = '[data-testid="stTextArea"] textarea'
+
+
 def paste(d, text: str) -> None:
     """Wait for the first view, then replace the text box's text as a paste does (send_keys drops
     emoji and is slow for long texts) and submit it (Ctrl+Enter)."""
     until(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ham-view .ham-tok")) > 10, "token view never appeared")
-    area = d.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    # the shipped first view can paint before the page's run has drawn the inputs row
+    until(d, lambda d: d.find_elements(By.CSS_SELECTOR, TEXT_BOX), "the text box never appeared")
+    area = d.find_element(By.CSS_SELECTOR, TEXT_BOX)
     area.send_keys(Keys.CONTROL, "a")
     area.send_keys(Keys.DELETE)
     d.execute_script("arguments[0].focus();", area)
