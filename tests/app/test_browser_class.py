@@ -129,7 +129,8 @@ def test_presenter_mode_at_1280_by_720(server, browser):
         assert not d.find_elements(By.CSS_SELECTOR, ERRORS)
         d.save_screenshot(str(ARTIFACTS / "presenter_1280x720.png"))
         for name, css in (("readout", '[data-testid="stMetric"]'), ("chart", ".st-key-mq_chart")):
-            d.execute_script("arguments[0].scrollIntoView({block: 'center'});", d.find_element(By.CSS_SELECTOR, css))
+            # found and scrolled in one call: the chart's watcher may redraw the page in between
+            d.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'});", css)
             time.sleep(0.5)
             d.save_screenshot(str(ARTIFACTS / f"presenter_1280x720_{name}.png"))
     finally:
