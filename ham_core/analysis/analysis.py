@@ -222,11 +222,13 @@ class Analysis:
         per_key = self.kv_bytes_full // max(self.n_tokens * len(self.tau), 1)
         return [int(p) * per_key for p in self.kv_peak]
 
-    def to_dict(self, reads: int = 0) -> dict:
+    def to_dict(self, reads: int = 0, per_head: bool = False) -> dict:
         """The CLI's JSON: model, device, n_tokens, truncated, tau, surprise_scale, head_rule, policy, loss, perplexity,
         kv_fraction, kv_bytes_peak, kv_bytes_full, tokens [{text, start, end, lm_surprisal,
         surprise, cached}]; with reads=K each token also has "reads": per layer its K largest
-        reads [[position, weight], ...] (weights averaged over heads, largest first)."""
+        reads [[position, weight], ...] (weights averaged over heads, largest first), or with
+        per_head per layer per head [L][H][K] that head's own reads: a lookup one head makes
+        with weight 0.8 is a 0.2 smear in the average over four heads."""
         surprise = self.surprise.T.tolist()                  # [T][L]
         cached = self.cached.T.tolist()
         tokens = [
@@ -236,9 +238,16 @@ class Analysis:
             for tok, lm, s, kept in zip(self.tokens, self.lm_surprisal, surprise, cached)
         ]
         if reads > 0:
-            maps = [self.read_map(layer, top=reads) for layer in range(len(self.tau))]
-            for i, token in enumerate(tokens):
-                token["reads"] = [[[key, round(w, 5)] for key, w in m.row(i)] for m in maps]
+            L, H = len(self.tau), self.surprise_heads.shape[-1]
+            pair = lambda m, i: [[key, round(w, 5)] for key, w in m.row(i)]   # noqa: E731
+            if per_head:
+                maps = [[self.read_map(layer, top=reads, head=h) for h in range(H)] for layer in range(L)]
+                for i, token in enumerate(tokens):
+                    token["reads"] = [[pair(m, i) for m in heads] for heads in maps]
+            else:
+                maps = [self.read_map(layer, top=reads) for layer in range(L)]
+                for i, token in enumerate(tokens):
+                    token["reads"] = [pair(m, i) for m in maps]
         return {
             "model": self.model, "device": self.device, "n_tokens": self.n_tokens, "truncated": self.truncated,
             "tau": list(self.tau), "surprise_scale": self.surprise_scale, "head_rule": self.head_rule,

@@ -42,13 +42,15 @@ def _analyze(args) -> int:
     check_source(args.file)
     if args.reads < 0:
         raise HAMInputError(f"--reads takes a count of reads per token (0 or more), got {args.reads}")
+    if args.per_head and not (args.json and args.reads > 0):
+        raise HAMInputError("--per-head splits the reads of --json --reads K by head: give both")
     model, tokenizer, name = load_model_args(args)
     text, raw = read_input(args.file, model, tokenizer)
     result = analyze(model, tokenizer, text, args.tau, args.policy, _layer_taus(args.layer_tau),
                      seed=args.seed, model_name=name)
     notice(raw, result.notice, result.n_tokens)
     if args.json:
-        out = result.to_dict(reads=args.reads)
+        out = result.to_dict(reads=args.reads, per_head=args.per_head)
         whole = raw.size if raw.size is not None else None if raw.cut else len(raw.data)
         # input_bytes: the input's size (null when stdin or a device was cut before its end).
         out.update(truncated=result.truncated or raw.cut, input_bytes=whole, bytes_read=len(raw.data))
@@ -155,6 +157,9 @@ def add_cli(sub) -> None:
     p.add_argument("--reads", type=int, default=0, metavar="K",
                    help="with --json: each token's K largest attention reads per layer, "
                         "[position, weight] (weights averaged over heads)")
+    p.add_argument("--per-head", action="store_true",
+                   help="with --json --reads K: each head's own K largest reads, per layer per head "
+                        "[[position, weight], ...] (a one-head lookup is not averaged away)")
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("sweep", help="loss vs KV-cache size over thresholds and policies")

@@ -300,6 +300,34 @@ def test_analyze_reads_gives_each_tokens_top_reads_per_layer(capsys, sample, tin
     assert_one_line_error(code, err)
 
 
+def test_analyze_per_head_reads_are_each_heads_own_and_average_to_the_layers(capsys, sample, tiny_model_dir):
+    K = 4
+    code, out, err = call(capsys, "analyze", sample, "--model", tiny_model_dir, "--tau", "0", "--json",
+                          "--reads", str(K), "--per-head")
+    assert code == 0, err
+    heads = json.loads(out)["tokens"]
+    code, out, err = call(capsys, "analyze", sample, "--model", tiny_model_dir, "--tau", "0", "--json", "--reads", str(K))
+    mean = json.loads(out)["tokens"]
+    model, _ = load_bundle(tiny_model_dir)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    for i, (token, averaged) in enumerate(zip(heads, mean)):
+        assert len(token["reads"]) == L and all(len(per) == H for per in token["reads"])
+        for layer in range(L):
+            for reads in token["reads"][layer]:
+                assert len(reads) == min(K, i + 1) and all(0 <= pos <= i for pos, _ in reads)
+                assert [w for _, w in reads] == sorted((w for _, w in reads), reverse=True)
+            if i + 1 <= K:                       # every key listed: the heads' mean is the layer's read
+                by_key = {}
+                for reads in token["reads"][layer]:
+                    for pos, w in reads:
+                        by_key[pos] = by_key.get(pos, 0.0) + w / H
+                for pos, w in averaged["reads"][layer]:
+                    assert by_key[pos] == pytest.approx(w, abs=1e-4)
+    code, out, err = call(capsys, "analyze", sample, "--model", tiny_model_dir, "--json", "--per-head")
+    assert_one_line_error(code, err)
+    assert "--reads" in err
+
+
 def test_evaluate_reports_gap_copy_test_names_and_health(capsys, tmp_path, tiny_model_dir, monkeypatch):
     from ham_core.data import corpus
 
