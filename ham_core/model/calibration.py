@@ -43,10 +43,13 @@ def calibrate(model: HAMModel, windows: torch.Tensor, batch: int = 8) -> List[fl
     """Set model.cfg.surprise_scale from windows [N, T] read with a full cache; returns the
     layers' median cosine surprise. Each layer's surprise depends on the layers below it, and
     scales change no layer's output, so one pass measures them all."""
-    scales = model.cfg.surprise_scales()
+    # Measured in raw cosine units (scale 1): a scaled layer's surprise is clipped at
+    # SURPRISE_MAX, so measuring with a scale that was too large (a model recalibrated for
+    # another head rule) would read the clip for the median and leave most tokens at the clip.
+    model.cfg.surprise_scale = None
     surprise = torch.cat([model(windows[i:i + batch].to(model.device), tau=0.0).layer_surprise
                           for i in range(0, windows.shape[0], batch)])
-    medians = layer_medians(surprise, scales)
+    medians = layer_medians(surprise, model.cfg.surprise_scales())
     model.cfg.surprise_scale = scales_for(medians)
     return medians
 

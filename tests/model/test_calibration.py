@@ -68,6 +68,18 @@ def test_calibrate_puts_every_layer_median_at_the_typical_surprise(tiny_model):
     assert layer_medians(out.layer_surprise, model.cfg.surprise_scale) == pytest.approx(medians, rel=1e-4)
 
 
+def test_calibrate_from_a_scale_that_clips_most_tokens_still_finds_the_median(tiny_model):
+    """A model recalibrated for another head rule may start from scales that put most tokens at
+    the clip (SURPRISE_MAX); the median is then the clip's, not the text's, unless measured raw."""
+    windows = torch.randint(0, 320, (6, 40), generator=torch.Generator().manual_seed(0))
+    fresh = calibrate(scaled_copy(tiny_model, [1.0, 1.0]), windows, batch=4)
+    model = scaled_copy(tiny_model, [1e4, 1e4])                      # every token at the clip
+    assert calibrate(model, windows, batch=4) == pytest.approx(fresh, rel=1e-5)
+    with torch.no_grad():
+        out = model(windows, 0.0).layer_surprise
+    assert (out < SURPRISE_MAX).float().mean() > 0.5                  # no longer stuck at the clip
+
+
 def test_calibrated_layers_cache_a_like_share_at_one_threshold(tiny_model):
     windows = torch.randint(0, 320, (6, 60), generator=torch.Generator().manual_seed(1))
     model = scaled_copy(tiny_model, [1.0, 1.0])
