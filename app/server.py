@@ -19,12 +19,22 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:           # `streamlit run` puts app/ on the path, not the project
     sys.path.insert(0, str(ROOT))
 
-from app.warmup import warm  # noqa: E402
+from app.engine.warmup import warm  # noqa: E402
+
+
+def preload() -> None:
+    """The Read page's modules (Streamlit, plotly, pandas; no torch), imported before anyone asks."""
+    import streamlit.emojis  # noqa: F401 - what st.set_page_config reads to check the page icon
+
+    from app.drawing import charts, viewdata  # noqa: F401
+    from app.engine import curves, models, results, shipped  # noqa: F401
+    from app.session import text_store  # noqa: F401
+    from app.widgets import chart_view, clickview, inputs, panels, share, tour  # noqa: F401
 
 
 @asynccontextmanager
 async def lifespan(_app):
-    threading.Thread(target=warm, name="ham-lab-warm", daemon=True).start()
+    threading.Thread(target=warm, kwargs=dict(preload=preload), name="ham-lab-warm", daemon=True).start()
     yield
 
 

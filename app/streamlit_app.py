@@ -3,7 +3,7 @@
 Four pages share one text and one threshold (kept in st.session_state): Read (token view,
 thresholds, memory-vs-quality chart), Step through, Recall lab, How it works; Learning to look up
 trains (or replays) a tiny model of its own; a guided tour
-(app.tour) walks through them.
+(app.widgets.tour) walks through them.
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ if str(ROOT) not in sys.path:             # `streamlit run` puts app/ on the pat
 
 import streamlit as st  # noqa: E402
 
-from app import common, share, tour, warmup  # noqa: E402
+from app.engine import warmup  # noqa: E402
+from app.session import state  # noqa: E402
+from app.widgets import page as page_parts, share, tour  # noqa: E402
 
 st.set_page_config(page_title="HAM Lab", page_icon="🧠", layout="wide")   # an emoji: a material icon is fetched from a CDN
 
@@ -46,13 +48,13 @@ page = st.navigation([*VIEWS.values(), st.Page(_to_read_page, title="Read a text
 name = next((n for n, p in VIEWS.items() if p is page), None)
 if name is None:
     page.run()             # the /read alias: straight to the root
-common.init_state()
+state.init_state()
 tour.follow(VIEWS, name)   # a tour step may open another page
-common.guard(tour.card)    # the offer sits at the top of the sidebar; a step's card is fixed over the page
-common.sidebar(name)   # guarded inside, so a fault shows in the sidebar
+page_parts.guard(tour.card)    # the offer sits at the top of the sidebar; a step's card is fixed over the page
+page_parts.sidebar(name)   # guarded inside, so a fault shows in the sidebar
 with st.sidebar:
     st.button("Guided tour", key="w_tour_restart", icon=":material/tour:", on_click=tour.enter, args=(0,),
               help=f"{len(tour.STEPS)} short steps through what the app shows; each sets the view it talks about.")
     share.copy_link_button()
-common.guard(page.run)    # each page guards its own body; this catches what escapes (its module code)
-warmup.painted()          # the model may load now (app.warmup)
+page_parts.guard(page.run)    # each page guards its own body; this catches what escapes (its module code)
+warmup.painted()          # the model may load now (app.engine.warmup)

@@ -41,7 +41,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 def text_of(tokens: int, model_dir: Path) -> str:
     """Presets joined until the text has at least `tokens` tokens."""
-    from app.presets import PRESETS
+    from app.settings.presets import PRESETS
     from ham_core.model.tokenizer import HAMTokenizer
 
     tok = HAMTokenizer.from_file(model_dir / "tokenizer.json")
@@ -137,8 +137,8 @@ def server_side(model_dir: Path, tokens: int, moves: int, threads: int) -> None:
     os.environ.update(HAM_LAB_MODEL=str(model_dir), HAM_LAB_MAX_TOKENS=str(tokens))
     if threads:
         os.environ["HAM_LAB_THREADS"] = str(threads)
-    from app.results import TAU_GRID
-    from app.text_store import remember_text
+    from app.session.text_store import remember_text
+    from app.settings import TAU_GRID
 
     h = remember_text(text_of(tokens, model_dir))
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=3600)
@@ -178,7 +178,7 @@ def main() -> None:
         return
     store = Path(tempfile.mkdtemp())
     os.environ["HAM_LAB_TEXT_STORE"] = str(store)
-    from app.text_store import remember_text
+    from app.session.text_store import remember_text
 
     text = text_of(args.tokens, model_dir)
     h = remember_text(text)

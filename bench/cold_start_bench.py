@@ -219,7 +219,7 @@ def floor(env: dict) -> dict:
 
 
 def main() -> None:
-    from app.presets import DEFAULT_PRESET, PRESETS
+    from app.settings.presets import DEFAULT_PRESET, PRESETS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(ROOT / "assets" / "lm"))

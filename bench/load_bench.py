@@ -211,7 +211,7 @@ async def _session(s: Session, port: int, deadline: float, rerun, widgets: list,
 def own_texts(n: int, repeat: int = 1) -> list[tuple[str, str]]:
     """n different texts of a few hundred tokens (`repeat` times that), each with a marker word
     no other text has."""
-    from app.presets import PRESETS
+    from app.settings.presets import PRESETS
 
     parts = list(PRESETS.values())
     out = []

@@ -4,33 +4,22 @@ A Transformer (every token cached), GDN (the RNN alone), a window hybrid (the la
 HAM (the tokens its RNN was surprised by), of one size and trained alike (docs/DESIGN.md
 section 7), read on the page's text: loss against KV cache, and the cache's size as the text
 is read. The models live in assets/compare/<architecture>/ (HAM_LAB_COMPARE); the page says
-so when they are not there. The presets' results are shipped (app.precompute_architectures).
+so when they are not there. The presets' results are shipped (app.engine.architectures).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from app import common, engine, precompute_architectures, shared
-from app.architecture_charts import ARCHITECTURE_STYLE, architectures_quality_figure, cache_position_figure
-from ham_core.analysis.compare import COMPARE_FRACTIONS
-from ham_core.errors import HAMInputError
+from app.drawing.architecture_charts import ARCHITECTURE_STYLE, architectures_quality_figure, cache_position_figure
+from app.drawing.text import md
+from app.engine import architectures, models
+from app.engine.models import HAMInputError
+from app.session import state
+from app.widgets import page
 
 ss = st.session_state
 
 
-def page_results(models: dict, key: str, text: str) -> dict:
-    """app.precompute_architectures.results for the text: shipped for a preset whose file matches
-    the models, else computed once per server (the shared store)."""
-    limit = min(engine.max_tokens(model.cfg) for model, _ in models.values())
-    shipped = precompute_architectures.lookup(ss.get("preset"), engine.compare_dir(), list(models), text, limit)
-    if shipped is not None:
-        return shipped
-
-    def compute():
-        with shared.compute_gate().slot(shared.VIEW):
-            return precompute_architectures.results(models, text, limit)
-
-    return shared.results_store().get_or_compute(("architectures", key, shared.text_key(text), limit), compute)
 
 
 def differences_table(rows: list) -> None:
@@ -52,28 +41,28 @@ def body() -> None:
                 "of its KV cache, and beats the pure RNN. Here each architecture is **trained for the way it "
                 "remembers** (same size, text, tokens and schedule), not HAM's weights run with other rules.")
     try:
-        models, key = engine.get_comparison()
+        compared, key = models.get_comparison()
     except HAMInputError as exc:
         st.info("The comparison models are not here yet, so there is nothing to compare. "
-                + common.md(str(exc)))
+                + md(str(exc)))
         return
-    st.caption(f"Models from {common.md(str(engine.compare_dir()))}: " + ", ".join(
-        f"{ARCHITECTURE_STYLE[name][0].split(' (')[0]} {engine.format_params(model.num_parameters())} parameters"
-        for name, (model, _) in models.items()) + ".")
-    missing = [ARCHITECTURE_STYLE[a][0] for a in ARCHITECTURE_STYLE if a not in models]
+    st.caption(f"Models from {md(str(models.compare_dir()))}: " + ", ".join(
+        f"{ARCHITECTURE_STYLE[name][0].split(' (')[0]} {models.format_params(model.num_parameters())} parameters"
+        for name, (model, _) in compared.items()) + ".")
+    missing = [ARCHITECTURE_STYLE[a][0] for a in ARCHITECTURE_STYLE if a not in compared]
     if missing:
         st.caption("No model for: " + ", ".join(missing) + ".")
-    text = ss.text
+    text = state.text()
     if not text.strip():
         st.info("The text is empty: paste one on the Read page.")
         return
-    found = page_results(models, key, text)
+    found = architectures.page_results(compared, key, text, ss.get("preset"))
     rows = found["rows"]
-    scale = common.chart_scale()
+    scale = state.chart_scale()
     st.plotly_chart(architectures_quality_figure(rows, font_scale=scale), key="arch_quality")
     st.table([{"architecture": ARCHITECTURE_STYLE[r["model"]][0], "KV cache (% of full)": f"{r['kv_fraction']:.1%}",
                "loss (nats/token)": f"{r['loss']:.3f}"} for r in rows], hide_index=True)
-    fraction = st.select_slider("Cache of the window and HAM", list(COMPARE_FRACTIONS), value=0.25,
+    fraction = st.select_slider("Cache of the window and HAM", list(architectures.COMPARE_FRACTIONS), value=0.25,
                                 format_func=lambda f: f"{f:.0%}", key="w_arch_fraction")
     st.plotly_chart(cache_position_figure(found["curves"][str(fraction)], fraction, font_scale=scale),
                     key="arch_cache")
@@ -84,4 +73,4 @@ def body() -> None:
         differences_table(found["differ"][str(fraction)])
 
 
-common.guard(body)
+page.guard(body)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import clickview, common, engine, results, viewdata
-from app.layer_diagram import diagram
-from app.layer_steps import TokenLayer, default_token, steps
-from app.results import TAU_GRID, tau_label
+from app.drawing import viewdata
+from app.drawing.layer_diagram import diagram
+from app.drawing.layer_steps import TokenLayer, default_token, steps
+from app.drawing.text import md
+from app.engine import models, results
+from app.session import state
+from app.settings import tau_label
+from app.widgets import clickview, page
 
 ss = st.session_state
 
@@ -34,11 +38,11 @@ def pick_token(i: int) -> None:
     ss.token = i
 
 
-def token_layer(bundle: engine.Bundle, entry: results.TextEntry, r: results.TextResult, t: int, l: int) -> TokenLayer:
+def token_layer(bundle: models.Bundle, entry: results.TextEntry, r: results.TextResult, t: int, l: int) -> TokenLayer:
     """The numbers of token t in layer l, from the analysis at the current thresholds."""
     cfg, T = bundle.cfg, len(r.tokens)
     values = results.step_values(bundle, entry, tuple(r.tau))
-    head = common.reads_head()                 # the Read page's choice, so both quote the same reads
+    head = state.reads_head()                 # the Read page's choice, so both quote the same reads
     reads, sink = r.reads(t, l, head)
     return TokenLayer(
         index=t, text=r.tokens[t], layer=l, n_layers=cfg.n_layers, head_dim=cfg.head_dim, conv_size=cfg.conv_size,
@@ -53,56 +57,54 @@ def token_layer(bundle: engine.Bundle, entry: results.TextEntry, r: results.Text
 
 
 def body() -> None:
-    st.title("How it works")
-    st.caption("One HAM layer, step by step, with the live numbers of one token. Click a token in the text to "
-               "follow it through the layer; the RNN path runs down the left, the cache path down the right.")
-    bundle = engine.get_bundle()
-    text = ss.text
-    if not text.strip():
-        st.info("There is no text yet: paste one on the Read page or pick a preset there.")
+    opened = page.page_text("How it works", "One HAM layer, step by step, with the live numbers of one token. Click "
+                            "a token in the text to follow it through the layer; the RNN path runs down the left, "
+                            "the cache path down the right.")
+    if opened is None:
         return
+    bundle, text = opened
     cfg = bundle.cfg
     entry = results.text_entry(bundle, text)
-    tau = TAU_GRID[ss.tau_index if ss.tau_index is not None else TAU_GRID.index(results.DEFAULT_TAU)]
+    tau = state.tau()
     r = results.result_for(bundle, entry, results.grid_taus(bundle, tau))
     T = len(r.tokens)
     if ss.token is None or not 0 <= ss.token < T:
         # No token chosen yet: the one where the cache is seen at work (chosen by measurement,
         # as the Read page's first view does), else the last cached word of the layer.
-        pick = viewdata.first_view(r)
+        pick = results.first_view(r)
         if pick is not None:
             ss.layer = ss.w_layer_how = pick.layer
             ss.token = pick.query
-            common.set_reads(pick.head)
+            state.set_reads(pick.head)
         else:
             ss.token = default_token(r.tokens, r.cached[ss.layer].tolist())
     c = st.columns([1, 3])
     with c[0]:
-        common.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
+        page.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
     l, t = ss.layer, ss.token
-    head = common.reads_head()
+    head = state.reads_head()
     c[1].caption(f"τ = {tau_label(r.tau[l])} in every layer (move it on the Read page). Layer {l + 1} keeps "
                  f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache. Reads shown: "
-                 f"{common.reads_label(head)} (choose on the Read page).")
+                 f"{state.reads_label(head)} (choose on the Read page).")
     with st.container(height=220 if T > 150 else "content", key="how_text"):
-        palette, mode = common.colour_scale()       # the Read page's scale: one colour per token
+        palette, mode = state.colour_scale()       # the Read page's scale: one colour per token
         data, _ = viewdata.view_data(r, metric="min", layer=l, head=0, count_mode=False, scale=palette,
-                                     mode=mode, selected=t, read_map=r.read_map(l, common.reads_head()), none=None,
+                                     mode=mode, selected=t, read_map=r.read_map(l, state.reads_head()), none=None,
                                      shown=lambda ids: results.shown_tokens(bundle, ids),
-                                     font_size=common.token_size())
+                                     font_size=state.token_size())
         clickview.show(data, key="w_view_how", on_click=pick_token)
     s = token_layer(bundle, entry, r, t, l)
     # st.html sanitises SVG away; this markup is ours, with every piece of text escaped
-    # (app.layer_diagram), so it is shown as it is.
-    st.markdown(diagram(s, font_scale=common.PRESENTER_DIAGRAM_SCALE if common.presenting() else 1.0), unsafe_allow_html=True)
+    # (app.drawing.layer_diagram), so it is shown as it is.
+    st.markdown(diagram(s, font_scale=state.diagram_scale()), unsafe_allow_html=True)
     with st.expander("The seven steps as text"):
         for step in steps(s):
-            st.markdown(f"**{step.number}. {step.title}** — {common.md(step.words)}")
-            st.markdown(f":blue-badge[live] {common.md(step.values)}")
+            st.markdown(f"**{step.number}. {step.title}** — {md(step.words)}")
+            st.markdown(f":blue-badge[live] {md(step.values)}")
     st.subheader("Glossary")
     for term, meaning in GLOSSARY.items():
         st.markdown(f"**{term}** — {meaning}")
 
 
-common.guard(body)
+page.guard(body)

@@ -1,7 +1,7 @@
 """Learning to look up: a tiny HAM trains on a copying task while the page watches (or a recorded
 run replays), and the loss, the gates, the temperatures, the cache share and one example's reads
 show a lookup forming: a plateau with the reads a smear, then a jump when one head's reads lock
-onto the right key (ham_core.training.lookups_lab; the live trainings: app.lookups_live).
+onto the right key (ham_core.training.lookups_lab; the live trainings: app.engine.lookups_live).
 """
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import common, lookup_charts, lookups_live
-from ham_core.training.lookups_lab import (SYMBOLS, LabSettings, find_jump, lab_config, load_run, right_key,
-                                           symbols)
+from app.drawing import lookup_charts
+from app.engine import lookups_live
+from app.engine.lookups_live import SYMBOLS, LabSettings, find_jump, lab_config, load_run, right_key, symbols
+from app.session import state
+from app.widgets import page
 
 ss = st.session_state
 RECORDED = Path(__file__).resolve().parents[2] / "assets" / "lookups_lab" / "run.json"
@@ -49,7 +51,7 @@ def last_reads(steps):
 def draw(steps, settings: LabSettings, example, current=None) -> None:
     """Every view of a run's logged steps (all of them, or up to index `current` of a replay)."""
     shown = steps if current is None else steps[:current + 1]
-    now, scale, total = shown[-1], common.chart_scale(), settings.steps
+    now, scale, total = shown[-1], state.chart_scale(), settings.steps
     lookup = max(range(len(now.attn_gate)), key=now.attn_gate.__getitem__)
     c = st.columns(5)
     c[0].metric("step", f"{now.step} of {total}")
@@ -171,11 +173,11 @@ def body() -> None:
 
     @st.fragment(run_every=poll)
     def watch() -> None:
-        common.guard(lambda: live(trainer, run))     # a fragment rerun skips the page's guard
+        page.guard(lambda: live(trainer, run))     # a fragment rerun skips the page's guard
         if ss.get("lab_polling") and POLL_S.get(trainer.state) != poll:
             st.rerun(scope="app")                      # the state changed: redraw the controls, new polling
 
     watch()
 
 
-common.guard(body)
+page.guard(body)

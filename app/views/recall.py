@@ -1,4 +1,4 @@
-"""Recall lab: a synthetic associative-recall task (ham_core.data.recall_task) where what to cache matters.
+"""Recall lab: a synthetic associative-recall task (app.engine.recall) where what to cache matters.
 
 Filler cycles predictably (the RNN predicts it: low surprise); each key-value pair is new
 information (high surprise), so HAM should cache the pairs and skip the filler. After `?` the
@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, common, engine, precompute, shared, tour, viewdata
-from app.token_view import CSS, TokenCell, bins_legend, render_view
-from ham_core.analysis import recall
-from ham_core.analysis.thresholds import DEFAULT_FRACTIONS
-from ham_core.data import recall_task
+from app.drawing import charts, viewdata
+from app.drawing.token_view import CSS, TokenCell, bins_legend, render_view
+from app.engine import models, recall
+from app.session import state
+from app.widgets import page, tour
 
 ss = st.session_state
-
-
-def accuracy_rows(model_dir, n_pairs: int, length: int, first_seed: int, n: int, model, progress=None) -> list:
-    """Accuracy vs cache for every policy: shipped (app.precompute) when they match the model and
-    settings, else computed once on this server (in the shared store, bounded by its memory
-    budget; sessions asking for the same settings wait for that one computation)."""
-    settings = dict(n_pairs=n_pairs, length=length, first_seed=first_seed, n=n)
-
-    def compute() -> list:
-        shipped = precompute.lookup_recall(model_dir, settings)
-        if shipped:
-            return shipped
-        with shared.compute_gate().slot(shared.VIEW):        # someone pressed the button and waits
-            return precompute.accuracy_rows(model, **settings, progress=progress)
-
-    key = ("recall", precompute.model_hash(model_dir), n_pairs, length, first_seed, n)
-    return shared.results_store().get_or_compute(key, compute)
 
 
 ENDS = {"full": "full cache", "none": "no cache (RNN only)"}
@@ -59,7 +42,7 @@ def accuracy_table(rows: list) -> list:
 
 
 def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
-    """Draw one inspected sequence (ham_core.analysis.recall.inspect_recall) in one layer."""
+    """Draw one inspected sequence (app.engine.recall.inspect) in one layer."""
     surprise, cached = seen.surprise, seen.cached
     cells = [TokenCell(f" {tok}" if i else tok, float(surprise[layer, i]), int(cached[layer, i]),
                        f"#{i} {tok} ({seen.roles[i]}): surprise {surprise[layer, i]:.3f}, "
@@ -67,7 +50,7 @@ def sequence_view(seen: recall.RecallInspection, layer: int) -> None:
              for i, tok in enumerate(seen.tokens)]
     # The colour scale the other pages use (palette and mode), over this sequence's surprise.
     bins = viewdata.colour_bins(surprise[layer], "min", f"RNN surprise, layer {layer + 1} (heads combined as it routes)",
-                                *common.colour_scale())
+                                *state.colour_scale())
     st.html(f"<style>{CSS}</style>" + bins_legend(bins, cache_label=f"in layer {layer + 1}'s cache", prefix="recall")
             + render_view(cells, bins=bins, prefix="recall"))
     share = seen.cached_share[layer]
@@ -88,28 +71,27 @@ def body() -> None:
     st.caption("A text of predictable filler (a b c d …) with key–value pairs such as `k17 v42` hidden in it, "
                "then `?` and queries: the model must recall each queried key's value. The pairs are what the "
                "RNN cannot predict, so HAM should cache them and skip the filler.")
-    model, task, trained = engine.get_recall_bundle()
+    model, task, trained = models.get_recall_bundle()
     if not trained:
-        st.warning(f"No trained recall model in {engine.recall_dir()}: a random, untrained model stands in, "
+        st.warning(f"No trained recall model in {models.recall_dir()}: a random, untrained model stands in, "
                    "so the cache pattern is noise and accuracy is at chance.")
-    key = f"{engine.recall_dir()}#{'trained' if trained else 'random'}"
+    key = models.recall_key()
     c = st.columns(4)
-    n_pairs = c[0].slider("Pairs", 1, recall_task.N_KEYS, int(task.get("n_pairs", 16)), key="w_pairs")
+    n_pairs = c[0].slider("Pairs", 1, recall.N_KEYS, int(task.get("n_pairs", 16)), key="w_pairs")
     length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key="w_length")
-    seed = c[2].number_input("Seed", 0, recall_task.TRAIN_SEED_OFFSET - 1, 0, key="w_seed",
-                             help=f"Training used seeds ≥ {recall_task.TRAIN_SEED_OFFSET:,}, so these are held out.")
-    target = c[3].select_slider("Cache target", [f for f in DEFAULT_FRACTIONS], value=0.25, key="w_target",
+    seed = c[2].number_input("Seed", 0, recall.HELD_OUT_SEEDS - 1, 0, key="w_seed",
+                             help=f"Training used seeds ≥ {recall.HELD_OUT_SEEDS:,}, so these are held out.")
+    target = c[3].select_slider("Cache target", list(recall.TARGETS), value=0.25, key="w_target",
                                 format_func=lambda f: f"{f:.0%}")
     layer = st.radio("Layer", list(range(model.cfg.n_layers)), format_func=lambda l: f"layer {l + 1}",
                      horizontal=True, key="w_recall_layer")
-    seen = recall.inspect_recall(model, n_pairs, length, int(seed), target)
+    seen = recall.inspect(model, n_pairs, length, int(seed), target)
     st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {seen.tau:.3f}.")
     sequence_view(seen, layer)
     st.subheader("Accuracy vs cache, every policy")
     n = st.slider("Sequences to average over", 4, 32, 8, step=4, key="w_recall_n")
-    model_dir = engine.recall_dir()
     settings = dict(n_pairs=n_pairs, length=length, first_seed=int(seed), n=n)
-    ready = trained and precompute.lookup_recall(model_dir, settings) is not None
+    ready = trained and recall.shipped_rows(settings) is not None
     args = (key, n_pairs, length, int(seed), n)
     if not ready and ss.get("recall_done") != args and not (
             tour.showing("recall_chart") or st.button("Run every policy", key="w_recall_run", type="primary")):
@@ -117,13 +99,13 @@ def body() -> None:
                    "cache and none.")
         return
     bar = st.empty()
-    rows = accuracy_rows(model_dir, **settings, model=model, progress=lambda f, msg: bar.progress(f, msg))
+    rows = recall.accuracy_rows(model, **settings, progress=lambda f, msg: bar.progress(f, msg))
     bar.empty()
     ss.recall_done = args
-    st.plotly_chart(charts.recall_figure(joined(rows), font_scale=common.chart_scale()), key="recall_chart")
+    st.plotly_chart(charts.recall_figure(joined(rows), font_scale=state.chart_scale()), key="recall_chart")
     st.table(accuracy_table(rows), hide_index=True)   # a table, not a canvas grid: its type scales in presenter mode
     if ready:
-        st.caption("Computed ahead of time for these settings, so it shows at once.")   # how: README, app.precompute
+        st.caption("Computed ahead of time for these settings, so it shows at once.")   # how: README, app.engine.shipped
 
 
-common.guard(body)
+page.guard(body)

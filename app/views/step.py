@@ -10,10 +10,14 @@ from __future__ import annotations
 import streamlit as st
 import numpy as np
 
-from app import charts, common, engine, panels, results, viewdata
-from app.results import TAU_GRID, tau_label
-from app.stepper import Tape
-from app.token_view import BAR_CSS, CSS, TokenCell, bins_legend, render_bars, render_view, token_label
+from app.drawing import charts, tables, viewdata
+from app.drawing.text import md
+from app.drawing.token_view import BAR_CSS, CSS, TokenCell, bins_legend, render_bars, render_view, token_label
+from app.engine import models, results
+from app.engine.stepper import Tape
+from app.session import state
+from app.settings import tau_label
+from app.widgets import page
 
 ss = st.session_state
 SPEEDS = {"1 token/s": 1.0, "2 tokens/s": 2.0, "5 tokens/s": 5.0, "10 tokens/s": 10.0}
@@ -31,7 +35,7 @@ def opening(tokens: list) -> int:
     return min(len(tokens), OPENING)
 
 
-def tape_for(bundle: engine.Bundle, ids: list, tau: float, key: tuple, tokens: list) -> Tape:
+def tape_for(bundle: models.Bundle, ids: list, tau: float, key: tuple, tokens: list) -> Tape:
     """This session's tape for the text and threshold (a new one when either changes)."""
     tape = ss.get("step_tape")
     if tape is None or tape.key != key:
@@ -41,14 +45,14 @@ def tape_for(bundle: engine.Bundle, ids: list, tau: float, key: tuple, tokens: l
     return tape
 
 
-def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, size: str, scale: float,
+def draw(bundle: models.Bundle, r: results.TextResult, tape: Tape, layer: int, size: str, scale: float,
          colours: tuple) -> None:
     """One frame of the player. Everything shown comes from one snapshot of the tape; a token
     has the colour it has on the Read page (the whole text's scale, `colours`: palette, mode)."""
     tape.tick()
     f = tape.frame()
     cur = f.current
-    head = common.reads_head()
+    head = state.reads_head()
     reads = r.reads(cur, layer, head)[0] if cur is not None else {}
     bins = viewdata.surprise_bins(r, layer, *colours)
     rule = bundle.cfg.head_rule
@@ -77,16 +81,16 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
     with right:
         if cur is not None:
             surprise, cached = f.surprise[cur], f.cached[cur]
-            st.markdown(f"**Current token \\#{cur} {common.md(token_label(r.tokens[cur]))}**")
+            st.markdown(f"**Current token \\#{cur} {md(token_label(r.tokens[cur]))}**")
             st.caption(f"RNN surprise per head (h1, h2, …), the layer's {rule} over heads (what τ is compared "
                        "with), and whether the token entered that layer's cache.")
             st.table([{"layer": l + 1, **{f"h{h + 1}": f"{surprise[l, h]:.2f}" for h in range(surprise.shape[1])},
                        rule: f"{combined[cur, l]:.2f}", "cached": "yes" if cached[l] else "no"}
                       for l in range(surprise.shape[0])], hide_index=True)
-            labels, weights = panels.reads_labels(r, reads, limit=6)
+            labels, weights = tables.reads_labels(r, reads, limit=6)
             if weights:
                 st.html(f"<style>{BAR_CSS}</style>"
-                        + render_bars(labels, weights, title=f"Reads, layer {layer + 1}, {common.reads_label(head)}",
+                        + render_bars(labels, weights, title=f"Reads, layer {layer + 1}, {state.reads_label(head)}",
                                       prefix="step-reads"))
             else:
                 st.caption(f"Token #{cur} read nothing from layer {layer + 1}'s cache.")
@@ -96,23 +100,20 @@ def draw(bundle: engine.Bundle, r: results.TextResult, tape: Tape, layer: int, s
 
 
 def body() -> None:
-    st.title("Step through")
-    st.caption("Play the text one token at a time: each token updates the RNN state, and only the ones "
-               "the RNN failed to predict are appended to the KV cache.")
-    bundle = engine.get_bundle()
-    text = ss.text
-    if not text.strip():
-        st.info("There is no text yet: paste one on the Read page or pick a preset there.")
+    opened = page.page_text("Step through", "Play the text one token at a time: each token updates the RNN state, "
+                            "and only the ones the RNN failed to predict are appended to the KV cache.")
+    if opened is None:
         return
+    bundle, text = opened
     c = st.columns([3, 1, 1])
     with c[0]:
-        common.tau_slider("w_tau_step")
+        page.tau_slider("w_tau_step")
     with c[1]:
-        common.synced(st.selectbox, "Layer", "w_layer_step", "layer", options=list(range(bundle.cfg.n_layers)),
+        page.synced(st.selectbox, "Layer", "w_layer_step", "layer", options=list(range(bundle.cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
     with c[2]:
         speed = st.selectbox("Speed", list(SPEEDS), index=1, key="w_speed")
-    tau = TAU_GRID[ss.tau_index]
+    tau = state.tau()
     entry = results.text_entry(bundle, text)
     r = results.result_for(bundle, entry, results.grid_taus(bundle, tau))
     if r.notice:
@@ -120,7 +121,7 @@ def body() -> None:
     ids = results.read_ids(entry)
     tape = tape_for(bundle, ids, tau, entry.key + (tau,), r.tokens)
     # The callbacks are the tape's own methods: a click changes the tape without touching the
-    # session (see app.stepper for why that matters).
+    # session (see app.engine.stepper for why that matters).
     b = st.columns(5)
     # Icons from the font Streamlit ships (media-control characters such as U+23EE are missing
     # from common system fonts and showed as empty boxes).
@@ -133,14 +134,14 @@ def body() -> None:
     st.caption(f"τ = {tau_label(tau)} in every layer. What the current token reads is taken from reading the whole "
                "text at the same τ, which gives the same numbers.")
     ss.step_timer = tape.playing
-    layer, size, scale = ss.layer, common.token_size(), common.chart_scale()
-    colours = common.colour_scale()
+    layer, size, scale = ss.layer, state.token_size(), state.chart_scale()
+    colours = state.colour_scale()
 
     @st.fragment(run_every=1.0 / SPEEDS[speed] if tape.playing else None)
     def player() -> None:
-        common.guard(lambda: draw(bundle, r, tape, layer, size, scale, colours))   # a fragment rerun skips the page's guard
+        page.guard(lambda: draw(bundle, r, tape, layer, size, scale, colours))   # a fragment rerun skips the page's guard
 
     player()
 
 
-common.guard(body)
+page.guard(body)

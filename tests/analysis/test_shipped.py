@@ -32,8 +32,8 @@ def test_story_preset_first_view_is_a_name_reading_its_first_mention():
     from ham_core import analyze
     from ham_core.analysis.lookups import MIN_LOOKUP
     from ham_core.analysis.readmap import memorable_read
-    from app.presets import DEFAULT_PRESET, PRESETS
-    from app.results import DEFAULT_TAU
+    from app.settings import DEFAULT_TAU
+    from app.settings.presets import DEFAULT_PRESET, PRESETS
 
     story = PRESETS[DEFAULT_PRESET]
     model, tokenizer = load_bundle()

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.presets import PRESETS
-from app.results import DEFAULT_TAU, TAU_GRID
-from app.shared import reset_results_store
+from app import settings
+from app.engine.store import reset_results_store
+from app.settings import DEFAULT_TAU, TAU_GRID
+from app.settings.presets import PRESETS
 from tests.conftest import broken_model_copy
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
@@ -264,8 +265,8 @@ def test_how_it_works_draws_the_layer_for_the_selected_token(app_env):
     import json
     import re
 
-    from app import engine, results
-    from app.presets import DEFAULT_PRESET
+    from app.engine import models, results
+    from app.settings.presets import DEFAULT_PRESET
 
     at = start()
     at.switch_page("views/how.py").run()
@@ -275,8 +276,8 @@ def test_how_it_works_draws_the_layer_for_the_selected_token(app_env):
     assert sorted(boxes) == [str(n) for n in range(1, 8)]
     # The numbers in the boxes are the analysis' numbers for the token and layer shown.
     token, layer = at.session_state["token"], at.session_state["layer"]
-    bundle = engine.get_bundle()
-    r = results.result_for(bundle, results.text_entry(bundle, PRESETS[DEFAULT_PRESET]), results.grid_taus(bundle, results.DEFAULT_TAU))
+    bundle = models.get_bundle()
+    r = results.result_for(bundle, results.text_entry(bundle, PRESETS[DEFAULT_PRESET]), results.grid_taus(bundle, settings.DEFAULT_TAU))
     values = lambda n: json.loads(boxes[str(n)].replace("&quot;", '"'))  # noqa: E731
     assert values(3)["surprise"] == pytest.approx(r.surprise[layer, token].tolist(), abs=1e-6)
     assert values(5)["cached"] == bool(r.cached[layer, token])
@@ -320,7 +321,7 @@ def test_a_broken_model_is_one_message_in_the_sidebar_and_on_every_page(app_env,
 
 
 def test_guided_tour_walks_every_step(app_env):
-    from app.tour import STEPS
+    from app.widgets.tour import STEPS
 
     at = start()
     clean(at)

@@ -8,8 +8,10 @@ import math
 
 import pytest
 
-from app import charts, panels, state
-from app.presets import DEFAULT_PRESET, PRESETS
+from app.drawing import charts, memory_chart, tables
+from app.engine import texts
+from app.session import links
+from app.settings.presets import DEFAULT_PRESET, PRESETS
 
 
 def test_presets_are_six_kinds_of_text():
@@ -22,63 +24,63 @@ def test_presets_are_six_kinds_of_text():
 
 
 def test_clean_text_cuts_and_notes():
-    long = state.clean_text("x" * (state.MAX_CHARS + 10))
-    assert state.clean_text("a\r\nb\rc").text == "a\nb\nc" and not state.clean_text("a\r\nb").notices
-    assert len(long.text) == state.MAX_CHARS and "only the first" in long.notices[0]
-    ctrl = state.clean_text("a\x00b\x07c\nd\te")
+    long = texts.clean_text("x" * (texts.MAX_CHARS + 10))
+    assert texts.clean_text("a\r\nb\rc").text == "a\nb\nc" and not texts.clean_text("a\r\nb").notices
+    assert len(long.text) == texts.MAX_CHARS and "only the first" in long.notices[0]
+    ctrl = texts.clean_text("a\x00b\x07c\nd\te")
     assert any("2 control" in n for n in ctrl.notices)                # newline and tab are not counted
-    rtl = state.clean_text("\u05e9\u05dc\u05d5\u05dd")
+    rtl = texts.clean_text("\u05e9\u05dc\u05d5\u05dd")
     assert any("right-to-left" in n for n in rtl.notices)
-    surrogate = state.clean_text("a\ud800b")
+    surrogate = texts.clean_text("a\ud800b")
     assert surrogate.text == "a?b" and surrogate.notices
-    assert state.clean_text("  \n ").empty and not state.clean_text("🐈").empty
+    assert texts.clean_text("  \n ").empty and not texts.clean_text("🐈").empty
 
 
 def test_uploads_binary_and_bad_utf8_give_notices():
-    assert state.decode_upload("héllo".encode()).text == "héllo"
-    assert state.decode_upload(b"\xef\xbb\xbfbom").text == "bom"
-    bad = state.decode_upload(b"caf\xe9 au lait")
+    assert texts.decode_upload("héllo".encode()).text == "héllo"
+    assert texts.decode_upload(b"\xef\xbb\xbfbom").text == "bom"
+    bad = texts.decode_upload(b"caf\xe9 au lait")
     assert bad.text == "caf\ufffd au lait" and "not valid UTF-8" in bad.notices[0]
-    binary = state.decode_upload(bytes(range(256)) * 40)
+    binary = texts.decode_upload(bytes(range(256)) * 40)
     assert binary.empty and "binary" in binary.notices[0]
-    big = state.decode_upload(b"a" * 5000, max_bytes=1000)
+    big = texts.decode_upload(b"a" * 5000, max_bytes=1000)
     assert len(big.text) == 1000 and "only the first 1,000" in big.notices[0]
 
 
 def test_uploads_in_utf16_crlf_and_empty():
     text = "Windows line ends\r\nשלום 🐈\r\nend"
     for data in (text.encode("utf-16"), codecs.BOM_UTF16_BE + text.encode("utf-16-be"), text.encode("utf-8-sig")):
-        up = state.decode_upload(data)
+        up = texts.decode_upload(data)
         assert up.notices == [] and up.text == text
-        cleaned = state.clean_text(up.text)
+        cleaned = texts.clean_text(up.text)
         assert cleaned.text == "Windows line ends\nשלום 🐈\nend"
         assert not any("control" in n for n in cleaned.notices)          # CRLF is ordinary text
-    assert state.decode_upload(b"").notices == ["The file is empty: there is no text to read."]
-    assert "only whitespace" in state.decode_upload(b" \r\n ").notices[0]
-    cut = state.decode_upload("é".encode() * 600, max_bytes=1001)       # the cut falls inside a character
+    assert texts.decode_upload(b"").notices == ["The file is empty: there is no text to read."]
+    assert "only whitespace" in texts.decode_upload(b" \r\n ").notices[0]
+    cut = texts.decode_upload("é".encode() * 600, max_bytes=1001)       # the cut falls inside a character
     assert cut.text == "é" * 500 and "\ufffd" not in cut.text
-    odd = state.decode_upload(codecs.BOM_UTF16_LE + b"a\x00\x00\xd8b\x00")  # a lone surrogate in UTF-16
+    odd = texts.decode_upload(codecs.BOM_UTF16_LE + b"a\x00\x00\xd8b\x00")  # a lone surrogate in UTF-16
     assert "UTF-16-LE" in odd.notices[0] and odd.text.startswith("a")
-    fake = state.decode_upload(codecs.BOM_UTF16_LE + b"\x01\x00\x07\x00" * 100)   # controls behind a BOM
+    fake = texts.decode_upload(codecs.BOM_UTF16_LE + b"\x01\x00\x07\x00" * 100)   # controls behind a BOM
     assert fake.empty and "does not read as text" in fake.notices[-1]
 
 
 def test_params_round_trip_and_reject_garbage(tmp_path, monkeypatch):
-    view = state.ViewState(preset="Code snippet", tau=0.25, layer=2, metric="head", head=1, token=7, reads=0)
-    params = state.to_params(view)
+    view = links.ViewState(preset="Code snippet", tau=0.25, layer=2, metric="head", head=1, token=7, reads=0)
+    params = links.to_params(view)
     assert params == {"preset": "Code snippet", "tau": "0.25", "layer": "3", "metric": "head", "head": "2", "tok": "7",
                       "reads": "1"}
-    back = state.parse_params(params, n_layers=4, n_heads=4)
+    back = links.parse_params(params, n_layers=4, n_heads=4)
     assert (back.preset, back.tau, back.layer, back.metric, back.head, back.token, back.reads) == \
         ("Code snippet", 0.25, 2, "head", 1, 7, 0)
-    assert "reads" not in state.to_params(state.ViewState(preset="Code snippet"))     # the heads' mean
-    junk = state.parse_params({"preset": "<script>", "tau": "nan", "layer": "99", "metric": "x", "tok": "-3",
+    assert "reads" not in links.to_params(links.ViewState(preset="Code snippet"))     # the heads' mean
+    junk = links.parse_params({"preset": "<script>", "tau": "nan", "layer": "99", "metric": "x", "tok": "-3",
                                "text": "../../etc/passwd", "reads": "9"}, n_layers=4, n_heads=4)
     assert junk.preset is None and junk.tau is None and junk.layer == 3 and junk.metric == "min"
     assert junk.token is None and junk.text_hash is None and junk.reads is None
     h = "ab" * 32
-    assert state.parse_params({"text": h}, 4, 4).text_hash == h
-    assert state.parse_params({"text": h[:12]}, 4, 4).text_hash is None     # short keys are not links
+    assert links.parse_params({"text": h}, 4, 4).text_hash == h
+    assert links.parse_params({"text": h[:12]}, 4, 4).text_hash is None     # short keys are not links
 
 
 ROWS = [dict(policy="ham", tau=t, kv_fraction=f, kv_bytes_peak=int(f * 1e6), loss=l)
@@ -87,7 +89,7 @@ ROWS += [dict(policy="random", tau=0.3, kv_fraction=0.5, kv_bytes_peak=500_000, 
 
 
 def test_memory_quality_figure():
-    fig = charts.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.1))
+    fig = memory_chart.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.1))
     names = [t.name for t in fig.data]
     assert names == ["HAM surprise", "random", "RNN only (no cache): 3.600 nats",
                      "full cache (Transformer-like): 3.000 nats", "current threshold"]
@@ -110,17 +112,17 @@ def test_small_figures_and_bytes():
 
 @pytest.fixture
 def result(tiny_model_dir, monkeypatch):
-    from app import engine, results
+    from app.engine import models, results
 
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "64")
-    bundle = engine.get_bundle()
+    bundle = models.get_bundle()
     entry = results.text_entry(bundle, "=SUM(A1) is a formula; Ada met Ada again.\nEnd.")
     return results.result_for(bundle, entry, results.grid_taus(bundle, 0.0))
 
 
 def test_csv_has_every_token_and_layer(result):
-    rows = list(csv.reader(io.StringIO(panels.csv_text(result))))
+    rows = list(csv.reader(io.StringIO(tables.csv_text(result))))
     L, T, H = result.surprise.shape
     assert len(rows) == T + 1 and len(rows[0]) == 5 + L * (H + 2)
     assert rows[1][1].startswith("'=")                              # no formula injection
@@ -137,7 +139,7 @@ def test_reads_of_a_result(result):
 
 
 def test_equal_memory_sentence_names_the_lowest_policy_at_the_threshold():
-    from app.charts import equal_memory_sentence
+    from app.drawing.memory_chart import equal_memory_sentence
 
     rows = [dict(policy="ham", tau=0.7, kv_fraction=0.25, loss=4.30), dict(policy="window", tau=0.7, kv_fraction=0.25, loss=4.25),
             dict(policy="random", tau=0.7, kv_fraction=0.25, loss=4.40), dict(policy="ham", tau=0.5, kv_fraction=0.5, loss=4.2)]

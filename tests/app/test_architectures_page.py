@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.architecture_charts import architectures_quality_figure, cache_position_figure
+from app.drawing.architecture_charts import architectures_quality_figure, cache_position_figure
 from tests.app.test_app import app_env, clean, start  # noqa: F401 - app_env is a fixture
 
 PAGE = "views/architectures.py"
@@ -47,13 +47,14 @@ def test_figures_draw_points_for_fixed_caches_and_lines_for_the_rest():
 
 
 def test_presets_are_precomputed_and_used_only_with_their_models(compare_models_dir, tmp_path, monkeypatch, capsys):
-    from app import precompute_architectures as pa
-    from app.presets import PRESETS
+    from app import precompute
+    from app.engine import architectures as pa
+    from app.settings.presets import PRESETS
     from ham_core.analysis.compare import load_comparison
 
     monkeypatch.setenv("HAM_LAB_PRECOMPUTED", str(tmp_path / "pre"))
-    assert pa.write(tmp_path / "no_models", 128) == [] and "nothing written" in capsys.readouterr().out
-    written = pa.write(compare_models_dir, 128)
+    assert precompute.write_architectures(tmp_path / "no_models", 128) == [] and "nothing written" in capsys.readouterr().out
+    written = precompute.write_architectures(compare_models_dir, 128)
     assert len(written) == len(PRESETS)
     name, text = next(iter(PRESETS.items()))
     names = list(load_comparison(compare_models_dir))

@@ -1,4 +1,4 @@
-"""The server's background queue of curve steps (app.background): every text's first curve before
+"""The server's background queue of curve steps (app.engine.background): every text's first curve before
 any is refined, a text no page shows loses its queued work, one failure stops nothing."""
 from __future__ import annotations
 
@@ -6,21 +6,22 @@ import time
 
 import pytest
 
-from app import background, curves, results, shared
+from app import settings
+from app.engine import background, curves, results, store
 from tests.conftest import SAMPLE_TEXT
 
 
 @pytest.fixture
 def bundle(tiny_model_dir, monkeypatch):
-    from app import engine
+    from app.engine import models
 
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "96")
     monkeypatch.setenv("HAM_LAB_WORKERS", "1")
     monkeypatch.setenv("HAM_LAB_THREADS", "1")
-    shared.reset_results_store()
-    yield engine.get_bundle()
-    shared.reset_results_store()
+    store.reset_results_store()
+    yield models.get_bundle()
+    store.reset_results_store()
 
 
 def until_finished(queue, bundle, entries, timeout=120):
@@ -36,30 +37,30 @@ def test_first_curves_of_every_text_before_any_refinement(bundle, monkeypatch):
     ran = []
     run = curves.Step.run
     monkeypatch.setattr(curves.Step, "run", lambda self, p: ran.append(self.priority) or run(self, p))
-    queue, gate = background.curve_queue(), shared.compute_gate()
+    queue, gate = background.curve_queue(), store.compute_gate()
     entries = [results.text_entry(bundle, SAMPLE_TEXT + f" Text number {i}.") for i in range(3)]
-    with gate.slot(shared.VIEW):                  # the one slot busy (a view) while three texts ask
+    with gate.slot(store.VIEW):                  # the one slot busy (a view) while three texts ask
         progress = [queue.want(bundle, e) for e in entries]
         assert not any(p.finished for p in progress)
-        assert all(p.seconds(shared.REFINE_POLICIES) >= p.seconds(shared.CURVE) > 0 for p in progress)
+        assert all(p.seconds(store.REFINE_POLICIES) >= p.seconds(store.CURVE) > 0 for p in progress)
     until_finished(queue, bundle, entries)
     assert ran[1:] == sorted(ran[1:])              # after the step already taken: most urgent first
-    assert ran.count(shared.CURVE) == 3 * len(curves.FIRST_TAUS)
+    assert ran.count(store.CURVE) == 3 * len(curves.FIRST_TAUS)
     rows = curves.stored_policy_rows(entries[0])
     assert len(rows) == len(curves.POLICY_TAUS) * len(curves.EQUAL_MEMORY)
-    assert len(curves.ham_rows(bundle, entries[0])) == len(results.TAU_GRID)
+    assert len(curves.ham_rows(bundle, entries[0])) == len(settings.TAU_GRID)
 
 
 def test_a_text_no_page_shows_loses_its_queued_steps(bundle, monkeypatch):
-    queue, gate = background.curve_queue(), shared.compute_gate()
+    queue, gate = background.curve_queue(), store.compute_gate()
     entry = results.text_entry(bundle, SAMPLE_TEXT)
-    with gate.slot(shared.VIEW):
+    with gate.slot(store.VIEW):
         queue.want(bundle, entry)
         monkeypatch.setattr(background, "DROP_S", 0.05)
         time.sleep(0.2)                           # nobody asks again: the tab was closed
     time.sleep(1.0)
     # at most the steps the workers had already taken
-    assert shared.results_store().computed.get("result", 0) <= queue.workers
+    assert store.results_store().computed.get("result", 0) <= queue.workers
 
 
 def test_a_failing_step_is_reported_and_the_rest_goes_on(bundle, monkeypatch):
@@ -83,9 +84,9 @@ def test_a_failing_step_is_reported_and_the_rest_goes_on(bundle, monkeypatch):
 
 
 def test_a_session_that_moves_to_another_text_drops_the_old_ones_steps(bundle):
-    queue, gate = background.curve_queue(), shared.compute_gate()
+    queue, gate = background.curve_queue(), store.compute_gate()
     old, new = (results.text_entry(bundle, SAMPLE_TEXT + suffix) for suffix in (" Old.", " New."))
-    with gate.slot(shared.VIEW):
+    with gate.slot(store.VIEW):
         queue.want(bundle, old, viewer="session-a")
         queue.want(bundle, old, viewer="session-b")                          # shown in two tabs
         queue.want(bundle, new, viewer="session-a")
@@ -93,7 +94,7 @@ def test_a_session_that_moves_to_another_text_drops_the_old_ones_steps(bundle):
         queue.want(bundle, new, viewer="session-b")                          # now nobody does
         assert queue.want(bundle, new, viewer="session-b").missing
     until_finished(queue, bundle, [new])
-    assert len(curves.ham_rows(bundle, old)) < len(results.TAU_GRID)         # its sweep was dropped
+    assert len(curves.ham_rows(bundle, old)) < len(settings.TAU_GRID)         # its sweep was dropped
 
 
 def test_the_curves_name_every_policy_compared_at_equal_memory():

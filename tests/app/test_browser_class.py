@@ -49,8 +49,8 @@ def test_step_through_survives_fast_clicks(server, browser):
 def test_layer_diagram_shows_the_clicked_tokens_numbers(server, browser, tiny_model_dir):
     import json
 
-    from app.presets import DEFAULT_PRESET, PRESETS
-    from app.results import DEFAULT_TAU
+    from app.settings import DEFAULT_TAU
+    from app.settings.presets import DEFAULT_PRESET, PRESETS
     from ham_core.analysis.analysis import analyze
     from ham_core.model.checkpoint import load_bundle
 
@@ -165,7 +165,7 @@ def test_copy_link_button_copies_the_view(server, browser):
 
 
 def test_guided_tour_sets_and_shows_each_steps_view(server, browser):
-    from app.tour import STEPS
+    from app.widgets.tour import STEPS
 
     titles = {"read": "Read a text", "recall": "Recall lab", "how": "How it works"}
     d = browser

@@ -190,7 +190,7 @@ def test_how_it_works_quotes_the_read_pages_reads(server, screen):
 
 
 def test_the_tour_keeps_the_text_and_shows_every_view_it_names(server, screen):
-    from app.tour import STEPS
+    from app.widgets.tour import STEPS
 
     titles = {"read": "Read a text", "recall": "Recall lab", "how": "How it works"}
     d = screen

@@ -12,7 +12,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from app.engine import model_dir
+from app.engine.models import model_dir
 from test_browser import ARTIFACTS, app_server, browser, metric, paste, until, view_text  # noqa: F401 - fixtures
 
 PROGRESS = '[data-testid="stProgress"]'
@@ -28,14 +28,14 @@ def server(tmp_path_factory):
 
 
 def long_text() -> str:
-    from app.presets import PRESETS
+    from app.settings.presets import PRESETS
 
     body = " ".join(PRESETS.values())
     return "Wenceslas Ombrage wrote this for the class. " + body * (7000 // len(body) + 1)
 
 
 def star_x(d):
-    """The chart's current point (the last trace: app.charts.with_current), or None."""
+    """The chart's current point (the last trace: app.drawing.memory_chart.with_current), or None."""
     return d.execute_script(
         "const p = document.querySelector('.js-plotly-plot'); if (!p || !p.data) return null;"
         "const t = p.data[p.data.length - 1]; return t && t.x ? t.x[0] : null;")

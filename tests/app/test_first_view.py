@@ -50,7 +50,7 @@ def first_view(tmp_path, **env) -> dict:
 
 
 def test_a_presets_whole_first_view_imports_no_torch(tmp_path):
-    from app.presets import DEFAULT_PRESET, PRESETS
+    from app.settings.presets import DEFAULT_PRESET, PRESETS
     from ham_core.model.checkpoint import default_model_dir, load_tokenizer
 
     got = first_view(tmp_path)
@@ -86,11 +86,12 @@ class NoTriton:                      # as on a machine where Triton is not insta
             raise ImportError("No module named 'triton'")
 sys.meta_path.insert(0, NoTriton())
 sys.path.insert(0, {root!r})
-from app import engine, results
-from app.presets import DEFAULT_PRESET, PRESETS
-bundle = engine.get_bundle()
+from app import settings
+from app.engine import models, results
+from app.settings.presets import DEFAULT_PRESET, PRESETS
+bundle = models.get_bundle()
 entry = results.text_entry(bundle, PRESETS[DEFAULT_PRESET])
-r = results.computed_result(bundle, entry, results.grid_taus(bundle, results.DEFAULT_TAU))
+r = results.computed_result(bundle, entry, results.grid_taus(bundle, settings.DEFAULT_TAU))
 print(round(r.loss, 4), bundle.device, "triton" in sys.modules)
 """
 

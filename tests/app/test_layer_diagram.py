@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from app.layer_diagram import diagram
-from app.layer_steps import TokenLayer, default_token, half_life, steps, surprise_words
+from app.drawing.layer_diagram import diagram
+from app.drawing.layer_steps import TokenLayer, default_token, half_life, steps, surprise_words
 
 
 def snapshot(text="<script>alert(1)</script>", cached=True, reads=((3, "<b>x</b>", 0.4),), **kw) -> TokenLayer:

@@ -1,4 +1,4 @@
-"""Live lookups-lab trainings (app.lookups_live): pause, resume, stop, the server-wide bound and its
+"""Live lookups-lab trainings (app.engine.lookups_live): pause, resume, stop, the server-wide bound and its
 queue, and a closed tab's training stopping by itself."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app import lookups_live
-from app.lookups_live import DONE, PAUSED, QUEUED, RUNNING, STOPPED, TURNED_AWAY, LiveTraining, Slots
+from app.engine import lookups_live
+from app.engine.lookups_live import DONE, PAUSED, QUEUED, RUNNING, STOPPED, TURNED_AWAY, LiveTraining, Slots
 from ham_core.training.lookups_lab import LabSettings
 
 SHORT = LabSettings(steps=30, log_every=5, reads_every=10)

@@ -7,27 +7,28 @@ import shutil
 
 import pytest
 
-from app import precompute, results
-from app.engine import DEFAULT_MAX_TOKENS
-from app.presets import PRESETS
-from app.results import TAU_GRID
+from app import settings
+from app import precompute
+from app.engine import shipped
+from app.settings import TAU_GRID
+from app.settings.presets import PRESETS
 from ham_core.model.checkpoint import default_model_dir, default_recall_dir, load_bundle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shipped_files_match_the_shipped_models():
-    assert precompute.check(default_model_dir(), default_recall_dir(), DEFAULT_MAX_TOKENS) == [], \
+    assert precompute.check(default_model_dir(), default_recall_dir(), settings.DEFAULTS.max_tokens) == [], \
         "the models changed: run python -m app.precompute"
 
 
 def test_shipped_rows_are_what_a_fresh_sweep_gives():
     model, tokenizer = load_bundle()
     name = min(PRESETS, key=lambda n: len(tokenizer.encode(PRESETS[n])))
-    shipped = precompute.lookup_sweep(default_model_dir(), PRESETS[name], TAU_GRID)
+    rows = shipped.lookup_sweep(default_model_dir(), PRESETS[name], TAU_GRID)
     taus = [0.0, 0.3, 2.5]
-    fresh = precompute.sweep_rows(model, tokenizer.encode(PRESETS[name]), taus)
-    by_key = {(r["policy"], r["tau"]): r for r in shipped.ham + shipped.policies}
+    fresh = shipped.sweep_rows(model, tokenizer.encode(PRESETS[name]), taus)
+    by_key = {(r["policy"], r["tau"]): r for r in rows.ham + rows.policies}
     for row in fresh.ham + fresh.policies:
         old = by_key[(row["policy"], row["tau"])]
         assert old["kv_bytes_peak"] == row["kv_bytes_peak"]
@@ -43,25 +44,26 @@ def test_a_file_is_used_only_for_its_model_and_text(tiny_model_dir, tmp_path, mo
     _, tokenizer = load_bundle(model_dir)
     text = PRESETS["Repetitive text"]
     read = text[: tokenizer.tokenize(text)[63].end]
-    rows = precompute.lookup_sweep(model_dir, read, TAU_GRID)
+    rows = shipped.lookup_sweep(model_dir, read, TAU_GRID)
     assert rows is not None and {r["policy"] for r in rows.policies} == {"random", "window", "sinks", "hola"}
     assert [r["tau"] for r in rows.ham] == list(TAU_GRID)
-    assert precompute.lookup_sweep(model_dir, text, TAU_GRID) is None            # another token limit
-    assert precompute.lookup_sweep(model_dir, read + " ", TAU_GRID) is None      # another text
-    assert precompute.lookup_sweep(model_dir, read, TAU_GRID[:-1]) is None       # another slider grid
-    view = (precompute.VIEW_TAUS[0],) * 2        # the tiny model's two layers
-    assert precompute.lookup_view(model_dir, read, view) is not None
-    assert precompute.lookup_view(model_dir, read + " ", view) is None           # another text
-    assert precompute.lookup_view(model_dir, read, (0.55, 0.55)) is None         # a threshold not shipped
+    assert shipped.lookup_sweep(model_dir, text, TAU_GRID) is None            # another token limit
+    assert shipped.lookup_sweep(model_dir, read + " ", TAU_GRID) is None      # another text
+    assert shipped.lookup_sweep(model_dir, read, TAU_GRID[:-1]) is None       # another slider grid
+    view = (shipped.VIEW_TAUS[0],) * 2        # the tiny model's two layers
+    assert shipped.lookup_view(model_dir, read, view) is not None
+    assert shipped.lookup_view(model_dir, read + " ", view) is None           # another text
+    assert shipped.lookup_view(model_dir, read, (0.55, 0.55)) is None         # a threshold not shipped
     (model_dir / "config.json").write_text((model_dir / "config.json").read_text() + "\n")
-    assert precompute.lookup_sweep(model_dir, read, TAU_GRID) is None            # another model
-    assert precompute.lookup_view(model_dir, read, view) is None
+    assert shipped.lookup_sweep(model_dir, read, TAU_GRID) is None            # another model
+    assert shipped.lookup_view(model_dir, read, view) is None
 
 
 def test_read_page_shows_a_precomputed_preset_without_a_sweep(tiny_model_dir, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from app.shared import reset_results_store, results_store
+    from app.engine import results
+    from app.engine.store import reset_results_store, results_store
     from test_app import settle
 
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
@@ -94,13 +96,13 @@ def test_shipped_recall_rows_are_what_a_fresh_run_gives():
     from ham_core.data.recall_task import load_task
     from ham_core.model.checkpoint import load_model
 
-    settings = precompute.recall_settings(load_task(default_recall_dir()))
-    shipped = precompute.lookup_recall(default_recall_dir(), settings)
+    task = shipped.recall_settings(load_task(default_recall_dir()))
+    rows = shipped.lookup_recall(default_recall_dir(), task)
     fresh = recall.recall_accuracy(load_model(default_recall_dir()), ("ham", "window"), fractions=[0.25],
-                                   n_pairs=settings["n_pairs"], length=settings["length"],
-                                   seeds=range(settings["first_seed"], settings["first_seed"] + settings["n"]))
+                                   n_pairs=task["n_pairs"], length=task["length"],
+                                   seeds=range(task["first_seed"], task["first_seed"] + task["n"]))
     for row in fresh:
-        old = next(r for r in shipped if r["policy"] == row.policy and r["target"] == row.target)
+        old = next(r for r in rows if r["policy"] == row.policy and r["target"] == row.target)
         assert old["tau"] == pytest.approx(row.tau, abs=1e-4)
         assert old["kv_fraction"] == pytest.approx(row.kv_fraction, abs=1e-6)
         assert old["accuracy"] == pytest.approx(row.accuracy, abs=1e-6)

@@ -13,8 +13,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from app import charts, panels, viewdata
-from app.presets import DEFAULT_PRESET, PRESETS
+from app import settings
+from app.drawing import charts, memory_chart, tables, viewdata
+from app.engine import results
+from app.settings.presets import DEFAULT_PRESET, PRESETS
+from app.widgets import clickview
 from tests.app.test_app import app_env, clean, readout, set_text, start  # noqa: F401 - app_env is a fixture
 
 NASTY = ("<script>alert(1)</script> <img src=x onerror=alert(2)> \"quoted\" 'single' AT&T &amp; "
@@ -48,20 +51,20 @@ def strict_json(data: str) -> dict:
 
 
 def bundle_and_results(model_dir, monkeypatch, text: str, tau: float = 0.2, limit: int = 256):
-    from app import engine, results
+    from app.engine import models, results
 
     if model_dir is not None:
         monkeypatch.setenv("HAM_LAB_MODEL", str(model_dir))
     monkeypatch.setenv("HAM_LAB_MAX_TOKENS", str(limit))
-    bundle = engine.get_bundle()
+    bundle = models.get_bundle()
     entry = results.text_entry(bundle, text)
     L = bundle.cfg.n_layers
     get = lambda t: results.result_for(bundle, entry, results.grid_taus(bundle, t), layers=tuple(range(L)))  # noqa: E731
-    return bundle, get(tau), get(0.0), get(results.TAU_GRID[-1])
+    return bundle, get(tau), get(0.0), get(settings.TAU_GRID[-1])
 
 
 def view_of(bundle, r, none, layer=0, selected=None, metric="min", count_mode=False, mode="spread", head=None):
-    from app import results
+    from app.engine import results
 
     return viewdata.view_data(r, metric=metric, layer=layer, head=0, count_mode=count_mode, scale="viridis", mode=mode,
                               selected=selected, read_map=r.read_map(layer, head), none=none,
@@ -123,7 +126,7 @@ def test_pasted_markup_stays_text_in_view_tips_and_panels(nasty):
         assert "<script" not in data["html"] and "<img" not in data["html"]
     joined = "".join(row[0] for row in data["tips"]["rows"])
     assert "<script>" in joined and "onerror" in joined               # raw text: the script sets textContent
-    extra = panels.kv_html(r) + panels.bought_html(r, full, none) + panels.multiples_html(
+    extra = tables.kv_html(r) + tables.bought_html(r, full, none) + tables.multiples_html(
         r, len(r.tokens) - 1, [r.reads(len(r.tokens) - 1, layer) for layer in range(r.cached.shape[0])])
     t = tags_of(extra)
     assert t.tags <= {"style", "div", "span", "table", "caption", "tr", "th", "td"}
@@ -135,7 +138,7 @@ def test_pasted_markup_stays_text_in_view_tips_and_panels(nasty):
 def test_token_view_script_never_writes_markup_from_data():
     from pathlib import Path
 
-    js = (Path(viewdata.__file__).with_name("token_view.js")).read_text()
+    js = (Path(clickview.__file__).with_name("token_view.js")).read_text()
     assert js.count("innerHTML") == 1 and "box.innerHTML = d.html" in js   # only the escaped view
     assert "textContent" in js and "eval(" not in js and "http" not in js.replace("http://www.w3.org/2000/svg", "")
 
@@ -144,10 +147,10 @@ def test_token_view_script_never_writes_markup_from_data():
 
 def test_first_view_pick_is_a_real_read_and_the_sentence_says_so(tiny):
     bundle, r, full, none = tiny
-    pick = viewdata.first_view(r)
+    pick = results.first_view(r)
     assert pick is not None
     m = r.read_map(pick.layer, pick.head)
-    assert pick.head is None or pick.head in viewdata.open_heads(r, pick.layer)
+    assert pick.head is None or pick.head in results.open_heads(r, pick.layer)
     assert m.strongest(pick.query)[0] == pick.key < pick.query and r.cached[pick.layer, pick.key]
     sentence = viewdata.describe_selection(r, pick.query, pick.layer, m)
     assert f"layer {pick.layer + 1}" in sentence and f"token \\#{pick.key}" in sentence and "largest share of attention" in sentence
@@ -159,11 +162,11 @@ def test_first_view_pick_is_a_real_read_and_the_sentence_says_so(tiny):
 def story(monkeypatch):
     """The default preset read by the app's default model (the shipped one) at the default
     threshold, as the page's first view shows it."""
-    from app import results
+    from app.engine import results
 
     monkeypatch.delenv("HAM_LAB_MODEL", raising=False)
-    bundle, r, full, none = bundle_and_results(None, monkeypatch, PRESETS[DEFAULT_PRESET], results.DEFAULT_TAU, 1024)
-    return bundle, r, full, none, viewdata.first_view(r)
+    bundle, r, full, none = bundle_and_results(None, monkeypatch, PRESETS[DEFAULT_PRESET], settings.DEFAULT_TAU, 1024)
+    return bundle, r, full, none, results.first_view(r)
 
 
 def test_a_word_of_several_tokens_is_named_as_the_word():
@@ -192,9 +195,9 @@ def test_open_heads_are_the_heads_whose_reads_a_layer_uses(tiny):
     L, T, H = r.surprise.shape
     gate = np.full((L, T, H), 0.05, dtype=np.float32)
     gate[0, :, 1] = 0.6
-    assert viewdata.open_heads(dataclasses.replace(r, attn_gate=gate), 0) == [1]
-    assert viewdata.open_heads(dataclasses.replace(r, attn_gate=gate), 1) == []
-    assert viewdata.open_heads(dataclasses.replace(r, attn_gate=None), 0) == []
+    assert results.open_heads(dataclasses.replace(r, attn_gate=gate), 0) == [1]
+    assert results.open_heads(dataclasses.replace(r, attn_gate=gate), 1) == []
+    assert results.open_heads(dataclasses.replace(r, attn_gate=None), 0) == []
     assert r.attn_gate.shape == (L, T, H) and ((r.attn_gate > 0) & (r.attn_gate < 1)).all()
 
 
@@ -221,24 +224,24 @@ def test_kv_readout_never_counts_more_tokens_than_the_text(tiny):
     bundle, r, full, none = tiny
     T, L = len(r.tokens), r.cached.shape[0]
     for x in (r, full, none):
-        rows = panels.kv_rows(x)
+        rows = tables.kv_rows(x)
         assert len(rows) == L + 1
         assert all(0 <= row["tokens"] <= row["of"] == T for row in rows[:L])
         assert rows[L]["tokens"] is None                                    # no summed token count
         assert sum(row["bytes"] for row in rows[:L]) == rows[L]["bytes"] == x.kv_bytes_peak
         assert 0 <= rows[L]["share"] <= 1
-    assert [row["tokens"] for row in panels.kv_rows(full)[:L]] == [T] * L
-    assert [row["tokens"] for row in panels.kv_rows(none)[:L]] == [0] * L
-    html = panels.kv_html(r)
+    assert [row["tokens"] for row in tables.kv_rows(full)[:L]] == [T] * L
+    assert [row["tokens"] for row in tables.kv_rows(none)[:L]] == [0] * L
+    html = tables.kv_html(r)
     assert f"of {T:,}" in html and f"of {L * T:,}" not in html
 
 
 def test_totals_compare_no_cache_now_and_full(tiny):
     bundle, r, full, none = tiny
-    names = [t["name"] for t in panels.totals(full, r, none)]
+    names = [t["name"] for t in tables.totals(full, r, none)]
     assert names[0].startswith("no cache") and names[1].startswith("current") and names[2].startswith("full")
-    t = panels.totals(full, r, none)
-    sentence = panels.bought_sentence(r, full, none)
+    t = tables.totals(full, r, none)
+    sentence = tables.bought_sentence(r, full, none)
     assert f"{none.loss - r.loss:+.4f}" in sentence and f"{none.loss - full.loss:+.4f}" in sentence
     assert t[0]["kv_bytes"] == 0 and t[2]["share"] == 1.0 and t[1]["perplexity"] == pytest.approx(math.exp(r.loss))
     gain = viewdata.bought(r, none)
@@ -249,7 +252,7 @@ def test_all_layer_strips_one_row_per_layer(tiny):
     bundle, r, full, none = tiny
     q = len(r.tokens) - 1
     per_layer = [r.reads(q, layer) for layer in range(r.cached.shape[0])]
-    html = panels.multiples_html(r, q, per_layer)
+    html = tables.multiples_html(r, q, per_layer)
     for layer, (reads, _) in enumerate(per_layer):
         assert f'id="ham-strip-{layer}"' in html
     assert html.count("ham-strip-read") == sum(len(reads) for reads, _ in per_layer)
@@ -264,7 +267,7 @@ ROWS += [dict(policy="window", tau=0.3, kv_fraction=0.5, kv_bytes_peak=500_000, 
 
 def test_chart_states_its_range_marks_noise_and_joins_the_ends():
     noise = 0.01
-    fig = charts.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001), noise=noise)
+    fig = memory_chart.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001), noise=noise)
     window = next(t for t in fig.data if t.name == "recent window")
     assert list(window.x) == [0.0, 50.0, 100.0] and window.y[0] == 3.004 and window.y[-1] == 3.0
     band = fig.layout.shapes[0]
@@ -274,29 +277,29 @@ def test_chart_states_its_range_marks_noise_and_joins_the_ends():
     names = " ".join(t.name for t in fig.data)                       # the ends are named in the legend
     assert "RNN only (no cache): 3.004 nats" in names and "full cache" in names and "noise" in names
     assert not fig.layout.annotations                                 # nothing written inside the plot
-    sentence = charts.range_sentence([r["loss"] for r in ROWS], noise)
+    sentence = memory_chart.range_sentence([r["loss"] for r in ROWS], noise)
     assert "0.0040 nats/token" in sentence and "0.13% of the loss" in sentence and "±0.0100" in sentence
 
 
 def test_current_point_is_added_to_a_kept_figure():
-    base = charts.memory_quality_figure(ROWS, None, noise=0.01).to_dict()
+    base = memory_chart.memory_quality_figure(ROWS, None, noise=0.01).to_dict()
     before = json.dumps(base, sort_keys=True, default=str)
-    whole = charts.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001), noise=0.01)
-    fig = charts.with_current(base, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001))
+    whole = memory_chart.memory_quality_figure(ROWS, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001), noise=0.01)
+    fig = memory_chart.with_current(base, dict(kv_fraction=0.5, kv_bytes_peak=500_000, loss=3.001))
     assert json.dumps(base, sort_keys=True, default=str) == before                  # the kept figure is untouched
     assert [t.get("name") for t in fig["data"]] == [t.name for t in whole.data]
     star = fig["data"][-1]
     assert star["x"] == [50.0] and star["y"] == [3.001] and star["marker"]["symbol"] == "star"
     assert fig["layout"]["yaxis"]["range"] == list(whole.layout.yaxis.range)
-    far = charts.with_current(base, dict(kv_fraction=0.1, kv_bytes_peak=1, loss=3.5))
+    far = memory_chart.with_current(base, dict(kv_fraction=0.1, kv_bytes_peak=1, loss=3.5))
     lo, hi = far["layout"]["yaxis"]["range"]
     assert lo < 3.0 and hi > 3.5                                                    # widened to show it
     assert "plotly" in charts.figure_html(fig)[:5000].lower()
 
 
 def test_chart_font_scale_grows_every_label():
-    small = charts.memory_quality_figure(ROWS, noise=0.01)
-    big = charts.memory_quality_figure(ROWS, noise=0.01, font_scale=1.5)
+    small = memory_chart.memory_quality_figure(ROWS, noise=0.01)
+    big = memory_chart.memory_quality_figure(ROWS, noise=0.01, font_scale=1.5)
     assert big.layout.font.size == round(1.5 * small.layout.font.size)
     assert big.layout.title.font.size > small.layout.title.font.size
     assert big.layout.legend.font.size > small.layout.legend.font.size
@@ -306,30 +309,30 @@ def test_chart_font_scale_grows_every_label():
 
 def test_an_outlier_is_marked_not_allowed_to_flatten_the_curves():
     rows = ROWS + [dict(policy="random", tau=0.5, kv_fraction=0.2, kv_bytes_peak=1, loss=3.9)]   # a spike
-    fig = charts.memory_quality_figure(rows, noise=0.001)
+    fig = memory_chart.memory_quality_figure(rows, noise=0.001)
     lo, hi = fig.layout.yaxis.range
     assert hi < 3.05 and lo <= 3.0                                    # the axis stays on HAM's curve and the ends
     off = next(t for t in fig.data if t.name.startswith("off the scale"))
     assert list(off.x) == [20.0] and off.y[0] == hi and off.customdata[0][1] == 3.9   # marked at the edge
-    assert charts.memory_quality_figure(ROWS, noise=0.001).data[-1].name.startswith("noise")  # no spike: no mark
+    assert memory_chart.memory_quality_figure(ROWS, noise=0.001).data[-1].name.startswith("noise")  # no spike: no mark
 
 
 def test_the_headline_reads_aloud():
-    said = charts.headline(3.001, 0.5, 3.004, 3.0, ROWS, 0.3)
+    said = memory_chart.headline(3.001, 0.5, 3.004, 3.0, ROWS, 0.3)
     assert said.startswith("With 50% of a full cache's memory, HAM gets 75% of what a full cache gains")
     assert "(recent window) gets 25%" in said
-    assert charts.headline(3.0, 0.5, 3.0, 3.0).startswith("With 50% of a full cache's memory, the loss is")
+    assert memory_chart.headline(3.0, 0.5, 3.0, 3.0).startswith("With 50% of a full cache's memory, the loss is")
 
 
 def test_noise_and_the_verdict():
     rng = np.random.default_rng(0)
     a = rng.normal(3.0, 1.0, 400)
-    assert charts.paired_noise(a, a) == 0.0
-    assert charts.paired_noise(a + rng.normal(0, 0.2, 400), a) == pytest.approx(2 * 0.2 / 20, rel=0.2)
-    assert charts.paired_noise([1.0], [2.0]) == math.inf
-    assert charts.cache_verdict(3.0, 3.002, 0.01, 400) is not None           # inside the noise: no curve
-    assert charts.cache_verdict(3.0, 3.2, 0.01, 400) is None                 # a real difference: a curve
-    assert "too short" in charts.cache_verdict(3.0, 3.2, 0.01, 10)
+    assert memory_chart.paired_noise(a, a) == 0.0
+    assert memory_chart.paired_noise(a + rng.normal(0, 0.2, 400), a) == pytest.approx(2 * 0.2 / 20, rel=0.2)
+    assert memory_chart.paired_noise([1.0], [2.0]) == math.inf
+    assert memory_chart.cache_verdict(3.0, 3.002, 0.01, 400) is not None           # inside the noise: no curve
+    assert memory_chart.cache_verdict(3.0, 3.2, 0.01, 400) is None                 # a real difference: a curve
+    assert "too short" in memory_chart.cache_verdict(3.0, 3.2, 0.01, 10)
 
 
 # ---- the page ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What sessions share in memory (app.shared, app.results): a store bounded by memory that
+"""What sessions share in memory (app.engine.store, app.engine.results): a store bounded by memory that
 computes each key once however many sessions ask."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from app import shared
-from app.shared import BoundedStore, approx_bytes
+from app import settings
+from app.engine import store as shared
+from app.engine.store import BoundedStore, approx_bytes
 
 
 def test_store_keeps_within_its_budget_and_evicts_least_recently_used():
@@ -77,7 +78,7 @@ def test_a_failed_computation_reaches_every_waiter_and_is_not_stored():
 
 
 def test_compute_gate_bounds_concurrency_and_serves_views_first():
-    from app.shared import REFINE, VIEW, VIEW_REST, ComputeGate
+    from app.engine.store import REFINE, VIEW, VIEW_REST, ComputeGate
 
     gate, lock = ComputeGate(2), threading.Lock()
     running, most, order = [0], [0], []
@@ -123,22 +124,22 @@ def test_text_keys_are_full_sha256():
 
 @pytest.fixture
 def bundle(tiny_model_dir, monkeypatch):
-    from app import engine
+    from app.engine import models
 
     monkeypatch.setenv("HAM_LAB_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("HAM_LAB_MAX_TOKENS", "128")
     shared.reset_results_store()
-    yield engine.get_bundle()
+    yield models.get_bundle()
     shared.reset_results_store()
 
 
 def test_sessions_on_one_text_run_each_threshold_once(bundle):
-    from app import curves, results
+    from app.engine import curves, results
     from tests.conftest import SAMPLE_TEXT
 
     def session(token):
         entry = results.text_entry(bundle, SAMPLE_TEXT)
-        results.result_for(bundle, entry, results.grid_taus(bundle, results.DEFAULT_TAU), token)
+        results.result_for(bundle, entry, results.grid_taus(bundle, settings.DEFAULT_TAU), token)
         curves.prepare(bundle, entry, query=token)
 
     threads = [threading.Thread(target=session, args=(i,)) for i in range(6)]
@@ -147,13 +148,13 @@ def test_sessions_on_one_text_run_each_threshold_once(bundle):
     for t in threads:
         t.join()
     store = shared.results_store()
-    assert store.computed["result"] == len(results.TAU_GRID) and store.computed["text"] == 1
+    assert store.computed["result"] == len(settings.TAU_GRID) and store.computed["text"] == 1
     assert "context" not in store.computed                              # q and k were kept, no re-read
 
 
 def test_kept_results_hold_no_per_token_vectors(bundle):
     """Per threshold the store keeps [L, T, H] surprises and gates and [L, T] marks, not [T, d] tensors."""
-    from app import results
+    from app.engine import results
     from tests.conftest import SAMPLE_TEXT
 
     entry = results.text_entry(bundle, SAMPLE_TEXT)
@@ -165,7 +166,7 @@ def test_kept_results_hold_no_per_token_vectors(bundle):
 
 
 def test_reads_after_the_context_was_evicted_are_recomputed_exactly(bundle):
-    from app import results
+    from app.engine import results
     from tests.conftest import SAMPLE_TEXT
 
     entry = results.text_entry(bundle, SAMPLE_TEXT)

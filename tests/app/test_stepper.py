@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from app.stepper import Tape
+from app.engine.stepper import Tape
 from ham_core.model import decode
 
 pytestmark = pytest.mark.usefixtures("one_thread")

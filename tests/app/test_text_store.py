@@ -1,4 +1,4 @@
-"""The pasted-text store behind links (app.text_store): round trip, bad keys, bounded by size and
+"""The pasted-text store behind links (app.session.text_store): round trip, bad keys, bounded by size and
 age, and off when asked."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app import text_store
-from app.shared import text_key
+from app.engine.store import text_key
+from app.session import text_store
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The token-view HTML: every token is escaped text, ids are deterministic, marks are plain
-classes; the colour bins (app.colours): edges from the data, readable text on every colour."""
+classes; the colour bins (app.drawing.colours): edges from the data, readable text on every colour."""
 from __future__ import annotations
 
 import html
@@ -8,10 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from app.colours import (
-    MIN_CONTRAST, NO_VALUE, TEXT, contrast, fixed_bins, palette, quantile_bins, signed_bins, signed_palette,
-)
-from app.token_view import TokenCell, bins_legend, page, render_legend, render_view, visible_text
+from app.drawing.colours import MIN_CONTRAST, NO_VALUE, TEXT, contrast, fixed_bins, palette, quantile_bins, signed_bins, signed_palette
+from app.drawing.token_view import TokenCell, bins_legend, page, render_legend, render_view, visible_text
 
 NASTY = [
     "<script>alert(1)</script>", " <img src=x onerror=alert(1)>", ' "quoted"', " 'single'",
@@ -164,7 +162,7 @@ def test_legend_names_each_colour_and_the_scale():
 
 
 def test_bars_escape_labels_and_scale_widths():
-    from app.token_view import render_bars
+    from app.drawing.token_view import render_bars
 
     out = render_bars(["#1 '<script>'", "#2 'a&b'"], [0.5, 0.25], prefix="b")
     assert "<script>" not in out and "&lt;script&gt;" in out and "a&amp;b" in out
@@ -176,7 +174,7 @@ def test_rtl_and_emoji_tokens_render_as_characters(text):
     """Byte-level tokens split these characters; the view shows each character once, in the
     token holding its first byte, and the rest as a neutral mark, never as escape codes."""
     from ham_core.model.tokenizer import train_tokenizer
-    from app.token_view import CONTINUATION, token_label
+    from app.drawing.token_view import CONTINUATION, token_label
 
     tok = train_tokenizer(["plain English words only, nothing else"] * 4, vocab_size=280)
     tokens = tok.tokenize(text)

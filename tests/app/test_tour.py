@@ -2,7 +2,7 @@
 offers its example text instead of swapping to it; its card sits in the sidebar."""
 from __future__ import annotations
 
-from app.presets import PRESETS
+from app.settings.presets import PRESETS
 from tests.app.test_app import app_env, clean, set_text, start  # noqa: F401 - app_env is a fixture
 
 OWN = ("Ms Okafor asked the class about Tiberius Quell. Nobody knew Tiberius Quell, so she wrote "
@@ -10,7 +10,7 @@ OWN = ("Ms Okafor asked the class about Tiberius Quell. Nobody knew Tiberius Que
 
 
 def test_the_tour_keeps_the_teachers_text_and_asks_before_using_its_own(app_env):
-    from app.tour import STEPS
+    from app.widgets.tour import STEPS
 
     at = start()
     set_text(at, OWN)
@@ -32,7 +32,7 @@ def test_the_tour_keeps_the_teachers_text_and_asks_before_using_its_own(app_env)
 
 
 def test_presenter_mode_survives_the_tour_changing_page(app_env):
-    from app.tour import STEPS
+    from app.widgets.tour import STEPS
 
     at = start()
     at.sidebar.toggle(key="presenter").set_value(True).run()

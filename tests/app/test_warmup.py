@@ -9,9 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
-from app import engine, results, warmup
-from app.presets import DEFAULT_PRESET, PRESETS
-from app.shared import reset_results_store, results_store
+from app import settings
+from app.engine import models, results, warmup
+from app.engine.store import reset_results_store, results_store
+from app.settings.presets import DEFAULT_PRESET, PRESETS
 
 
 def test_warm_loads_the_model_and_reads_the_default_view(tiny_model_dir, tmp_path, monkeypatch):
@@ -20,10 +21,10 @@ def test_warm_loads_the_model_and_reads_the_default_view(tiny_model_dir, tmp_pat
     monkeypatch.setenv("HAM_LAB_THREADS", "1")
     reset_results_store()
     warmup.warm(wait_s=0, after_paint_s=0)
-    bundle = engine.get_bundle()
+    bundle = models.get_bundle()
     entry = results.text_entry(bundle, PRESETS[DEFAULT_PRESET])
     assert bundle.loaded
-    assert ("context",) + entry.key + (results.grid_taus(bundle, results.DEFAULT_TAU),) in results_store()
+    assert ("context",) + entry.key + (results.grid_taus(bundle, settings.DEFAULT_TAU),) in results_store()
 
 
 def test_warm_waits_for_the_first_paint(tmp_path, monkeypatch):
@@ -31,7 +32,7 @@ def test_warm_waits_for_the_first_paint(tmp_path, monkeypatch):
     monkeypatch.setattr(warmup, "_PAINTED", threading.Event())
     monkeypatch.setattr(warmup, "first_view", lambda: None)     # the torch-free step does not wait
     started = threading.Event()
-    monkeypatch.setattr(engine, "get_bundle", lambda: started.set() or engine.bundle_at(tmp_path / "nothing_here"))
+    monkeypatch.setattr(models, "get_bundle", lambda: started.set() or models.bundle_at(tmp_path / "nothing_here"))
     thread = threading.Thread(target=warmup.warm, args=(60, 0), daemon=True)
     thread.start()
     assert not started.wait(0.3)              # nothing painted yet: the model waits
@@ -42,10 +43,10 @@ def test_warm_waits_for_the_first_paint(tmp_path, monkeypatch):
 
 def test_the_first_step_imports_no_torch():
     """Done while the first page may be drawing: the shipped default view, no torch."""
-    code = ("import sys; from app import warmup; warmup.first_view(); "
+    code = ("import sys; from app.server import preload; from app.engine import warmup; preload(); warmup.first_view(); "
             "print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAM_LAB_")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(warmup.__file__).parents[1], env=env,
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(warmup.__file__).parents[2], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[-2] == "[]"

@@ -1,0 +1,52 @@
+"""Figures of the Architectures page: pure functions of plain numbers, no Streamlit, no model.
+
+Rows are ham_core.analysis.compare's {"model", "kv_fraction", "loss"}; curves are keys held
+against position, one list per architecture.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import plotly.graph_objects as go
+
+from app.drawing.charts import layout
+
+ARCHITECTURE_STYLE = {   # the Okabe-Ito colours of app.drawing.charts, one per architecture
+    "transformer": ("Transformer (every token)", "#000000", "star"),
+    "gdn": ("GDN (RNN, no cache)", "#D55E00", "square"),
+    "window": ("window hybrid (last W tokens)", "#009E73", "diamond"),
+    "ham": ("HAM (surprising tokens)", "#0072B2", "circle"),
+}
+
+
+def architectures_quality_figure(rows: Iterable[Mapping], *, font_scale: float = 1.0) -> go.Figure:
+    """Loss against KV cache: the Transformer a point at 100%, GDN a point at 0, the window and
+    HAM curves over the fractions they were read at."""
+    fig = go.Figure()
+    rows = list(rows)
+    for name, (label, colour, marker) in ARCHITECTURE_STYLE.items():
+        mine = sorted((r for r in rows if r["model"] == name), key=lambda r: r["kv_fraction"])
+        if not mine:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[100 * r["kv_fraction"] for r in mine], y=[r["loss"] for r in mine], name=label,
+            mode="lines+markers" if len(mine) > 1 else "markers",
+            line=dict(color=colour), marker=dict(color=colour, symbol=marker, size=12 if len(mine) == 1 else 9),
+            hovertemplate="%{x:.1f}% of a full cache: %{y:.3f} nats/token<extra>" + label + "</extra>"))
+    return layout(fig, "Each architecture trained for its memory: loss against KV cache",
+                   "KV cache (% of a full cache)", "loss (nats / token)", font_scale=font_scale)
+
+
+def cache_position_figure(curves: Mapping[str, Sequence[int]], fraction: float, *,
+                          font_scale: float = 1.0) -> go.Figure:
+    """Keys held after each token (all layers): the Transformer's diagonal, GDN flat at 0, the
+    window flat at W, HAM growing where the text is new."""
+    fig = go.Figure()
+    for name, (label, colour, _) in ARCHITECTURE_STYLE.items():
+        if name in curves:
+            ys = list(curves[name])
+            fig.add_trace(go.Scatter(x=list(range(1, len(ys) + 1)), y=ys, name=label, mode="lines",
+                                     line=dict(color=colour, width=3 if name == "ham" else 2),
+                                     hovertemplate="after token %{x}: %{y} keys<extra>" + label + "</extra>"))
+    return layout(fig, f"KV cache while reading this text (window and HAM at {fraction:.0%} of a full cache)",
+                   "tokens read", "keys in the KV cache (all layers)", font_scale=font_scale)
