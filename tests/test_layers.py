@@ -21,22 +21,32 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported(path: Path) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import of a ham_core module in `path`."""
+def import_nodes(path: Path, skip_type_checking: bool = False) -> list[tuple[ast.stmt, str]]:
+    """(import statement, absolute module name it imports from) of every import in `path`,
+    relative ones resolved; with skip_type_checking, not those under `if TYPE_CHECKING:`."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    out, todo = [], [ast.parse(path.read_text(encoding="utf-8"))]
+    while todo:
+        node = todo.pop()
+        if skip_type_checking and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo += node.orelse
+            continue
         if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name) for a in node.names]
+            out += [(node, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
+                out.append((node, ".".join(base + ([node.module] if node.module else []))))
             else:
-                target = node.module
-            out.append((node.lineno, target))
-    return [(line, t) for line, t in out if t == "ham_core" or t.startswith("ham_core.")]
+                out.append((node, node.module))
+        todo += list(ast.iter_child_nodes(node))
+    return out
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import of a ham_core module in `path`."""
+    return [(node.lineno, t) for node, t in import_nodes(path) if t == "ham_core" or t.startswith("ham_core.")]
 
 
 def layer(module: str) -> str:
