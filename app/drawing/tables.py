@@ -16,7 +16,7 @@ from app.drawing.token_view import CACHE_COLOUR, READ_COLOUR, render_bars, token
 from app.settings import tau_label
 
 if TYPE_CHECKING:
-    from app.engine.results import TextResult
+    from app.engine.result_types import TextResult
 
 
 LM_RANGE = (0.0, 12.0)       # nats; the fixed colour range of next-token surprisal

@@ -19,7 +19,7 @@ from app.drawing.token_view import TokenCell, bins_legend, legend_note, render_v
 from app.settings import tau_label
 
 if TYPE_CHECKING:         # the types drawn, from the engine (results and their read maps)
-    from app.engine.results import TextResult
+    from app.engine.result_types import TextResult
     from ham_core.analysis.readmap import ReadMap
 
 FIXED_RANGE = {"min": SURPRISE_RANGE, "head": SURPRISE_RANGE, "lm": LM_RANGE}   # the "fixed" scale's ranges

@@ -10,7 +10,7 @@ from app.drawing.tables import READOUT_CSS, STRIP_CSS, bought_html, bought_sente
 from app.drawing.charts import fmt_bytes
 from app.drawing.text import md
 from app.drawing.token_view import BAR_CSS, render_bars, token_in_word
-from app.engine.results import TextResult
+from app.engine.result_types import TextResult
 from app.session.state import presenting, reads_label
 
 
