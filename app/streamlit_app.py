@@ -1,6 +1,6 @@
 """HAM Lab, the teaching app: `streamlit run app/server.py` (which serves this script).
 
-Four pages share one text and one threshold (kept in st.session_state): Read (token view,
+Four pages share one text and one threshold (kept in the session: app.session.state): Read (token view,
 thresholds, memory-vs-quality chart), Step through, Recall lab, How it works; Learning to look up
 trains (or replays) a tiny model of its own; a guided tour
 (app.widgets.tour) walks through them.

@@ -1,6 +1,6 @@
 """Live lookups-lab trainings: one per session, each on its own thread, a bounded number at once.
 
-A session's LiveTraining lives in its st.session_state and is the only thing its page reads, so
+A session's LiveTraining is kept in its session state and is the only thing its page reads, so
 one session's start, pause or reset never changes another's view. What sessions share is the
 server-wide `Slots`: at most `limit` trainings compute at once (HAM_LAB_LIVE_TRAININGS, default
 half the CPU cores, at least 1: app.settings); the others wait in a first-come queue, and the page says how

@@ -1,6 +1,6 @@
 """The step-through's state: a tape of per-token results and a cursor on it. No Streamlit here.
 
-Streamlit may stop a script run at any read or write of st.session_state (that is where it
+Streamlit may stop a script run at any read or write of the session state (that is where it
 checks for a newer click), so a step that touched the session between updating the RNN memory
 and logging the token could leave them out of step, and every later draw would fail. The tape
 is therefore one object, fetched from the session once per action; every change happens on it

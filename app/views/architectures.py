@@ -17,7 +17,6 @@ from app.engine.models import HAMInputError
 from app.session import state
 from app.widgets import page
 
-ss = st.session_state
 
 
 
@@ -56,7 +55,7 @@ def body() -> None:
     if not text.strip():
         st.info("The text is empty: paste one on the Read page.")
         return
-    found = architectures.page_results(compared, key, text, ss.get("preset"))
+    found = architectures.page_results(compared, key, text, state.preset())
     rows = found["rows"]
     scale = state.chart_scale()
     st.plotly_chart(architectures_quality_figure(rows, font_scale=scale), key="arch_quality")

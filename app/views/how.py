@@ -11,10 +11,9 @@ from app.drawing.layer_steps import TokenLayer, default_token, steps
 from app.drawing.text import md
 from app.engine import models, results
 from app.session import state
+from app.session.state import Key
 from app.settings import tau_label
 from app.widgets import clickview, page
-
-ss = st.session_state
 
 GLOSSARY = {
     "Surprise": "How badly the RNN predicted a token's value from its memory: the cosine distance "
@@ -35,7 +34,7 @@ GLOSSARY = {
 
 
 def pick_token(i: int) -> None:
-    ss.token = i
+    state.set_view(token_=i)
 
 
 def token_layer(bundle: models.Bundle, entry: results.TextEntry, r: results.TextResult, t: int, l: int) -> TokenLayer:
@@ -68,21 +67,20 @@ def body() -> None:
     tau = state.tau()
     r = results.result_for(bundle, entry, results.grid_taus(bundle, tau))
     T = len(r.tokens)
-    if ss.token is None or not 0 <= ss.token < T:
+    if state.token() is None or not 0 <= state.token() < T:
         # No token chosen yet: the one where the cache is seen at work (chosen by measurement,
         # as the Read page's first view does), else the last cached word of the layer.
         pick = results.first_view(r)
         if pick is not None:
-            ss.layer = ss.w_layer_how = pick.layer
-            ss.token = pick.query
+            state.set_view(pick.layer, pick.query, widgets=(Key.W_LAYER_HOW,))
             state.set_reads(pick.head)
         else:
-            ss.token = default_token(r.tokens, r.cached[ss.layer].tolist())
+            state.set_view(token_=default_token(r.tokens, r.cached[state.layer()].tolist()))
     c = st.columns([1, 3])
     with c[0]:
-        page.synced(st.selectbox, "Layer", "w_layer_how", "layer", options=list(range(cfg.n_layers)),
+        page.synced(st.selectbox, "Layer", Key.W_LAYER_HOW, Key.LAYER, options=list(range(cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
-    l, t = ss.layer, ss.token
+    l, t = state.layer(), state.token()
     head = state.reads_head()
     c[1].caption(f"τ = {tau_label(r.tau[l])} in every layer (move it on the Read page). Layer {l + 1} keeps "
                  f"{int(r.kv_tokens[l])} of {T:,} tokens; marked tokens are in its cache. Reads shown: "
@@ -93,7 +91,7 @@ def body() -> None:
                                      mode=mode, selected=t, read_map=r.read_map(l, state.reads_head()), none=None,
                                      shown=lambda ids: results.shown_tokens(bundle, ids),
                                      font_size=state.token_size())
-        clickview.show(data, key="w_view_how", on_click=pick_token)
+        clickview.show(data, key=Key.W_VIEW_HOW, on_click=pick_token)
     s = token_layer(bundle, entry, r, t, l)
     # st.html sanitises SVG away; this markup is ours, with every piece of text escaped
     # (app.drawing.layer_diagram), so it is shown as it is.

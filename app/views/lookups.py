@@ -13,10 +13,10 @@ import streamlit as st
 from app.drawing import lookup_charts
 from app.engine import lookups_live
 from app.engine.lookups_live import SYMBOLS, LabSettings, find_jump, lab_config, load_run, right_key, symbols
-from app.session import state
+from app.session import page_state, state
+from app.session.state import Key
 from app.widgets import page
 
-ss = st.session_state
 RECORDED = Path(__file__).resolve().parents[2] / "assets" / "lookups_lab" / "run.json"
 THRESHOLDS = {0.0: "0: every token cached", 0.25: "0.25", 0.5: "0.5", 1.0: "1",
               3.0: "3: nothing cached (the RNN alone)"}
@@ -32,13 +32,13 @@ def recorded_run():
 
 
 def start() -> None:
-    # .get: a click may arrive without the other widgets' states (a client that sends only it)
-    settings = LabSettings(seed=int(ss.get("w_lab_seed", 0)), tau=float(ss.get("w_lab_tau", 0.0)))
-    ss.lab_trainer = lookups_live.LiveTraining(settings, SPEEDS.get(ss.get("w_lab_speed"), None))
+    seed, tau, speed = page_state.lab_choice()
+    page_state.set_lab_trainer(lookups_live.LiveTraining(LabSettings(seed=seed, tau=tau), SPEEDS.get(speed, None)))
 
 
 def reset() -> None:
-    trainer = ss.pop("lab_trainer", None)
+    trainer = page_state.lab_trainer()
+    page_state.set_lab_trainer(None)
     if trainer is not None:
         trainer.stop()
 
@@ -139,12 +139,12 @@ def live(trainer, run) -> None:
 def controls(trainer) -> None:
     c = st.columns([1, 2, 1.3, 0.8, 0.8, 0.8])
     busy = trainer is not None
-    c[0].number_input("Seed", 0, 10_000, 0, key="w_lab_seed", disabled=busy)
-    c[1].select_slider("Training threshold τ", list(THRESHOLDS), value=0.0, key="w_lab_tau",
+    c[0].number_input("Seed", 0, 10_000, 0, key=Key.W_LAB_SEED, disabled=busy)
+    c[1].select_slider("Training threshold τ", list(THRESHOLDS), value=0.0, key=Key.W_LAB_TAU,
                        format_func=lambda t: THRESHOLDS[t], disabled=busy,
                        help="Which tokens the layer caches while it trains: 0 all, above 2 none (then only the "
                             "RNN can copy, and its 16 × 16 state per head cannot hold 24 symbols).")
-    c[2].selectbox("Speed", list(SPEEDS), key="w_lab_speed", disabled=busy)
+    c[2].selectbox("Speed", list(SPEEDS), key=Key.W_LAB_SPEED, disabled=busy)
     state = trainer.state if busy else None
     c[3].button("▶ Start", key="w_lab_start", type="primary", on_click=start, disabled=busy)
     if state == lookups_live.PAUSED:
@@ -163,18 +163,18 @@ def body() -> None:
                "reading can be predicted; in the second, a lookup in the cache predicts every symbol. Watch the "
                "loss sit on a plateau, then jump down when one head learns where to look, its gate opening.")
     run = recorded_run()
-    trainer = ss.get("lab_trainer")
+    trainer = page_state.lab_trainer()
     controls(trainer)
     if trainer is None:
         replay(run)
         return
     poll = POLL_S.get(trainer.state)
-    ss.lab_polling = poll is not None
+    page_state.set_lab_polling(poll is not None)
 
     @st.fragment(run_every=poll)
     def watch() -> None:
         page.guard(lambda: live(trainer, run))     # a fragment rerun skips the page's guard
-        if ss.get("lab_polling") and POLL_S.get(trainer.state) != poll:
+        if page_state.lab_polling() and POLL_S.get(trainer.state) != poll:
             st.rerun(scope="app")                      # the state changed: redraw the controls, new polling
 
     watch()

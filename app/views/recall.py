@@ -11,10 +11,10 @@ import streamlit as st
 from app.drawing import charts, viewdata
 from app.drawing.token_view import CSS, TokenCell, bins_legend, render_view
 from app.engine import models, recall
-from app.session import state
+from app.session import page_state, state
+from app.session.state import Key
 from app.widgets import page, tour
 
-ss = st.session_state
 
 
 ENDS = {"full": "full cache", "none": "no cache (RNN only)"}
@@ -77,11 +77,11 @@ def body() -> None:
                    "so the cache pattern is noise and accuracy is at chance.")
     key = models.recall_key()
     c = st.columns(4)
-    n_pairs = c[0].slider("Pairs", 1, recall.N_KEYS, int(task.get("n_pairs", 16)), key="w_pairs")
-    length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key="w_length")
-    seed = c[2].number_input("Seed", 0, recall.HELD_OUT_SEEDS - 1, 0, key="w_seed",
+    n_pairs = c[0].slider("Pairs", 1, recall.N_KEYS, int(task.get("n_pairs", 16)), key=Key.W_PAIRS)
+    length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key=Key.W_LENGTH)
+    seed = c[2].number_input("Seed", 0, recall.HELD_OUT_SEEDS - 1, 0, key=Key.W_SEED,
                              help=f"Training used seeds ≥ {recall.HELD_OUT_SEEDS:,}, so these are held out.")
-    target = c[3].select_slider("Cache target", list(recall.TARGETS), value=0.25, key="w_target",
+    target = c[3].select_slider("Cache target", list(recall.TARGETS), value=0.25, key=Key.W_TARGET,
                                 format_func=lambda f: f"{f:.0%}")
     layer = st.radio("Layer", list(range(model.cfg.n_layers)), format_func=lambda l: f"layer {l + 1}",
                      horizontal=True, key="w_recall_layer")
@@ -89,11 +89,11 @@ def body() -> None:
     st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {seen.tau:.3f}.")
     sequence_view(seen, layer)
     st.subheader("Accuracy vs cache, every policy")
-    n = st.slider("Sequences to average over", 4, 32, 8, step=4, key="w_recall_n")
+    n = st.slider("Sequences to average over", 4, 32, 8, step=4, key=Key.W_RECALL_N)
     settings = dict(n_pairs=n_pairs, length=length, first_seed=int(seed), n=n)
     ready = trained and recall.shipped_rows(settings) is not None
     args = (key, n_pairs, length, int(seed), n)
-    if not ready and ss.get("recall_done") != args and not (
+    if not ready and page_state.recall_done() != args and not (
             tour.showing("recall_chart") or st.button("Run every policy", key="w_recall_run", type="primary")):
         st.caption("Runs HAM, random, recent window, sinks + window and HOLA at the same memory, plus a full "
                    "cache and none.")
@@ -101,7 +101,7 @@ def body() -> None:
     bar = st.empty()
     rows = recall.accuracy_rows(model, **settings, progress=lambda f, msg: bar.progress(f, msg))
     bar.empty()
-    ss.recall_done = args
+    page_state.set_recall_done(args)
     st.plotly_chart(charts.recall_figure(joined(rows), font_scale=state.chart_scale()), key="recall_chart")
     st.table(accuracy_table(rows), hide_index=True)   # a table, not a canvas grid: its type scales in presenter mode
     if ready:

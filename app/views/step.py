@@ -15,11 +15,11 @@ from app.drawing.text import md
 from app.drawing.token_view import BAR_CSS, CSS, TokenCell, bins_legend, render_bars, render_view, token_label
 from app.engine import models, results
 from app.engine.stepper import Tape
-from app.session import state
+from app.session import page_state, state
+from app.session.state import Key
 from app.settings import tau_label
 from app.widgets import page
 
-ss = st.session_state
 SPEEDS = {"1 token/s": 1.0, "2 tokens/s": 2.0, "5 tokens/s": 5.0, "10 tokens/s": 10.0}
 
 
@@ -37,11 +37,11 @@ def opening(tokens: list) -> int:
 
 def tape_for(bundle: models.Bundle, ids: list, tau: float, key: tuple, tokens: list) -> Tape:
     """This session's tape for the text and threshold (a new one when either changes)."""
-    tape = ss.get("step_tape")
+    tape = page_state.step_tape()
     if tape is None or tape.key != key:
         tape = Tape(bundle.model, ids, tau, key)
         tape.forward(opening(tokens))
-        ss.step_tape = tape
+        page_state.set_step_tape(tape)
     return tape
 
 
@@ -94,8 +94,8 @@ def draw(bundle: models.Bundle, r: results.TextResult, tape: Tape, layer: int, s
                                       prefix="step-reads"))
             else:
                 st.caption(f"Token #{cur} read nothing from layer {layer + 1}'s cache.")
-    if f.playing is False and ss.get("step_timer"):
-        ss.step_timer = False
+    if f.playing is False and page_state.step_timer():
+        page_state.set_step_timer(False)
         st.rerun(scope="app")              # stop the timer: the fragment is redefined without it
 
 
@@ -107,9 +107,9 @@ def body() -> None:
     bundle, text = opened
     c = st.columns([3, 1, 1])
     with c[0]:
-        page.tau_slider("w_tau_step")
+        page.tau_slider(Key.W_TAU_STEP)
     with c[1]:
-        page.synced(st.selectbox, "Layer", "w_layer_step", "layer", options=list(range(bundle.cfg.n_layers)),
+        page.synced(st.selectbox, "Layer", Key.W_LAYER_STEP, Key.LAYER, options=list(range(bundle.cfg.n_layers)),
                       format_func=lambda l: f"layer {l + 1}")
     with c[2]:
         speed = st.selectbox("Speed", list(SPEEDS), index=1, key="w_speed")
@@ -133,8 +133,8 @@ def body() -> None:
     b[4].button("+10", key="w_step10", icon=":material/fast_forward:", on_click=tape.forward, args=(10,))
     st.caption(f"τ = {tau_label(tau)} in every layer. What the current token reads is taken from reading the whole "
                "text at the same τ, which gives the same numbers.")
-    ss.step_timer = tape.playing
-    layer, size, scale = ss.layer, state.token_size(), state.chart_scale()
+    page_state.set_step_timer(tape.playing)
+    layer, size, scale = state.layer(), state.token_size(), state.chart_scale()
     colours = state.colour_scale()
 
     @st.fragment(run_every=1.0 / SPEEDS[speed] if tape.playing else None)

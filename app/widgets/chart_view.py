@@ -18,7 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app.drawing import charts, memory_chart, tables
 from app.engine import background, curves, models, results, store
-from app.session import state
+from app.session import page_state, state
 from app.settings import TAU_GRID
 from app.widgets import page, panels, tour
 
@@ -26,7 +26,6 @@ POLL_S = 2.0            # how often a page asks how far its text's curves are, w
 WAIT_IN_RUN = 0.5       # a whole-page run waits for the curves only when they are this close (presets)
 STAGES = (store.CURVE, store.POLICIES, store.REFINE_POLICIES)   # each redraws the chart once done
 
-ss = st.session_state
 
 
 def chart_panel(bundle: models.Bundle, entry: results.TextEntry, r: results.TextResult,
@@ -79,7 +78,7 @@ def _wait_note(what: str, seconds: float) -> str:
 
 def want_curves(bundle: models.Bundle, entry: results.TextEntry) -> background.Progress:
     """Ask the background queue for this text's curves on behalf of this session."""
-    return background.curve_queue().want(bundle, entry, ss.token, ss.layer, get_script_run_ctx().session_id)
+    return background.curve_queue().want(bundle, entry, state.token(), state.layer(), get_script_run_ctx().session_id)
 
 
 def stage(progress: background.Progress) -> int:
@@ -93,7 +92,7 @@ def curves_part(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
     whole_page = not get_script_run_ctx().fragment_ids_this_run
     if whole_page:          # a preset opened or a text pasted (not a threshold move): the bought
         for tau in (0.0, TAU_GRID[-1]):     # table's two reads are worth waiting for here
-            results.result_for(bundle, entry, results.grid_taus(bundle, tau), ss.token, (ss.layer,), store.VIEW_REST)
+            results.result_for(bundle, entry, results.grid_taus(bundle, tau), state.token(), (state.layer(),), store.VIEW_REST)
     progress = want_curves(bundle, entry)
     give_up = time.monotonic() + (WAIT_IN_RUN if whole_page else 0)
     while not progress.done(store.CURVE) and progress.seconds(store.CURVE) < WAIT_IN_RUN \
@@ -111,7 +110,7 @@ def curves_part(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
     if full is not None and none is not None and progress.done(store.CURVE):
         said = chart_panel(bundle, entry, r, full, none)
         headline.markdown(f"**Memory vs quality:** {said} [See the chart ↓](#memory-vs-quality)")
-    ss.curve_stage = (entry.key, stage(progress))
+    page_state.set_curve_stage((entry.key, stage(progress)))
     if not progress.finished:
         watch(bundle, entry)
 
@@ -126,7 +125,8 @@ def watch(bundle: models.Bundle, entry: results.TextEntry) -> None:
 def _watch(bundle: models.Bundle, entry: results.TextEntry) -> None:
     progress = want_curves(bundle, entry)
     done = stage(progress)
-    if ss.get("curve_stage") != (entry.key, done) and (ss.get("curve_stage") or (None,))[0] == entry.key:
+    drawn = page_state.curve_stage()
+    if drawn != (entry.key, done) and (drawn or (None,))[0] == entry.key:
         st.rerun()                                   # a stage is complete: draw it
     ham, others = len(curves.ham_rows(bundle, entry)), len(curves.stored_policy_rows(entry) or ())
     first = len(curves.FIRST_TAUS) + 2

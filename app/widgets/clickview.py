@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import streamlit as st
 
 from app.drawing.token_view import CSS, READ_COLOUR
+from app.session import state
 
 JS = (Path(__file__).with_name("token_view.js")).read_text(encoding="utf-8")
 
@@ -49,7 +50,7 @@ def show(data: str, key: str, on_click: Optional[Callable[[int], None]] = None) 
     as text so Streamlit does not encode it again. `on_click(index)` runs as a widget callback
     when a token is clicked."""
     def _clicked():
-        value = getattr(st.session_state.get(key), "clicked", None)
+        value = getattr(state.widget_value(key), "clicked", None)
         if on_click is not None and value is not None:
             on_click(int(value))
 

@@ -14,6 +14,7 @@ from app.drawing.text import md
 from app.engine import models
 from app.engine.models import Bundle, HAMInputError
 from app.session import state
+from app.session.state import Key
 from app.settings import ROOT, TAU_GRID, tau_label
 
 log = logging.getLogger("ham_lab")
@@ -92,29 +93,23 @@ def sidebar(page: str = "read") -> None:
     with st.sidebar:
         # A plain session key behind the toggle: a run that switches page before the sidebar is
         # drawn (a tour step) would otherwise drop the toggle's state and the larger type with it.
-        synced(st.toggle, "Presenter mode (larger type)", "presenter", "presenting")
+        synced(st.toggle, "Presenter mode (larger type)", Key.W_PRESENTER, Key.PRESENTING)
         guard(_recall_model if page == "recall" else _language_model)
         st.caption("Light or dark: ⋮ menu (top right) → Settings.")
     presenter_css()
 
 
-def sync(widget: str, target: str) -> None:
-    """Copy a widget's value to the plain session key that outlives it (a widget's on_change)."""
-    st.session_state[target] = st.session_state[widget]
-
-
 def synced(fn, label, key, target, **kw):
     """A widget whose value lives in a plain session key, so it survives page switches
-    (Streamlit forgets the state of widgets that are not drawn)."""
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state[target]
-    return fn(label, key=key, on_change=sync, args=(key, target), **kw)
+    (Streamlit forgets the state of widgets that are not drawn). key, target: Key names."""
+    state.seed_widget(key, target)
+    return fn(label, key=key, on_change=state.sync, args=(key, target), **kw)
 
 
-def tau_slider(key: str = "w_tau"):
+def tau_slider(key: str = Key.W_TAU):
     """The global threshold, on the grid the sweep computed (shared by all pages)."""
-    st.session_state.tau_index = state.tau_index()
-    return synced(st.select_slider, "Threshold τ: cache a token when its surprise ≥ τ", key, "tau_index",
+    state.set_tau_index(state.tau_index())
+    return synced(st.select_slider, "Threshold τ: cache a token when its surprise ≥ τ", key, Key.TAU_INDEX,
                   options=list(range(len(TAU_GRID))), format_func=lambda i: tau_label(TAU_GRID[i]),
                   help="The RNN's surprise at a token decides: 0 caches every token (Transformer-like); above 2 "
                        "nothing (a pure RNN).")

@@ -16,11 +16,10 @@ from typing import Callable, Optional
 import streamlit as st
 
 from app.engine import curves, models, results, shipped
-from app.session import state
+from app.session import page_state, state
+from app.session.state import Key
 from app.settings import DEFAULT_TAU, DEFAULT_TAU_INDEX, TAU_GRID, tau_label
 from app.settings.presets import DEFAULT_PRESET, PRESETS
-
-ss = st.session_state
 
 _SCROLL_JS = """
 export default function(component) {
@@ -67,19 +66,19 @@ def _tau_now() -> str:
 
 
 STEPS = [
-    Step("Surprise", "read", ".st-key-w_view", lambda: (
+    Step("Surprise", "read", f".st-key-{Key.W_VIEW}", lambda: (
         "Each token is coloured by the **RNN's surprise**: how badly its fixed-size memory predicted the token "
         "before reading it. Bright tokens were news to the RNN; dark ones it saw coming. Hover over a token for "
         "its numbers.")),
-    Step("What entered the cache", "read", ".st-key-w_view", lambda: (
+    Step("What entered the cache", "read", f".st-key-{Key.W_VIEW}", lambda: (
         f"A token enters the **KV cache** only when every head was surprised by it at least the threshold "
         f"τ = {_tau_now()}. Those tokens are outlined in the text; the table above counts them per layer and "
         "gives their bytes, beside the RNN's state, which never grows.")),
-    Step("A later token reads the cache", "read", ".st-key-w_view", lambda: (
+    Step("A later token reads the cache", "read", f".st-key-{Key.W_VIEW}", lambda: (
         "The selected token (dashed box) was chosen because its attention reads an earlier **cached** token: "
         "the arcs go to what it read, thicker for more weight. The sentence under the text says what it read "
         "and why that token was kept. Hover over other tokens to see theirs.")),
-    Step("Move the threshold", "read", ".st-key-w_tau", lambda: (
+    Step("Move the threshold", "read", f".st-key-{Key.W_TAU}", lambda: (
         f"The threshold is now **τ = {_tau_now()}**: only tokens at least this surprising are kept, so the "
         "cache is smaller (compare the table). τ = 0 keeps every token, like a Transformer; above 2 keeps none, "
         "like a pure RNN. Drag the slider yourself.")),
@@ -134,59 +133,43 @@ def smaller_cache(bundle: models.Bundle, text: str) -> int:
     return min(start + 2, len(TAU_GRID) - 1)
 
 
-def _set(key: str, value) -> None:
-    ss[key] = value
-
-
 def _show_text(name: str) -> None:
     """The preset on every page, as the preset box would set it."""
-    for key, value in (("text", PRESETS[name]), ("preset", name), ("w_preset", name), ("w_text", PRESETS[name]),
-                       ("notices", []), ("upload_notices", [])):
-        _set(key, value)
-
-
-def _set_tau(index: int) -> None:
-    for key in ("tau_index", "w_tau", "w_tau_step"):
-        _set(key, index)
+    state.set_text(PRESETS[name], name, box=True)
+    state.set_notices(page=[], upload=[])
 
 
 def enter(n: Optional[int]) -> None:
     """Go to step n (None ends the tour): set the view it talks about. A button callback."""
-    ss.tour_offered = True
     if n is None or not 0 <= n < len(STEPS):
-        ss.tour = None
+        page_state.set_tour_step(None)
         return
-    ss.tour = n
-    ss.tour_goto = STEPS[n].page
+    page_state.set_tour_step(n, STEPS[n].page)
     bundle = models.get_bundle()
-    if n == 0 or ss.get("tour_preset") not in PRESETS:
-        ss.tour_preset = tour_text(bundle)
+    if n == 0 or page_state.tour_preset() not in PRESETS:
+        page_state.set_tour_preset(tour_text(bundle))
     # The tour shows the text on screen (the teacher's own, perhaps); its example text only when
     # asked for (use_example).
     text = state.text()
-    _set_tau(smaller_cache(bundle, text) if n == 3 and text.strip() else DEFAULT_TAU_INDEX)
-    for key, value in (("metric", "min"), ("w_metric", "min")):
-        _set(key, value)
+    state.set_tau_index(smaller_cache(bundle, text) if n == 3 and text.strip() else DEFAULT_TAU_INDEX, sliders=True)
+    state.set_metric("min")
     if n in (0, 2, 7):                      # the page chooses the layer and token where the cache is at work
-        for key in ("token", "w_token", "first_view_for"):
-            _set(key, None)
+        state.choose_view_again()
     if STEPS[n].page == "recall":           # the lab's own settings (those its results were shipped for)
-        for key in ("w_pairs", "w_length", "w_seed", "w_recall_n", "w_target"):
-            ss.pop(key, None)
+        state.forget(*state.RECALL_WIDGETS)
 
 
 def use_example() -> None:
     """Show the tour on its example text (the preset where the cache matters most), which the
     card offers whenever another text is on screen. A button callback."""
-    _show_text(ss.tour_preset)
-    for key in ("token", "w_token", "first_view_for"):
-        _set(key, None)
-    enter(ss.tour)
+    _show_text(page_state.tour_preset())
+    state.choose_view_again()
+    enter(page_state.tour_step())
 
 
 def decline() -> None:
     """'No thanks': end the offer here, and have the browser remember it (see _MEMORY_JS)."""
-    ss.tour_declined = True
+    page_state.set_tour_declined()
     enter(None)
 
 
@@ -194,10 +177,10 @@ def card() -> None:
     """The tour's card at the top of the sidebar (the part of the page it talks about is outlined
     and scrolled into view), or the offer to a first-time visitor, in the same place and hidden
     at once in a browser that said "No thanks" before."""
-    _component("memory", _MEMORY_JS, {"declined": bool(ss.get("tour_declined"))}, st.sidebar)
-    n = ss.get("tour")
+    _component("memory", _MEMORY_JS, {"declined": page_state.tour_declined()}, st.sidebar)
+    n = page_state.tour_step()
     if n is None:
-        if not ss.get("tour_offered"):
+        if not page_state.tour_offered():
             # In the sidebar, at its top: the page's first screen is left to the text.
             st.markdown(f"<style>{MEMORY_CSS}</style>", unsafe_allow_html=True)
             with st.sidebar, st.container(key="tour_offer", border=True):
@@ -219,8 +202,8 @@ def card() -> None:
                       icon=":material/check:" if last else ":material/chevron_right:",
                       on_click=enter, args=(None if last else n + 1,))
             st.button("End tour", key="w_tour_end", on_click=enter, args=(None,))
-        name = ss.get("tour_preset")
-        if name in PRESETS and ss.get("text") != PRESETS[name]:
+        name = page_state.tour_preset()
+        if name in PRESETS and state.text() != PRESETS[name]:
             st.button(f"Show it on the tour's example text ({name})", key="w_tour_example", on_click=use_example,
                       help="The tour uses the text on screen; this example is the one where the cache matters most.")
         _scroll(n, step.target)
@@ -230,7 +213,7 @@ def card() -> None:
 
 def showing(key: str) -> bool:
     """Whether the tour's current step talks about the element with this widget key."""
-    n = ss.get("tour")
+    n = page_state.tour_step()
     return n is not None and STEPS[n].target == f".st-key-{key}"
 
 
@@ -255,6 +238,6 @@ def _scroll(n: int, target: str) -> None:
 
 def follow(pages: dict, current: str) -> None:
     """After a step change, open the page the step shows (pages: url path -> st.Page)."""
-    goto = ss.pop("tour_goto", None) if "tour_goto" in ss else None
+    goto = page_state.take_tour_page()
     if goto and goto != current and goto in pages:
         st.switch_page(pages[goto])
