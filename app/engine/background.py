@@ -183,8 +183,8 @@ class CurveQueue:
                     self._cond.notify_all()
 
 
-_QUEUE = ProcessWide(lambda: CurveQueue(cores()), close=CurveQueue.stop)   # the compute gate bounds how many
-                                                                            # run the model at once
+# one worker per core; the compute gate bounds how many run the model at once
+_QUEUE = ProcessWide(lambda: CurveQueue(cores()), close=CurveQueue.stop, group="results")
 
 
 def curve_queue() -> CurveQueue:

@@ -25,7 +25,7 @@ from typing import Callable, Hashable, Optional
 import numpy as np
 
 from app import settings
-from app.engine.once import ProcessWide
+from app.engine.once import ProcessWide, reset_group
 
 log = logging.getLogger("ham_lab.shared")
 
@@ -188,7 +188,7 @@ def _new_store() -> BoundedStore:
     return BoundedStore(int(settings.current().cache_mb * 2 ** 20))
 
 
-_STORE = ProcessWide(_new_store)
+_STORE = ProcessWide(_new_store, group="results")
 
 
 def results_store() -> BoundedStore:
@@ -198,12 +198,8 @@ def results_store() -> BoundedStore:
 
 def reset_results_store() -> None:
     """Forget the result store, the gate and the background queue that fills the store (tests,
-    or after their settings changed)."""
-    from app.engine.background import reset_curve_queue
-
-    reset_curve_queue()
-    _STORE.reset()
-    _GATE.reset()
+    or after their settings changed): the "results" group, the queue first."""
+    reset_group("results")
 
 
 # Who waits for a computation, most urgent first: a view someone is looking at; the rest of that
@@ -264,7 +260,7 @@ def _new_gate() -> ComputeGate:
     return ComputeGate(workers if workers is not None else max(1, cores() // max(1, torch.get_num_threads())))
 
 
-_GATE = ProcessWide(_new_gate)
+_GATE = ProcessWide(_new_gate, group="results")
 
 
 def compute_gate() -> ComputeGate:

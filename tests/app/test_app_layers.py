@@ -85,3 +85,33 @@ def test_the_check_sees_lazy_package_and_guarded_imports(tmp_path):
     assert "app.settings" in {m for _, m in imports(APP / "engine" / "store.py")}
     viewdata = {m for _, m in imports(APP / "drawing" / "viewdata.py")}
     assert "app.engine.results" not in viewdata and "ham_core.analysis.readmap" not in viewdata
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_two_modules_of_the_app_import_each_other_in_a_loop():
+    """Following the threshold from a page to the model never goes back: the app's modules
+    import each other in one direction (a loop of imports, lazy ones included, is one idea
+    split across files or a lower module calling a higher one)."""
+    graph = {module_of(p): {m for _, m in imports(p) if m.startswith("app.")} for p in sorted(APP.rglob("*.py"))}
+    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    done, path, loops = set(), [], []
+
+    def visit(m):
+        if m in path:
+            loops.append(" -> ".join(path[path.index(m):] + [m]))
+            return
+        if m in done:
+            return
+        path.append(m)
+        for d in sorted(graph[m]):
+            visit(d)
+        path.pop()
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m)
+    assert not loops, "import loops in app/:\n" + "\n".join(loops)
