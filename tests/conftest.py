@@ -72,6 +72,22 @@ def compare_models_dir(tmp_path_factory, tiny_model_dir):
     return root
 
 
+@pytest.fixture(scope="session")
+def recall_models_dir(tmp_path_factory):
+    """assets/compare/recall's layout: one tiny random recall-task model per architecture (the
+    recall lab's sizes), in a folder named recall inside a comparison folder (its parent, what
+    HAM_LAB_COMPARE names)."""
+    from ham_core.analysis.compare import COMPARED_ARCHITECTURES
+    from ham_core.data.recall_task import recall_config
+    from ham_core.model.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("compare_with_recall") / "recall"
+    for i, arch in enumerate(COMPARED_ARCHITECTURES):
+        torch.manual_seed(i)
+        save_checkpoint(HAMModel(recall_config(arch)).eval(), root / arch)
+    return root
+
+
 def broken_model_copy(source, dest, *, tensor=None, config=None):
     """A copy of the model folder `source` at `dest` with one fault: tensor=(name, index, value)
     writes one weight (NaN or infinity), config=(field, value) one config.json field."""

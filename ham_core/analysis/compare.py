@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from ham_core.data.recall_task import recall_batch
+from ham_core.data.recall_task import TASK, recall_batch
 from ham_core.errors import HAMInputError
 from ham_core.model.checkpoint import ASSETS, WEIGHTS, load_bundle, load_model
 from ham_core.model.model import HAMModel, next_token_nll
@@ -146,6 +146,14 @@ def cache_by_position(model: HAMModel, ids: torch.Tensor, fraction: float = 0.25
         reading["tau"] = taus_for_fractions(model, ids, [fraction])[0]
     out = model(ids[None].to(model.device), **reading)
     return torch.stack([visibility_mask(v, T).sum(-1)[0] for v in out.visible]).sum(0).cpu()
+
+
+def held_out_recall() -> dict:
+    """The recall comparison's task as `compare --recall` reads it: the shipped TASK (pairs,
+    length, queries) on the held-out seeds (a list), compare_recall's keywords."""
+    from .evaluate import RECALL_EVAL_SEEDS
+
+    return {**TASK, "seeds": list(RECALL_EVAL_SEEDS)}
 
 
 @torch.no_grad()

@@ -45,20 +45,19 @@ def _read_texts(sources: List[str], model, tokenizer) -> List[Tuple[str, str]]:
 
 
 def _recall(args) -> int:
-    from ham_core.analysis.compare import compare_recall, default_recall_compare_dir, load_recall_comparison
-    from ham_core.analysis.evaluate import RECALL_EVAL_SEEDS
-    from ham_core.data.recall_task import TASK
+    from ham_core.analysis.compare import (compare_recall, default_recall_compare_dir, held_out_recall,
+                                           load_recall_comparison)
 
     if args.source is not None:
         raise HAMInputError("--recall reads the recall task, not a text: leave FILE|DIR out")
     models = load_recall_comparison(Path(args.models) if args.models else default_recall_compare_dir())
-    rows = compare_recall(models, n_pairs=TASK["n_pairs"], length=TASK["length"], seeds=RECALL_EVAL_SEEDS,
-                          n_queries=TASK["n_queries"])
+    task = held_out_recall()
+    rows = compare_recall(models, **task)
     if args.json:
         print(dump_json(rows))
         return 0
-    print(f"recall task: {TASK['n_pairs']} pairs in {TASK['length']} tokens, seeds {RECALL_EVAL_SEEDS.start}.."
-          f"{RECALL_EVAL_SEEDS.stop - 1} (not used in training)\n\n| model | KV cache | accuracy |\n|---|---|---|")
+    print(f"recall task: {task['n_pairs']} pairs in {task['length']} tokens, seeds {task['seeds'][0]}.."
+          f"{task['seeds'][-1]} (not used in training)\n\n| model | KV cache | accuracy |\n|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['kv_fraction']:.1%} | {r['accuracy']:.1%} |")
     return 0

@@ -150,21 +150,6 @@ def test_cache_size_against_position(models_dir):
     assert held == cache_by_position(model, ids, 0.25).tolist()
 
 
-@pytest.fixture(scope="module")
-def recall_models_dir(tmp_path_factory):
-    """assets/compare/recall's layout: one tiny random recall-task model per architecture."""
-    from ham_core.analysis.compare import COMPARED_ARCHITECTURES
-    from ham_core.data.recall_task import recall_config
-    from ham_core.model.checkpoint import save_checkpoint
-    from ham_core.model.model import HAMModel
-
-    root = tmp_path_factory.mktemp("recall_compare")
-    for i, arch in enumerate(COMPARED_ARCHITECTURES):
-        torch.manual_seed(i)
-        save_checkpoint(HAMModel(recall_config(arch)).eval(), root / arch)
-    return root
-
-
 def test_recall_rows_per_architecture(recall_models_dir, capsys):
     rows = compare_json(capsys, "--recall", "--models", recall_models_dir)
     assert all(set(r) == {"model", "kv_fraction", "accuracy"} and 0 <= r["accuracy"] <= 1 for r in rows)
