@@ -1,6 +1,7 @@
 """The command that writes the results shipped in assets/precomputed/ (app.engine.shipped reads
 them, and says what they are): each preset's sweep and first view, the recall lab's accuracy,
-and the Architectures page's results once the comparison models exist. After retraining:
+and the Architectures page's and the recall lab's four-architecture results once the comparison
+models exist. After retraining:
 
     python -m app.precompute                 # the models in assets/ (or HAM_LAB_MODEL, HAM_LAB_RECALL_MODEL)
     python -m app.precompute --check         # exit status 1 when a file does not match its model
@@ -22,6 +23,7 @@ if str(ROOT) not in sys.path:
 
 from app import settings  # noqa: E402
 from app.engine import architectures, recall, results, shipped  # noqa: E402
+from app.engine.models import recall_compare_dir  # noqa: E402
 from app.engine.shipped import FORMAT, VIEW_TAUS, model_hash, slug, view_path  # noqa: E402
 from app.engine.store import text_key  # noqa: E402
 from app.settings import TAU_GRID  # noqa: E402
@@ -109,6 +111,31 @@ def write_architectures(compare_dir: Path, max_tokens: int) -> list[Path]:
     return written
 
 
+def write_recall_architectures(folder: Path) -> Optional[Path]:
+    """The four recall models' accuracy on the recall task, or nothing (with a line saying why)
+    when there are no such models."""
+    try:
+        models = architectures.load_recall(folder)
+    except results.HAMInputError as exc:
+        print(f"architectures (recall): nothing written ({exc})", flush=True)
+        return None
+    path = architectures.recall_path()
+    rows = architectures.recall_rows(models)
+    _write(path, {"format": FORMAT, "models": architectures.models_hash(folder, list(models)),
+                  "task": architectures.recall_task(), "rows": rows})
+    print(f"{_shown(path)}: {len(rows)} rows for {len(models)} models", flush=True)
+    return path
+
+
+def check_recall_architectures(folder: Path) -> list[str]:
+    """["architectures-recall.json"] when the four recall models exist and the file does not match them."""
+    try:
+        names = list(architectures.load_recall(folder))
+    except results.HAMInputError:
+        return []                                     # no models: nothing shipped, nothing to match
+    return [] if architectures.lookup_recall(folder, names) is not None else [architectures.recall_path().name]
+
+
 def check(model_dir: Path, recall_dir: Path, max_tokens: int) -> list[str]:
     """Names of the precomputed files that do not match the models and presets (empty: all do)."""
     bad = []
@@ -120,7 +147,7 @@ def check(model_dir: Path, recall_dir: Path, max_tokens: int) -> list[str]:
             bad.append(f"preset-{slug(name)}.npz")
     if shipped.lookup_recall(recall_dir, recall.task_settings(recall_dir)) is None:
         bad.append("recall.json")
-    return bad
+    return bad + check_recall_architectures(recall_compare_dir())
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -151,6 +178,7 @@ def main(argv: Optional[list] = None) -> int:
         write_recall(args.recall_model, out)
     if args.only in (None, "architectures"):       # the comparison models, once they are trained
         write_architectures(settings.current().compare, args.max_tokens)
+        write_recall_architectures(recall_compare_dir())
     return 0
 
 

@@ -4,7 +4,9 @@ and of the text read, and used only while both match). Written by `python -m app
 when the comparison models exist (`--only architectures` for these alone).
 
 What one file holds for a preset: the loss rows, and per cache fraction of the window and HAM
-the cache-size curves and the tokens where the Transformer beats GDN most.
+the cache-size curves and the tokens where the Transformer beats GDN most. One more file,
+architectures-recall.json, holds the four recall models' accuracy on the recall task (the recall
+lab's section), stamped with those models and the task read.
 """
 from __future__ import annotations
 
@@ -73,3 +75,51 @@ def load(directory: Path) -> dict:
     from ham_core.analysis.compare import load_comparison
 
     return load_comparison(directory)
+
+
+def recall_path() -> Path:
+    return folder() / "architectures-recall.json"
+
+
+def recall_task() -> dict:
+    """The recall task the four are read on: `compare --recall`'s (held-out seeds)."""
+    from ham_core.analysis.compare import held_out_recall
+
+    return held_out_recall()
+
+
+def recall_rows(models: dict) -> list:
+    """Rows {"model", "kv_fraction", "accuracy"} of {architecture: recall model} on recall_task()."""
+    from ham_core.analysis.compare import compare_recall
+
+    return compare_recall(models, **recall_task())
+
+
+def lookup_recall(recall_dir: Path, names) -> Optional[list]:
+    """The shipped recall rows for these recall models and task; None otherwise."""
+    data = _read(recall_path())
+    if not data or data.get("models") != models_hash(recall_dir, names) or data.get("task") != recall_task():
+        return None
+    return data["rows"]
+
+
+def recall_page_rows(compared: dict, key: str) -> tuple[list, bool]:
+    """(recall_rows, shipped?) for the recall lab: shipped when the file matches the models, else
+    computed once per server (the shared store). key: the models' identity (get_comparison(recall=True))."""
+    found = lookup_recall(folders.recall_compare_dir(), list(compared))
+    if found is not None:
+        return found, True
+
+    def compute():
+        with compute_gate().slot(VIEW):
+            return recall_rows(compared)
+
+    return results_store().get_or_compute(("architectures-recall", key), compute), False
+
+
+def load_recall(directory: Path) -> dict:
+    """{architecture: recall model} in `directory` (HAMInputError when it holds none), for the
+    command that writes their rows."""
+    from ham_core.analysis.compare import load_recall_comparison
+
+    return load_recall_comparison(directory)

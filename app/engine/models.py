@@ -231,19 +231,25 @@ def compare_dir() -> Path:
     return settings.current().compare
 
 
+def recall_compare_dir() -> Path:
+    """The recall-task models of the comparison: HAM_LAB_COMPARE's recall/ folder."""
+    return compare_dir() / "recall"
+
+
 @st.cache_resource(show_spinner="Loading the comparison models (once)...")
-def _load_comparison(directory: str, key: str) -> dict:
-    from ham_core.analysis.compare import load_comparison
+def _load_comparison(directory: str, key: str, recall: bool) -> dict:
+    from ham_core.analysis.compare import load_comparison, load_recall_comparison
 
     _set_threads()
-    return load_comparison(directory)
+    return (load_recall_comparison if recall else load_comparison)(directory)
 
 
-def get_comparison() -> tuple[dict, str]:
-    """({architecture: (model, tokenizer)}, key for caches) of the comparison models; a
+def get_comparison(recall: bool = False) -> tuple[dict, str]:
+    """({architecture: (model, tokenizer)}, key for caches) of the comparison models, or with
+    recall=True ({architecture: recall model}, key) of the recall task's (recall_compare_dir); a
     HAMInputError saying so when the folder holds none."""
     from ham_core.analysis.compare import COMPARED_ARCHITECTURES
 
-    directory = compare_dir()
+    directory = recall_compare_dir() if recall else compare_dir()
     key = ";".join(model_hash(directory / name) for name in COMPARED_ARCHITECTURES)
-    return _load_comparison(str(directory), key), key
+    return _load_comparison(str(directory), key, recall), key

@@ -2,15 +2,20 @@
 
 Filler cycles predictably (the RNN predicts it: low surprise); each key-value pair is new
 information (high surprise), so HAM should cache the pairs and skip the filler. After `?` the
-queries ask for the values; accuracy vs cache size per policy shows the gap.
+queries ask for the values; accuracy vs cache size per policy shows the gap. Below it, the
+paper's comparison on the same task: a Transformer, GDN, a window hybrid and HAM, each trained
+on it (app.engine.architectures; the models in HAM_LAB_COMPARE's recall/ folder).
 """
 from __future__ import annotations
 
 import streamlit as st
 
 from app.drawing import charts, viewdata
+from app.drawing.architecture_charts import ARCHITECTURE_STYLE, architectures_quality_figure, recall_in_words
+from app.drawing.text import md
 from app.drawing.token_view import CSS, TokenCell, bins_legend, render_view
-from app.engine import models, recall
+from app.engine import architectures, models, recall
+from app.engine.models import HAMInputError
 from app.session import page_state, state
 from app.session.state import Key
 from app.widgets import page, tour
@@ -75,7 +80,6 @@ def body() -> None:
     if not trained:
         st.warning(f"No trained recall model in {models.recall_dir()}: a random, untrained model stands in, "
                    "so the cache pattern is noise and accuracy is at chance.")
-    key = models.recall_key()
     c = st.columns(4)
     n_pairs = c[0].slider("Pairs", 1, recall.N_KEYS, int(task.get("n_pairs", 16)), key=Key.W_PAIRS)
     length = c[1].slider("Length (tokens)", 16, 1024, int(task.get("length", 256)), step=16, key=Key.W_LENGTH)
@@ -88,11 +92,18 @@ def body() -> None:
     seen = recall.inspect(model, n_pairs, length, int(seed), target)
     st.caption(f"HAM threshold for a {target:.0%} cache on this sequence: τ = {seen.tau:.3f}.")
     sequence_view(seen, layer)
+    policies_section(model, trained, n_pairs, length, int(seed))
+    architectures_section()
+
+
+def policies_section(model, trained: bool, n_pairs: int, length: int, seed: int) -> None:
+    """Every selection policy on the recall model's weights at equal memory: shipped for the
+    first-view settings, else run on request."""
     st.subheader("Accuracy vs cache, every policy")
     n = st.slider("Sequences to average over", 4, 32, 8, step=4, key=Key.W_RECALL_N)
-    settings = dict(n_pairs=n_pairs, length=length, first_seed=int(seed), n=n)
+    settings = dict(n_pairs=n_pairs, length=length, first_seed=seed, n=n)
     ready = trained and recall.shipped_rows(settings) is not None
-    args = (key, n_pairs, length, int(seed), n)
+    args = (models.recall_key(), n_pairs, length, seed, n)
     if not ready and page_state.recall_done() != args and not (
             tour.showing("recall_chart") or st.button("Run every policy", key="w_recall_run", type="primary")):
         st.caption("Runs HAM, random, recent window, sinks + window and HOLA at the same memory, plus a full "
@@ -106,6 +117,32 @@ def body() -> None:
     st.table(accuracy_table(rows), hide_index=True)   # a table, not a canvas grid: its type scales in presenter mode
     if ready:
         st.caption("Computed ahead of time for these settings, so it shows at once.")   # how: README, app.engine.shipped
+
+
+def architectures_section() -> None:
+    """The paper's comparison on this task: four models, each trained on it for the way it
+    remembers (docs/DESIGN.md section 7), on the task's held-out sequences."""
+    st.subheader("Four architectures on the recall task")
+    try:
+        compared, key = models.get_comparison(recall=True)
+    except HAMInputError as exc:
+        st.info("The four recall models (Transformer, GDN, window hybrid, HAM) are not here yet, so there is "
+                "nothing to compare. docs/TRAINING.md, \"The paper's comparison\", says how to train them. "
+                + md(str(exc)))
+        return
+    task = architectures.recall_task()
+    st.caption(f"Above, other rules run on one model's weights; here each architecture has its own model, "
+               f"trained on this task for the way it remembers, all read on the same {len(task['seeds'])} "
+               f"held-out sequences of {task['n_pairs']} pairs in {task['length']} tokens.")
+    with st.spinner("Reading the recall task with the four models (once per server)..."):
+        rows, shipped = architectures.recall_page_rows(compared, key)
+    st.plotly_chart(architectures_quality_figure(rows, measure="accuracy", font_scale=state.chart_scale()),
+                    key="recall_architectures_chart")
+    st.markdown(recall_in_words(rows))
+    st.table([{"architecture": ARCHITECTURE_STYLE[r["model"]][0], "KV cache (% of full)": f"{r['kv_fraction']:.1%}",
+               "recall accuracy": f"{r['accuracy']:.1%}"} for r in rows], hide_index=True)
+    if shipped:
+        st.caption("Computed ahead of time for these models, so it shows at once.")
 
 
 page.guard(body)
