@@ -32,6 +32,9 @@ def test_figure_and_words():
     assert "HAM 95% (with 24% of a full cache)" in words and "GDN, with no cache at all, 10%" in words
     assert "Transformer, which keeps every token, 100%" in words and "window" in words   # the why names the window
     assert recall_in_words([]) == ""
+    assert "even with a full cache" not in words
+    unlearned = rows + [{"model": "window", "kv_fraction": 0.25, "accuracy": 0.1}, {"model": "window", "kv_fraction": 1.0, "accuracy": 0.1}]
+    assert "The window hybrid gets only 10% even with a full cache" in recall_in_words(unlearned)   # its training, not its window
 
 
 def test_without_models_the_section_says_what_trains_them(app_env, monkeypatch):  # noqa: F811
