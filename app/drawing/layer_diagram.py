@@ -126,7 +126,7 @@ def diagram(s: TokenLayer, font_scale: float = 1.0) -> str:
     route = CACHED if s.cached else NOT_CACHED
     b4 = _box(c, st[3], margin, y, left_w, RNN)
     b5 = _box(c, st[4], right_x, y, right_w, route,
-              lambda cv, x, yy, w: cv.bars(x, yy, w, [s.routing_surprise], 2.0, route, ["min"], s.tau),
+              lambda cv, x, yy, w: cv.bars(x, yy, w, [s.routing_surprise], 2.0, route, [s.rule], s.tau),
               fill_opacity=0.14)
     y5 = b5 + GAP
     c.arrow(right_x + right_w / 2, b5, right_x + right_w / 2, y5 - 2, CACHE,

@@ -41,6 +41,8 @@ class TokenLayer:
     loss: Optional[float] = None         # the text's mean loss (shown for the last token)
     scale: float = 1.0                   # the layer's surprise scale (1: units are the cosine distance)
     head: Optional[int] = None           # whose reads `reads` and `sink` are (None: the heads' mean)
+    rule: str = "min"                    # how the heads combine (the model's head_rule)
+    routing: Optional[float] = None      # the layer's surprise under `rule`, as routing compared it with tau
 
     @property
     def heads(self) -> int:
@@ -48,7 +50,9 @@ class TokenLayer:
 
     @property
     def routing_surprise(self) -> float:
-        return float(np.min(self.surprise))
+        """The one number compared with tau (the engine's, combined by the model; a snapshot made
+        without it is read by min, how the first models routed)."""
+        return float(np.min(self.surprise)) if self.routing is None else float(self.routing)
 
     @property
     def cosine(self) -> np.ndarray:
@@ -117,6 +121,23 @@ def default_token(tokens: Sequence[str], cached: Sequence[bool]) -> int:
     return (kept or shown or [len(tokens) - 1])[-1]
 
 
+def cached_when(rule: str) -> str:
+    """When a token enters the cache under a head rule, as the words before "the threshold"."""
+    return {"max": "at least one head was surprised by it at least",
+            "mean": "its heads' mean surprise reached"}.get(rule, "every head was surprised by it at least")
+
+
+def _route_words(s: TokenLayer, e: float, low: int, high: int) -> str:
+    """Step 5 in words: which heads decided, under the model's rule."""
+    if s.cached:
+        who = {"max": f"head {high + 1} found it surprising enough", "mean": "its heads' mean surprise reached τ"}
+        return who.get(s.rule, "every head found it surprising enough") + \
+            f", so its key and value enter layer {s.layer + 1}'s KV cache"
+    why = {"max": f"no head found it surprising enough (the most surprised, head {high + 1}: {e:.2f} < τ)",
+           "mean": f"its heads' mean surprise is below τ ({e:.2f} < τ)"}
+    return why.get(s.rule, f"head {low + 1} predicted it well enough ({e:.2f} < τ)") + ", so only the RNN remembers it"
+
+
 def steps(s: TokenLayer) -> list[Step]:
     """The seven steps for one token and layer, in the order the layer runs them."""
     tok = token_label(s.text)
@@ -128,7 +149,7 @@ def steps(s: TokenLayer) -> list[Step]:
     digits = 3 if scaled and float(np.min(cos)) < 0.1 else 2        # a calibrated layer's misses can be small
     surprise_values = f"surprise per head {nums(cos, digits)}" + (
         f" (cosine distance) → {nums(s.surprise)} in this layer's units" if scaled else "")
-    units = f"{float(np.min(cos)):.{digits}f} × {s.scale:.1f} = " if scaled else ""
+    units = f"{e / s.scale:.{digits}f} × {s.scale:.1f} = " if scaled else ""
     scale_words = (f" (this layer's surprise is read × {s.scale:.1f}, so that its typical token reads 0.5 and one τ "
                    "caches a like share of every layer)" if scaled else "")
     lives = sorted((half_life(a), h) for h, a in enumerate(s.alpha))
@@ -140,10 +161,7 @@ def steps(s: TokenLayer) -> list[Step]:
         mix = "this layer relies on its cache here, hardly on the RNN"
     else:
         mix = "both paths feed the output"
-    if s.cached:
-        route_words = f"every head found it surprising enough, so its key and value enter layer {s.layer + 1}'s KV cache"
-    else:
-        route_words = (f"head {low + 1} predicted it well enough ({e:.2f} < τ), so only the RNN remembers it")
+    route_words = _route_words(s, e, low, high)
     whose = "its attention, averaged over heads," if s.head is None else f"head {s.head + 1}'s attention"
     if not s.reads:
         read_words = "nothing is in this layer's cache up to this token, so attention reads nothing"
@@ -169,9 +187,9 @@ def steps(s: TokenLayer) -> list[Step]:
                               f"the same after {s.n_tokens:,} tokens",
              "the memory fades by α, then moves its answer for this key towards the value by β × the error: "
              "the same error that measured the surprise"),
-        Step(5, "Routing", f"min surprise {units}{e:.2f} {'≥' if s.cached else '<'} τ {s.tau:.2f} → "
+        Step(5, "Routing", f"{s.rule} surprise {units}{e:.2f} {'≥' if s.cached else '<'} τ {s.tau:.2f} → "
                            f"{'cached' if s.cached else 'not cached'} · layer keeps {s.layer_cached} of {s.n_tokens}",
-             route_words + scale_words, {"min": e, "tau": s.tau, "cached": s.cached, "scale": s.scale}),
+             route_words + scale_words, {s.rule: e, "tau": s.tau, "cached": s.cached, "scale": s.scale}),
         Step(6, "Selective attention", (f"reads {reads} · sink {s.sink:.2f}" if s.reads else "reads nothing")
              + ("" if s.head is None else f" (head {s.head + 1})"), read_words,
              {"reads": [[i, float(w)] for i, _, w in s.reads], "sink": float(s.sink), "head": s.head}),

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Callable, Hashable, Optional, Sequence
 
 import numpy as np
+import torch
 
 from ham_core.model import decode
+from ham_core.model.layer import layer_surprise
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Frame:
     position: int                   # tokens read, 0..T
     total: int                      # T
     surprise: np.ndarray            # [position, L, H] per-head surprise of each token read
+    layer_surprise: np.ndarray      # [position, L] heads combined by the model's rule (what tau is compared with)
     cached: np.ndarray              # [position, L] bool
     sizes: np.ndarray               # [position, L] cache size per layer after each token
     kv_bytes: int                   # the compact cache's bytes after the current token
@@ -129,4 +132,5 @@ class Tape:
                 cached = np.zeros((0, n_layers), bool)
                 sizes = np.zeros((0, n_layers), int)
                 kv_bytes = 0
-            return Frame(pos, self.total, surprise, cached, sizes, kv_bytes, self.playing)
+            combined = layer_surprise(torch.from_numpy(surprise), self.model.cfg.head_rule).numpy()
+            return Frame(pos, self.total, surprise, combined, cached, sizes, kv_bytes, self.playing)

@@ -52,7 +52,8 @@ def token_layer(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
         n_tokens=T, state_bytes=r.state_bytes // cfg.n_layers,
         next_text=r.tokens[t + 1] if t + 1 < T else None,
         next_surprisal=float(r.lm_surprisal[t + 1]) if t + 1 < T else None,
-        loss=None if r.loss != r.loss else float(r.loss), scale=cfg.layer_surprise_scale(l), head=head)
+        loss=None if r.loss != r.loss else float(r.loss), scale=cfg.layer_surprise_scale(l), head=head,
+        rule=cfg.head_rule, routing=float(r.layer_surprise[l, t]))
 
 
 def body() -> None:

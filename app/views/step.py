@@ -8,7 +8,6 @@ same thresholds (the three forms of the computation agree to float tolerance).
 from __future__ import annotations
 
 import streamlit as st
-import numpy as np
 
 from app.drawing import charts, tables, viewdata
 from app.drawing.text import md
@@ -56,7 +55,7 @@ def draw(bundle: models.Bundle, r: results.TextResult, tape: Tape, layer: int, s
     reads = r.reads(cur, layer, head)[0] if cur is not None else {}
     bins = viewdata.surprise_bins(r, layer, *colours)
     rule = bundle.cfg.head_rule
-    combined = {"max": np.max, "min": np.min, "mean": np.mean}[rule](f.surprise, axis=-1)      # [position, L]: what τ is compared with
+    combined = f.layer_surprise                             # [position, L]: what τ is compared with
     cells = []
     for i, text in enumerate(r.tokens):
         if i < f.position:

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import streamlit as st
 
+from app.drawing.layer_steps import cached_when
 from app.engine import curves, models, results, shipped
 from app.session import page_state, state
 from app.session.state import Key
@@ -71,7 +72,7 @@ STEPS = [
         "before reading it. Bright tokens were news to the RNN; dark ones it saw coming. Hover over a token for "
         "its numbers.")),
     Step("What entered the cache", "read", f".st-key-{Key.W_VIEW}", lambda: (
-        f"A token enters the **KV cache** only when every head was surprised by it at least the threshold "
+        f"A token enters the **KV cache** only when {cached_when(models.get_bundle().cfg.head_rule)} the threshold "
         f"τ = {_tau_now()}. Those tokens are outlined in the text; the table above counts them per layer and "
         "gives their bytes, beside the RNN's state, which never grows.")),
     Step("A later token reads the cache", "read", f".st-key-{Key.W_VIEW}", lambda: (

@@ -75,3 +75,15 @@ def test_presenter_scale_grows_the_type():
 def test_default_token_is_a_cached_word():
     assert default_token(["The", " cat", "\n", " sat", "\n"], [True, True, True, False, True]) == 1
     assert default_token(["\n", " "], [True, True]) == 1
+
+
+def test_routing_is_told_by_the_models_head_rule():
+    """Step 5 and its bar quote the surprise routing compared with tau, named by the model's rule
+    (max: the most surprised head decides), not min over heads whatever the model."""
+    s = snapshot(rule="max", routing=1.02)
+    step5 = {st.number: st for st in steps(s)}[5]
+    assert step5.values.startswith("max surprise 1.02 ≥ τ 0.30") and "head 2 found it surprising enough" in step5.words
+    assert boxes(diagram(s))[5] == {"max": pytest.approx(1.02), "tau": 0.3, "cached": True, "scale": 1.0}
+    missed = {st.number: st for st in steps(snapshot(rule="max", routing=0.2, cached=False, tau=0.3))}[5]
+    assert "no head found it surprising enough (the most surprised, head 2: 0.20 < τ)" in missed.words
+    assert "every head" in {st.number: st for st in steps(snapshot())}[5].words      # min, as the first models routed
