@@ -18,7 +18,8 @@ The presets' sweeps shipped in assets/precomputed are turned off (HAM_LAB_PRECOM
 an empty folder) so that the sweeps are computed and counted; --precomputed keeps them.
 
 Reported per run: sessions with their full view, errors, cross-session texts, the server's peak
-RSS (VmHWM), the time from asking for a text to its first view (readout + token view), to the
+RSS (VmHWM), the CPU seconds the server used (all of it, and its main thread's: the event
+loop that sends every message), the machine's load average at the start and end, the time from asking for a text to its first view (readout + token view), to the
 full view (the chart drawn with its HAM curve, in whichever message it comes) and to the chart
 with the other policies on it, each as median, p90 and max, and the forwards the server ran.
 Bounded: N sessions, a deadline per run; the server is stopped in any case.
@@ -236,6 +237,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int, thread: int = 0) -> float:
+    """CPU seconds (user + system) the process (or one of its threads) has used so far: the
+    server's work under the load, whatever else the machine runs."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(port: int, env: dict, log_path: Path) -> subprocess.Popen:
     """The app (serve() in a child process) on 127.0.0.1:port, once it answers its health check."""
     with log_path.open("wb") as log:
@@ -279,6 +288,8 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
     if threads:
         env["HAM_LAB_THREADS"] = str(threads)
     server = start_server(port, env, log_path)
+    cpu_at_start, loop_at_start = cpu_s(server.pid), cpu_s(server.pid, server.pid)     # after the model's load
+    load = [os.getloadavg()[0]]
     try:
         link = "preset=" + urllib.parse.quote(preset)
         texts = own_texts({"own": n, "mixed": n // 2}.get(name, 0), repeat)
@@ -291,15 +302,17 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
             return await asyncio.gather(*(run_session(s, port, deadline) for s in sessions), return_exceptions=True)
 
         outcomes = asyncio.run(all_sessions())
+        load.append(os.getloadavg()[0])
         wall = time.perf_counter() - wall
         for s, outcome in zip(sessions, outcomes):
             if isinstance(outcome, BaseException):
                 s.errors.append(f"{type(outcome).__name__}: {outcome}")
         peak = peak_rss_mb(server.pid)
+        cpu, loop_cpu = cpu_s(server.pid) - cpu_at_start, cpu_s(server.pid, server.pid) - loop_at_start
     finally:
         stop_server(server)
     log_text = log_path.read_text(errors="replace")
-    computed = {kind: len(re.findall(rf"computed {kind} ", log_text)) for kind in ("text", "result", "context", "steps", "reads")}
+    computed = {kind: len(re.findall(rf"computed {kind} ", log_text)) for kind in ("text", "result", "context", "steps", "reads", "policy_at")}
     markers = [s.marker for s in sessions if s.marker]
     leaks = 0
     for s in sessions:
@@ -317,6 +330,8 @@ def one_run(name: str, n: int, preset: str, deadline_s: float, threads: int, pre
         "errors": sum(len(s.errors) for s in sessions), "error_examples": [e for s in sessions for e in s.errors][:5],
         "cross_session_texts": leaks, "peak_rss_mb": round(peak, 1), "wall_s": round(wall, 1),
         **spread("first_view", firsts), **spread("full_view", fulls), **spread("policies_view", policies),
+        "server_cpu_s": round(cpu, 1), "event_loop_cpu_s": round(loop_cpu, 1),
+        "load_average": f"{min(load):.1f}-{max(load):.1f}",
         "forwards": computed["result"] + computed["context"] + computed["steps"], "computed": computed,
         "server_tracebacks": log_text.count("Traceback"),
     }
