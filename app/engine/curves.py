@@ -3,9 +3,9 @@ app.engine.results) and the other selection policies at HAM's memory there
 (ham_core.analysis.sweep), kept in the server's shared store one threshold at a time, or read
 from the rows shipped for a preset (app.engine.shipped).
 
-A curve is built in steps, most useful first (`steps`): the full and empty cache (the view's
-bought table and the chart's noise), HAM at a few thresholds, the other policies there, then
-the rest of the grid. The server's background queue (app.engine.background) runs them, so a page
+A curve is built in steps, most useful first (`steps`): the text's first curve (the full and
+empty cache, which are also the view's bought table and the chart's noise, and HAM at a few
+thresholds), the other policies there, then the rest of the grid. The server's background queue (app.engine.background) runs them, so a page
 draws whatever is stored and never waits for the whole sweep.
 """
 from __future__ import annotations
@@ -18,12 +18,15 @@ import numpy as np
 from app.engine import shipped
 from app.engine.models import Bundle
 from app.engine.results import TextEntry, grid_taus, result_for, stored_result
-from app.engine.store import CURVE, POLICIES, REFINE, REFINE_POLICIES, VIEW_REST, compute_gate, key, results_store
+from app.engine.store import CURVE, POLICIES, REFINE, REFINE_POLICIES, compute_gate, key, results_store
 from app.settings import TAU_GRID, TAU_OFF
 
-# The first curve: with the full and empty cache, five thresholds spread over the memory range
-# a calibrated model spans (docs/DESIGN.md, Thresholds); the rest of the grid refines it.
-FIRST_TAUS = (0.3, 0.5, 0.7, 1.0, 1.5)
+# The first curve: with the full and empty cache, three thresholds spread over the memory range
+# a calibrated model spans (docs/DESIGN.md, Thresholds: about 50%, 11% and 2% of the full cache
+# on English text), the slider's default among them so the first view's forward is one of its
+# points; the rest of the grid refines it. Five points are a curve a class can read, and each
+# threshold fewer is thirty forwards fewer before the last of thirty pasted texts has its chart.
+FIRST_TAUS = (0.5, 0.7, 1.0)
 POLICY_TAUS = tuple(t for t in TAU_GRID if 0 < t <= 2)      # where the other policies are compared
 # ham_core.model.policies.EQUAL_MEMORY, named here so a preset's page needs no torch (a test holds
 # the two equal)
@@ -88,8 +91,10 @@ def steps(bundle: Bundle, entry: TextEntry, query: Optional[int] = None, layer: 
             if name not in store:
                 out.append(Step(priority, name, 1, lambda p, policy=policy: policy_at(bundle, entry, tau, policy, p)))
 
+    # The two ends go with the text's first curve, at its rank: with thirty texts queued, each
+    # text's chart is complete in turn, rather than every text's ends before anyone's curve.
     for tau in (0.0, TAU_OFF):
-        ham(VIEW_REST, tau)
+        ham(CURVE, tau)
     if not ready:
         for tau in FIRST_TAUS:
             ham(CURVE, tau)

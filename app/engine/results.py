@@ -233,6 +233,15 @@ def stored_result(bundle: Bundle, entry: TextEntry, taus: tuple) -> Optional[Tex
     return results_store().get(key("result", entry, tuple(float(t) for t in taus)))
 
 
+def ready_result(bundle: Bundle, entry: TextEntry, taus: tuple) -> Optional[TextResult]:
+    """The result at `taus` if this server holds it or it was shipped (a preset's first view),
+    None otherwise: nothing waits for the model."""
+    found = stored_result(bundle, entry, taus)
+    if found is None and bundle.trained and shipped.lookup_view(bundle.directory, entry.read_text, taus) is not None:
+        found = result_for(bundle, entry, taus)            # from the shipped arrays: no model
+    return found
+
+
 def step_values(bundle: Bundle, entry: TextEntry, taus: tuple) -> dict:
     """Steps 1-2 and 7 as the layers computed them in the forward at `taus`: ||k||, ||v||, the
     decay alpha, the write strength beta and the mixing gates g^R and g^A, numpy [L, T, H] each."""

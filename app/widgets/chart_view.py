@@ -2,9 +2,9 @@
 against quality, drawn from whatever the server's background queue (app.engine.background) has
 computed for the text, with a progress bar and an estimate for what is still coming.
 
-Nothing here waits for the model on a redraw of a part of the page: a threshold move must never
-queue behind a sweep. A whole-page run (a preset opened, a text pasted) reads the full and the
-empty cache first, and waits a moment more when the first curve is that close. A small polling fragment
+Nothing here waits for the model: a threshold move must never queue behind a sweep, and a
+pasted text's first view is its one forward. A whole-page run (a preset opened, a text pasted)
+waits a moment when the first curve is that close (a preset's shipped results). A small polling fragment
 (`watch`) asks the queue every POLL_S seconds how far the text is and redraws the page when a
 stage is complete (the first curve, the other policies, the refined grid), so the chart, which
 costs far more to send than a progress bar, is drawn once per stage rather than on every poll.
@@ -45,7 +45,7 @@ def chart_panel(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
     verdict = memory_chart.cache_verdict(full.loss, none.loss, noise, len(r.tokens))
     tau = float(r.tau[0]) if len(set(r.tau)) == 1 else None
     said = verdict.split(":")[0] + "." if verdict else memory_chart.headline(r.loss, r.kv_fraction, none.loss, full.loss, rows, tau)
-    fig = memory_chart.with_current(base, current, scale, title=said)
+    fig = memory_chart.checked_figure(memory_chart.with_current(base, current, scale, title=said))
     config = {"toImageButtonOptions": {"format": "png", "filename": "ham_memory_quality"}}
     if verdict:
         st.info(verdict)
@@ -90,17 +90,20 @@ def curves_part(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
     """The bought table and the chart as far as they are computed (its headline, in words, into
     the `headline` placeholder near the top); the watcher for the rest."""
     whole_page = not get_script_run_ctx().fragment_ids_this_run
-    if whole_page:          # a preset opened or a text pasted (not a threshold move): the bought
-        for tau in (0.0, TAU_GRID[-1]):     # table's two reads are worth waiting for here
-            results.result_for(bundle, entry, results.grid_taus(bundle, tau), state.token(), (state.layer(),), store.VIEW_REST)
+    # The bought table's two reads (full and no cache) are the first curve's ends: computed by the
+    # queue with it, never here, so a pasted text's first view costs one forward and this run
+    # ends at once; a preset's shipped ones are read now, before the queue is asked.
+    ends = [results.grid_taus(bundle, tau) for tau in (0.0, TAU_GRID[-1])]
+    if whole_page:
+        for taus in ends:
+            results.ready_result(bundle, entry, taus)
     progress = want_curves(bundle, entry)
     give_up = time.monotonic() + (WAIT_IN_RUN if whole_page else 0)
     while not progress.done(store.CURVE) and progress.seconds(store.CURVE) < WAIT_IN_RUN \
             and time.monotonic() < give_up:
         time.sleep(0.05)
         progress = want_curves(bundle, entry)
-    off = results.grid_taus(bundle, TAU_GRID[-1])
-    full, none = results.stored_result(bundle, entry, results.grid_taus(bundle, 0.0)), results.stored_result(bundle, entry, off)
+    full, none = (results.stored_result(bundle, entry, taus) for taus in ends)
     if full is not None and none is not None:
         panels.show_bought(r, full, none)
     st.subheader("Memory vs quality")

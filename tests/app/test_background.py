@@ -34,9 +34,10 @@ def until_finished(queue, bundle, entries, timeout=120):
 
 
 def test_first_curves_of_every_text_before_any_refinement(bundle, monkeypatch):
-    ran = []
+    ran, texts = [], []
     run = curves.Step.run
-    monkeypatch.setattr(curves.Step, "run", lambda self, p: ran.append(self.priority) or run(self, p))
+    monkeypatch.setattr(curves.Step, "run", lambda self, p: ran.append(self.priority) or texts.append(self.key[2])
+                        or run(self, p))
     queue, gate = background.curve_queue(), store.compute_gate()
     entries = [results.text_entry(bundle, SAMPLE_TEXT + f" Text number {i}.") for i in range(3)]
     with gate.slot(store.VIEW):                  # the one slot busy (a view) while three texts ask
@@ -45,10 +46,20 @@ def test_first_curves_of_every_text_before_any_refinement(bundle, monkeypatch):
         assert all(p.seconds(store.REFINE_POLICIES) >= p.seconds(store.CURVE) > 0 for p in progress)
     until_finished(queue, bundle, entries)
     assert ran[1:] == sorted(ran[1:])              # after the step already taken: most urgent first
-    assert ran.count(store.CURVE) == 3 * len(curves.FIRST_TAUS)
+    # each text's first curve (its two ends and FIRST_TAUS) is complete in turn, in the order asked
+    first = len(curves.FIRST_TAUS) + 2
+    assert ran.count(store.CURVE) == 3 * first
+    order = [t for t, p in zip(texts, ran) if p == store.CURVE]
+    assert order == sorted(order, key=[e.key[1] for e in entries].index)
     rows = curves.stored_policy_rows(entries[0])
     assert len(rows) == len(curves.POLICY_TAUS) * len(curves.EQUAL_MEMORY)
     assert len(curves.ham_rows(bundle, entries[0])) == len(settings.TAU_GRID)
+
+
+def test_the_first_views_threshold_is_a_point_of_the_first_curve():
+    """So a pasted text's first view (one forward, at the slider's default) is reused by its chart."""
+    assert settings.DEFAULT_TAU in curves.FIRST_TAUS
+    assert set(curves.FIRST_TAUS) <= set(settings.TAU_GRID)
 
 
 def test_a_text_no_page_shows_loses_its_queued_steps(bundle, monkeypatch):
