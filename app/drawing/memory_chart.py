@@ -236,3 +236,11 @@ def with_current(base: dict, current: Mapping, font_scale: float = 1.0, title: O
         spec["margin"] = {**spec.get("margin", {}), "t": top}
         spec["height"] = spec.get("height", 0) + top - was
     return {"data": [*base["data"], _star(current, font_scale)], "layout": spec}
+
+
+def checked_figure(spec: dict) -> go.Figure:
+    """The figure of a spec whose parts plotly has checked already (with_current's: a kept figure
+    built by plotly, plus the star), without checking it again: st.plotly_chart checks a dict in
+    full (70-100 ms a threshold move, most of it plotly's template), but not a Figure. plotly
+    builds its own figures this way (its `_validate` flag); a test holds the result the same."""
+    return go.Figure(spec, _validate=False)

@@ -11,6 +11,7 @@ import math
 from html.parser import HTMLParser
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from app import settings
@@ -295,6 +296,8 @@ def test_current_point_is_added_to_a_kept_figure():
     lo, hi = far["layout"]["yaxis"]["range"]
     assert lo < 3.0 and hi > 3.5                                                    # widened to show it
     assert "plotly" in charts.figure_html(fig)[:5000].lower()
+    # drawn without a second check: the same figure as the checked one, star and all
+    assert memory_chart.checked_figure(far).to_dict() == go.Figure(far).to_dict()
 
 
 def test_chart_font_scale_grows_every_label():
