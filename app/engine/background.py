@@ -111,13 +111,19 @@ class CurveQueue:
         out = Progress(error=text.error)
         for step in text.queued + list(text.running.values()):
             out.missing[step.priority] = out.missing.get(step.priority, 0) + 1
+        # what goes before this text's last step of a priority: every queued step of a more urgent
+        # rank, of any text; a running step counts half (it is under way). One pass over the
+        # queue (thirty pages poll it every few seconds), summed by rank.
+        by_rank: dict = {}
+        running = 0.0
+        for t in self._texts.values():
+            for s in t.queued:
+                rank = (s.priority, t.arrival)
+                by_rank[rank] = by_rank.get(rank, 0) + s.forwards * t.tokens
+            running += sum(0.5 * s.forwards * t.tokens for s in t.running.values())
         for priority in out.missing:
-            # what goes before this text's last step of `priority`: every queued step of a more
-            # urgent rank, of any text; a running step counts half (it is under way)
-            rank = (priority, text.arrival)
-            work = sum(s.forwards * t.tokens for t in self._texts.values() for s in t.queued
-                       if (s.priority, t.arrival) <= rank)
-            work += sum(0.5 * s.forwards * t.tokens for t in self._texts.values() for s in t.running.values())
+            mine = (priority, text.arrival)
+            work = running + sum(w for rank, w in by_rank.items() if rank <= mine)
             out.eta[priority] = work * self.s_per_token / self.workers
         return out
 
