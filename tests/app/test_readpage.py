@@ -19,7 +19,7 @@ from app.drawing import charts, memory_chart, tables, viewdata
 from app.engine import results
 from app.settings.presets import DEFAULT_PRESET, PRESETS
 from app.widgets import clickview
-from tests.app.test_app import app_env, clean, readout, set_text, start  # noqa: F401 - app_env is a fixture
+from tests.app.test_app import app_env, clean, readout, set_text, settle, start  # noqa: F401 - app_env is a fixture
 
 NASTY = ("<script>alert(1)</script> <img src=x onerror=alert(2)> \"quoted\" 'single' AT&T &amp; "
          "\u05e9\u05dc\u05d5\u05dd \u202eevil\u202c 🐈‍⬛ 👍🏽 </span></div> *bold* [link](x) ")
@@ -389,6 +389,7 @@ def test_page_readout_and_chart(app_env):
     body = next(h.proto.body for h in at.get("html") if "ham-kv" in h.proto.body)
     counts = [int(x.split(" of ")[0].rsplit(">", 1)[-1].replace(",", "")) for x in body.split("</td><td>") if " of " in x]
     assert counts and all(c <= T for c in counts)
+    settle(at)          # a pasted text's curve ends come from the queue, as the page's polling sees them
     fig = at.get("plotly_chart")[0].proto
     assert "RNN only" in str(fig) and "noise" in str(fig)
     said = [i.value for i in at.info] + [c.value for c in at.caption]
