@@ -94,10 +94,26 @@ def visible_text(text: str) -> str:
     return "".join(out)
 
 
+def word_starts(tokens: Sequence[str]) -> list[Optional[int]]:
+    """For each token, the index of the first piece of its word when the word has several pieces
+    (see word_of), else None: [T]."""
+    out: list[Optional[int]] = [None] * len(tokens)
+    i = 0
+    while i < len(tokens):
+        start, end = word_of(tokens, i)
+        if end - start > 1:
+            out[start:end] = [start] * (end - start)
+        i = end
+    return out
+
+
 def token_span(i: int, cell: TokenCell, *, bins: Bins, selected: Optional[int], count_mode: bool,
-               n_layers: int, prefix: str, max_read: float) -> str:
+               n_layers: int, prefix: str, max_read: float, word: Optional[int] = None,
+               selected_word: Optional[int] = None) -> str:
     """One token as a <span>; all text escaped. Cached: a thick frame (one layer) or a bar under
-    the token as long as the share of layers that cached it (count mode)."""
+    the token as long as the share of layers that cached it (count mode). `word`: the first piece
+    of the word this token is a piece of (None: a word of one token), kept as data-w so the
+    page's script marks a clicked word's pieces together; `selected_word`: the selected token's."""
     style = [f"background:rgb{bins.colour(cell.value)}"]
     classes = ["ham-tok"]
     if cell.cached and count_mode:
@@ -107,11 +123,15 @@ def token_span(i: int, cell: TokenCell, *, bins: Bins, selected: Optional[int], 
         classes.append("ham-cached")
     if selected is not None and i == selected:
         classes.append("ham-selected")
+    elif word is not None and word == selected_word:
+        classes.append("ham-word")            # another piece of the selected word
     if cell.read is not None and cell.read > 0:
         classes.append("ham-read")
         alpha = 0.35 + 0.65 * (cell.read / max_read if max_read > 0 else 1.0)
         style.append(f"outline-color:rgba{READ_COLOUR + (round(alpha, 3),)}")
     attrs = [f'id="{prefix}-t{i}"', f'class="{" ".join(classes)}"', f'data-i="{i}"', f'style="{";".join(style)}"']
+    if word is not None:
+        attrs.append(f'data-w="{word}"')
     if cell.tooltip:
         attrs.append(f'title="{html.escape(cell.tooltip, quote=True)}"')
     if cell.read is not None:
@@ -132,6 +152,7 @@ CSS = f"""
  width:calc(var(--ham-n) * 100%);background:{CACHE_COLOUR}}}
 .ham-read{{outline-width:3px;outline-style:solid}}
 .ham-selected{{outline:3px dashed rgb{READ_COLOUR} !important;outline-offset:3px}}
+.ham-word{{outline:2px dashed rgba{READ_COLOUR + (0.7,)};outline-offset:3px}}
 .ham-legend{{display:flex;flex-wrap:wrap;gap:0.3rem 0.9rem;align-items:center;font-size:0.8rem;margin:0.1rem 0 0.4rem 0}}
 .ham-swatches{{display:inline-flex;flex-wrap:wrap;gap:0;vertical-align:middle}}
 .ham-swatch{{display:inline-block;padding:0 0.3rem;font-size:0.72rem;color:rgb{TEXT};
@@ -151,9 +172,11 @@ def render_view(cells: Sequence[TokenCell], *, bins: Optional[Bins] = None, vmin
     bins = bins or fixed_bins(vmin, vmax, "", scale)
     reads = [c.read for c in cells if c.read is not None]
     max_read = max(reads) if reads else 0.0
+    words = word_starts([c.text for c in cells])
+    selected_word = words[selected] if selected is not None and 0 <= selected < len(cells) else None
     spans = "".join(
         token_span(i, c, bins=bins, selected=selected, count_mode=count_mode, n_layers=n_layers,
-                   prefix=prefix, max_read=max_read)
+                   prefix=prefix, max_read=max_read, word=words[i], selected_word=selected_word)
         for i, c in enumerate(cells)
     )
     return f'<div class="ham-view" id="{prefix}-view" style="--ham-size:{font_size}">{spans}</div>'

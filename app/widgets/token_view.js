@@ -171,8 +171,12 @@ export default function (component) {
     const el = target(e);
     if (!el || el.dataset.i === undefined) return;
     const i = parseInt(el.dataset.i, 10);
-    for (const s of box.querySelectorAll('.ham-selected')) s.classList.remove('ham-selected');
+    for (const s of box.querySelectorAll('.ham-selected, .ham-word')) s.classList.remove('ham-selected', 'ham-word');
     el.classList.add('ham-selected');
+    // The other pieces of a word split into several tokens (data-w: its first piece) go with it.
+    if (el.dataset.w !== undefined) {
+      for (const s of box.querySelectorAll('[data-w="' + el.dataset.w + '"]')) if (s !== el) s.classList.add('ham-word');
+    }
     locked = i;
     draw(i);
     setTriggerValue('clicked', i);

@@ -188,3 +188,17 @@ def test_rtl_and_emoji_tokens_render_as_characters(text):
     labels = [token_label(t.text) for t in tokens]
     assert not any("\\x" in label for label in labels)
     assert any(ch in "".join(labels) for ch in "של🐈")
+
+
+def test_a_selected_word_in_pieces_is_marked_as_one():
+    # " Or", "l", "a", "ith": one word, Orlaith; selecting a piece marks the others with it, and
+    # every piece carries its word's first index for the page's script (a click elsewhere).
+    tokens = [" The", " Or", "l", "a", "ith", " came", "."]
+    cells = [TokenCell(t, 0.5) for t in tokens]
+    out = render_view(cells, vmin=0, vmax=1, selected=3)
+    spans = re.findall(r'<span id="ham-t(\d+)" class="([^"]+)"[^>]*?(?: data-w="(\d+)")?>', out)
+    by = {int(i): (cls.split(), w) for i, cls, w in spans}
+    assert by[3][0] == ["ham-tok", "ham-selected"]
+    assert all("ham-word" in by[i][0] and by[i][1] == "1" for i in (1, 2, 4))
+    assert all("ham-word" not in by[i][0] and by[i][1] == "" for i in (0, 5, 6))
+    assert "ham-word" not in render_view(cells, vmin=0, vmax=1, selected=5)        # a one-token word
