@@ -25,6 +25,7 @@ class Key:
     TEXT, PRESET, TAU_INDEX = "text", "preset", "tau_index"
     LAYER, METRIC, HEAD, TOKEN = "layer", "metric", "head", "token"
     READS, PALETTE, SCALE_MODE, PRESENTING = "reads", "palette", "scale_mode", "presenting"
+    MARKS, LAYER_TAUS = "marks", "layer_taus"
     # the text's input and what was said about it
     NOTICES, UPLOAD_NOTICES, INPUT_CHARS = "notices", "upload_notices", "input_chars"
     # the Read page: the link read once, the view chosen once per text, the link's stored text
@@ -36,6 +37,7 @@ class Key:
         "tour", "tour_preset", "tour_offered", "tour_declined", "tour_goto")
     # widgets whose value the app reads or sets through the session
     W_TEXT, W_PRESET, W_UPLOAD, W_PRESENTER = "w_text", "w_preset", "w_upload", "presenter"
+    W_OPTIONS = "w_options"              # the Read page's folded options (drawn only when open)
     W_TAU, W_TAU_STEP = "w_tau", "w_tau_step"
     W_LAYER, W_LAYER_HOW, W_LAYER_STEP = "w_layer", "w_layer_how", "w_layer_step"
     W_METRIC, W_HEAD, W_TOKEN, W_MARKS = "w_metric", "w_head", "w_token", "w_marks"
@@ -63,6 +65,8 @@ DEFAULTS = {
     Key.NOTICES: [],
     Key.LINK_LOADED: False,
     Key.PRESENTING: False,               # presenter mode (the "presenter" toggle)
+    Key.MARKS: "chosen layer",           # the Read page's cache marks (or "count of layers")
+    Key.LAYER_TAUS: {},                  # per-layer threshold overrides, layer -> grid index
     Key.UPLOAD_NOTICES: [],
     Key.FIRST_VIEW_FOR: None,            # the text whose first view was chosen (app.session.page_state)
     Key.LINK_KEY: (None, None),
@@ -273,7 +277,17 @@ def set_link_view(layer_: int, metric_: str, head_: int, token_: Optional[int]) 
 
 def count_marks() -> bool:
     """Whether the Read page marks the count of layers caching a token (not the chosen layer's)."""
-    return value(Key.W_MARKS) == "count of layers"
+    return value(Key.MARKS) == "count of layers"
+
+
+def layer_override(layer_: int) -> int:
+    """The grid index of a layer's own threshold (-1: the global one)."""
+    return value(Key.LAYER_TAUS).get(layer_, -1)
+
+
+def set_layer_override(layer_: int, widget: str) -> None:
+    """A per-layer threshold widget's on_change: its value outlives the folded widget."""
+    st.session_state[Key.LAYER_TAUS] = {**value(Key.LAYER_TAUS), layer_: st.session_state[widget]}
 
 
 def presenting() -> bool:
@@ -308,7 +322,9 @@ def reads_head() -> Optional[int]:
 
 
 def set_reads(head_: Optional[int]) -> None:
-    put(READS=reads_label(head_), W_READS=reads_label(head_))
+    """Whose reads are drawn; the Reads radio, drawn only in the open options, starts from it."""
+    put(READS=reads_label(head_))
+    forget(Key.W_READS)
 
 
 def colour_scale() -> tuple[str, str]:

@@ -98,16 +98,28 @@ def controls(bundle: models.Bundle, options, narrow: bool) -> tuple:
     with c[3]:
         page.synced(st.selectbox, "Head", Key.W_HEAD, Key.HEAD, options=list(range(cfg.n_heads)),
                format_func=lambda h: f"head {h + 1}", disabled=state.metric() != "head")
-    with options, st.expander("Per-layer thresholds and display options"):
-        cols = st.columns(cfg.n_layers)
-        taus = []
-        for l, col in enumerate(cols):
-            with col:
-                i = st.select_slider(f"Layer {l + 1}", options=[-1, *range(len(TAU_GRID))], key=f"w_over_{l}",
-                                     value=-1, format_func=lambda i: "global" if i < 0 else tau_label(TAU_GRID[i]))
-            taus.append(state.tau() if i < 0 else TAU_GRID[i])
+    with options:
+        folded = st.expander("Per-layer thresholds and display options", key=Key.W_OPTIONS, on_change="rerun")
+    if folded.open:          # drawn only when open: eight widgets the first view need not wait for
+        more_options(cfg, folded)
+    return tuple(state.tau() if state.layer_override(l) < 0 else TAU_GRID[state.layer_override(l)]
+                 for l in range(cfg.n_layers))
+
+
+def more_options(cfg, where) -> None:
+    """The per-layer thresholds and display options, in the open expander `where`. Each value lives
+    in a plain key (page.synced), so closing the expander keeps it."""
+    with where:
+        for l, col in enumerate(st.columns(cfg.n_layers)):
+            key = f"w_over_{l}"
+            if key not in st.session_state:
+                st.session_state[key] = state.layer_override(l)
+            col.select_slider(f"Layer {l + 1}", options=[-1, *range(len(TAU_GRID))], key=key,
+                              on_change=state.set_layer_override, args=(l, key),
+                              format_func=lambda i: "global" if i < 0 else tau_label(TAU_GRID[i]))
         d = st.columns(4)
-        d[0].radio("Cache marks", ["chosen layer", "count of layers"], key=Key.W_MARKS, horizontal=True)
+        page.synced(d[0].radio, "Cache marks", Key.W_MARKS, Key.MARKS, options=["chosen layer", "count of layers"],
+                    horizontal=True)
         with d[1]:
             page.synced(st.radio, "Colour scale", Key.W_SCALE_MODE, Key.SCALE_MODE, options=list(viewdata.SCALE_MODES),
                           horizontal=True, format_func=viewdata.SCALE_MODES.get,
@@ -117,7 +129,6 @@ def controls(bundle: models.Bundle, options, narrow: bool) -> tuple:
             page.synced(st.radio, "Palette", Key.W_PALETTE, Key.PALETTE, options=["viridis", "cividis"], horizontal=True)
         page.synced(d[3].radio, "Reads", Key.W_READS, Key.READS,
                       options=[reads_label(h) for h in (None, *range(cfg.n_heads))], horizontal=True)
-    return tuple(taus)
 
 
 def pick_token(i: int) -> None:

@@ -37,6 +37,13 @@ def start(**params) -> AppTest:
     return at.run()
 
 
+def open_options(at: AppTest) -> AppTest:
+    """Open the Read page's folded options, as a click on the expander does (its widgets are drawn
+    only when it is open)."""
+    at.session_state["w_options"] = True
+    return at.run()
+
+
 def clean(at: AppTest) -> None:
     """No uncaught exception and no error box (the guard turns crashes into st.error)."""
     assert not at.exception, [e.value for e in at.exception]
@@ -104,9 +111,13 @@ def test_per_layer_override_changes_readout(app_env):
     at = start()
     at.select_slider(key="w_tau").set_value(len(TAU_GRID) - 1).run()
     assert readout(at)[K] == "0 B"
-    at.select_slider(key="w_over_0").set_value(TAU_GRID.index(0.0)).run()
+    open_options(at).select_slider(key="w_over_0").set_value(TAU_GRID.index(0.0)).run()
     clean(at)
     assert readout(at)[K] != "0 B"
+    at.session_state["w_options"] = False                 # folded again: the layer keeps its own threshold
+    at.run()
+    clean(at)
+    assert readout(at)[K] != "0 B" and not [s for s in at.select_slider if s.key == "w_over_0"]
 
 
 def test_presets_load(app_env):
@@ -195,7 +206,7 @@ def test_url_restores_view(app_env):
     assert at.query_params["preset"] == ["Code snippet"] or at.query_params["preset"] == "Code snippet"
     heads = start(preset="Code snippet", tok="5", reads="2")             # one head's reads, as the link says
     clean(heads)
-    assert heads.radio(key="w_reads").value == "head 2"
+    assert open_options(heads).radio(key="w_reads").value == "head 2"
     assert heads.query_params["reads"] in ("2", ["2"])
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.app.test_app import app_env, clean, start  # noqa: F401 - app_env is a fixture
+from tests.app.test_app import app_env, clean, open_options, start  # noqa: F401 - app_env is a fixture
 
 
 def read_page_reads(at) -> tuple[str, list[tuple[int, float]]]:
@@ -31,7 +31,7 @@ def how_page_reads(at) -> tuple[dict, str]:
 def test_how_it_works_quotes_the_read_pages_reads(app_env, reads):
     at = start()
     clean(at)
-    at.radio(key="w_reads").set_value(reads).run()
+    open_options(at).radio(key="w_reads").set_value(reads).run()
     T = int(at.number_input(key="w_token").max) + 1
     compared = 0
     for layer, token in ((0, T - 1), (1, T // 2), (0, T // 3), (1, T - 5)):
@@ -39,7 +39,7 @@ def test_how_it_works_quotes_the_read_pages_reads(app_env, reads):
         at.selectbox(key="w_layer").set_value(layer).run()
         at.number_input(key="w_token").set_value(token).run()
         clean(at)
-        assert at.radio(key="w_reads").value == reads
+        assert open_options(at).radio(key="w_reads").value == reads        # kept across the page switch
         title, bars = read_page_reads(at) if any('id="ham-reads"' in h.proto.body for h in at.get("html")) else ("", [])
         at.switch_page("views/how.py").run()
         clean(at)

@@ -19,7 +19,7 @@ from app.drawing import charts, memory_chart, tables, viewdata
 from app.engine import results
 from app.settings.presets import DEFAULT_PRESET, PRESETS
 from app.widgets import clickview
-from tests.app.test_app import app_env, clean, readout, set_text, settle, start  # noqa: F401 - app_env is a fixture
+from tests.app.test_app import app_env, clean, open_options, readout, set_text, settle, start  # noqa: F401 - app_env is a fixture
 
 NASTY = ("<script>alert(1)</script> <img src=x onerror=alert(2)> \"quoted\" 'single' AT&T &amp; "
          "\u05e9\u05dc\u05d5\u05dd \u202eevil\u202c 🐈‍⬛ 👍🏽 </span></div> *bold* [link](x) ")
@@ -355,7 +355,7 @@ def test_page_first_view_selects_a_read_by_measurement(app_env):
     assert keys and keys[0] < q                                   # its strongest read: an earlier token
     assert f'id="ham-t{keys[0]}" class="ham-tok ham-cached' in data["html"]
     assert any(m.value.startswith("**What you see:** in layer " + str(layer + 1)) for m in at.markdown)
-    reads = at.radio(key="w_reads").value                        # the first view's choice: a head or the mean
+    reads = open_options(at).radio(key="w_reads").value          # the first view's choice: a head or the mean
     said = next(m.value for m in at.markdown if m.value.startswith("**What you see:**"))
     assert (f", head {reads.split()[-1]}," in said) == reads.startswith("head ")
 
@@ -369,7 +369,7 @@ def test_page_cache_bought_mode_and_count_marks(app_env):
     assert all(row[4] is not None for row in data["tips"]["rows"][1:])
     tables = " ".join(h.proto.body for h in at.get("html"))
     assert "What the cache bought on this text" in tables and "full cache (Transformer-like)" in tables
-    at.radio(key="w_marks").set_value("count of layers").run()
+    open_options(at).radio(key="w_marks").set_value("count of layers").run()
     clean(at)
     assert "ham-layers" in component_data(at)["html"] and "<sup" not in component_data(at)["html"]
     at.radio(key="w_scale_mode").set_value("fixed").run()
