@@ -102,6 +102,33 @@ def test_first_screen_holds_the_text_its_cache_an_arc_and_the_headline(server, s
             assert on_screen(seen[part], HEIGHT), (mode, part, seen[part])
         assert int(seen["to"]) < int(seen["from"])                    # a later token reads an earlier one
         assert not d.find_elements(By.CSS_SELECTOR, ERRORS)
+    assert_word_marked(d)
+
+
+WORD_JS = """
+const view = document.querySelector('#ham-view');
+const sel = view.querySelector('.ham-selected');
+const pieces = (w) => [...view.querySelectorAll('[data-w="' + w + '"]')].map((e) => e.dataset.i);
+return {selected: sel.dataset.i, word: sel.dataset.w === undefined ? null : pieces(sel.dataset.w),
+        marked: [...view.querySelectorAll('.ham-word')].map((e) => e.dataset.i),
+        other: [...new Set([...view.querySelectorAll('[data-w]')].map((e) => e.dataset.w))]
+          .find((w) => w !== sel.dataset.w)};
+"""
+
+
+def assert_word_marked(d) -> None:
+    """The selected token's word, when it is in pieces (the default preset's first view picks a
+    piece of "Vandermeer"), is outlined as one; a click on a piece of another word moves it there."""
+    seen = d.execute_script(WORD_JS)
+    assert seen["word"] and len(seen["word"]) > 1, seen                # the first view's token: a piece of a name
+    assert sorted(seen["marked"]) == sorted(i for i in seen["word"] if i != seen["selected"])
+    other = d.find_element(By.CSS_SELECTOR, f'#ham-view [data-w="{seen["other"]}"]')
+    index = other.get_attribute("data-i")                             # the view is drawn again after the click
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", other)
+    until(d, lambda d: (lambda s: s["selected"] == index and sorted(s["marked"]) == sorted(
+        i for i in s["word"] if i != s["selected"]))(d.execute_script(WORD_JS)), "the clicked word was not marked as one")
+    settled(d)
+    shot(d, "word_selected")
 
 
 def test_no_thanks_is_remembered_by_this_browser(server, screen):
