@@ -285,6 +285,12 @@ def layer_override(layer_: int) -> int:
     return value(Key.LAYER_TAUS).get(layer_, -1)
 
 
+def seed_layer_override(layer_: int, widget: str) -> None:
+    """A per-layer threshold widget drawn anew (its expander opened) starts at the layer's override."""
+    if widget not in st.session_state:
+        st.session_state[widget] = layer_override(layer_)
+
+
 def set_layer_override(layer_: int, widget: str) -> None:
     """A per-layer threshold widget's on_change: its value outlives the folded widget."""
     st.session_state[Key.LAYER_TAUS] = {**value(Key.LAYER_TAUS), layer_: st.session_state[widget]}

@@ -112,8 +112,7 @@ def more_options(cfg, where) -> None:
     with where:
         for l, col in enumerate(st.columns(cfg.n_layers)):
             key = f"w_over_{l}"
-            if key not in st.session_state:
-                st.session_state[key] = state.layer_override(l)
+            state.seed_layer_override(l, key)
             col.select_slider(f"Layer {l + 1}", options=[-1, *range(len(TAU_GRID))], key=key,
                               on_change=state.set_layer_override, args=(l, key),
                               format_func=lambda i: "global" if i < 0 else tau_label(TAU_GRID[i]))
