@@ -10,6 +10,7 @@ tab, or a student who pasted another text). A step that runs the model takes a c
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import threading
@@ -72,8 +73,13 @@ class CurveQueue:
         self._stopped = False
         self._failed: dict = {}                      # step key -> what went wrong
         self._watching: dict = {}                    # session id -> the text key it shows
-        for i in range(self.workers):
-            threading.Thread(target=self._work, name=f"ham-lab-curves-{i}", daemon=True).start()
+        self._threads = [threading.Thread(target=self._work, name=f"ham-lab-curves-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+        # A daemon thread still inside torch when the interpreter finalizes aborts the process
+        # ("terminate called without an active exception"): at exit, stop and let the step end.
+        atexit.register(self.close)
 
     def want(self, bundle, entry, query: Optional[int] = None, layer: Optional[int] = None,
              viewer: Optional[str] = None) -> Progress:
@@ -153,6 +159,13 @@ class CurveQueue:
             self._stopped = True
             self._texts.clear()
             self._cond.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """stop(), then wait for the workers to end their running step (at interpreter exit)."""
+        self.stop()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
     def _work(self) -> None:
         while True:
