@@ -116,6 +116,14 @@ def until(driver, condition, message: str, timeout: float = WAIT):
     return WebDriverWait(driver, timeout, poll_frequency=0.3).until(safe, message)
 
 
+def quiet(driver, timeout: float = 180) -> None:
+    """Wait until the page's curves are in and its last run ended: the page redraws once per
+    curve stage, and an element found before a redraw is stale after it."""
+    until(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stProgress"], [data-testid="stStatusWidget"]'),
+          "the page kept computing", timeout)
+    time.sleep(1.0)
+
+
 def metric(driver, label: str) -> str:
     for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
         if box.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip() == label:
@@ -271,6 +279,7 @@ def test_hostile_paste_renders_as_text_in_view_and_tooltips(server, browser):
     d.get(server)
     paste(d, HOSTILE)
     until(d, lambda d: "onerror" in view_text(d), "pasted text not in the token view")
+    quiet(d)
     shown = view_text(d).replace("\u21b5", "")
     for piece in ("<script>", "onerror=", "\"quoted\"", "'single'", "AT&T", "&amp;", "\u05e9", "<b>bold</b>"):
         assert piece in shown.replace("\u25e6", ""), piece
