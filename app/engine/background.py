@@ -77,9 +77,6 @@ class CurveQueue:
                          for i in range(self.workers)]
         for thread in self._threads:
             thread.start()
-        # A daemon thread still inside torch when the interpreter finalizes aborts the process
-        # ("terminate called without an active exception"): at exit, stop and let the step end.
-        atexit.register(self.close)
 
     def want(self, bundle, entry, query: Optional[int] = None, layer: Optional[int] = None,
              viewer: Optional[str] = None) -> Progress:
@@ -161,7 +158,7 @@ class CurveQueue:
             self._cond.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """stop(), then wait for the workers to end their running step (at interpreter exit)."""
+        """stop(), then wait for the workers to end their running step."""
         self.stop()
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -203,7 +200,10 @@ class CurveQueue:
 
 
 # one worker per core; the compute gate bounds how many run the model at once
-_QUEUE = ProcessWide(lambda: CurveQueue(cores()), close=CurveQueue.stop, group="results")
+_QUEUE = ProcessWide(lambda: CurveQueue(cores()), close=CurveQueue.close, group="results")
+# A daemon worker still inside torch when the interpreter finalizes aborts the process
+# ("terminate called without an active exception"): at exit the queue is closed like a reset.
+atexit.register(_QUEUE.reset)
 
 
 def curve_queue() -> CurveQueue:
@@ -212,5 +212,5 @@ def curve_queue() -> CurveQueue:
 
 
 def reset_curve_queue() -> None:
-    """Stop the queue (app.engine.store.reset_results_store does, with the store it fills)."""
+    """Close the queue (app.engine.store.reset_results_store does, with the store it fills)."""
     _QUEUE.reset()
