@@ -19,8 +19,8 @@ an empty folder) so that the sweeps are computed and counted; --precomputed keep
 
 Reported per run: sessions with their full view, errors, cross-session texts, the server's peak
 RSS (VmHWM), the CPU seconds the server used (all of it, and its main thread's: the event
-loop that sends every message), the machine's load average at the start and end, the time from asking for a text to its first view (readout + token view), to the
-full view (the chart drawn with its HAM curve, in whichever message it comes) and to the chart
+loop that sends every message), the machine's load average at the start and end, the time from
+asking for a text to its first view (readout + token view), to the full view (the chart drawn with its HAM curve, in whichever message it comes) and to the chart
 with the other policies on it, each as median, p90 and max, and the forwards the server ran.
 Bounded: N sessions, a deadline per run; the server is stopped in any case.
 

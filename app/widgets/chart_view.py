@@ -51,13 +51,11 @@ def chart_panel(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
         st.info(verdict)
         with st.expander("Show the measurements anyway (every difference on it is within the noise)",
                          expanded=tour.showing("mq_chart")):
-            contain_chart("mq_chart", fig)
-            st.plotly_chart(fig, key="mq_chart", config=config)
+            draw_chart(fig, config)
     else:
         st.caption(f"Memory against quality on this text: {span}. The grey band is the noise around the "
                    "RNN-only loss; hover a point for its perplexity and bytes.")
-        contain_chart("mq_chart", fig)
-        st.plotly_chart(fig, key="mq_chart", config=config)
+        draw_chart(fig, config)
         compared = memory_chart.equal_memory_sentence(rows, tau, noise) if others and tau is not None else None
         if compared:
             st.markdown(compared)
@@ -74,11 +72,12 @@ def chart_panel(bundle: models.Bundle, entry: results.TextEntry, r: results.Text
     return said
 
 
-def contain_chart(key: str, fig: dict) -> None:
-    """The chart's box sized to its figure, and its layout contained: Plotly measures its text
+def draw_chart(fig, config: dict, key: str = "mq_chart") -> None:
+    """The chart in a box sized to its figure, with its layout contained: Plotly measures its text
     many times while drawing, and each measurement otherwise lays out the whole Read page around
     it (the browser's largest cost before the first view; docs/PERFORMANCE.md)."""
     st.html(f'<style>.st-key-{key}{{contain:size layout style;height:{int(fig["layout"]["height"])}px}}</style>')
+    st.plotly_chart(fig, key=key, config=config)
 
 
 def _wait_note(what: str, seconds: float) -> str:
